@@ -1,0 +1,59 @@
+/* parse.h -- turn one received message into a psb_event.
+ *
+ * Every message gives an event: when a message cannot be parsed the event has
+ * kind pipeline_error, the raw text in event.original, the reason in
+ * error.message, and @timestamp = receive time. Nothing is dropped.
+ *
+ * Memory: the event's slices point into msg, so msg must outlive the event's use.
+ */
+#ifndef PASBAN_PARSE_H
+#define PASBAN_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pasban/event.h"
+
+enum psb_format {
+    PSB_FORMAT_AUTO = 0, /* '{' -> JSON, "<PRI>VERSION SP" -> RFC 5424, else RFC 3164 and dialects */
+    PSB_FORMAT_RFC5424,
+    PSB_FORMAT_RFC3164,
+    PSB_FORMAT_JSON,
+};
+
+#define PSB_MAX_MESSAGE 65536   /* default and largest message size, bytes */
+#define PSB_MAX_JSON_DEPTH 32   /* nesting of a JSON event */
+
+typedef struct psb_parse_opts {
+    int format;                 /* enum psb_format */
+    int64_t received_ms;        /* event.created; RFC 3164 year inference */
+    int32_t tz_offset_s;        /* zone of RFC 3164 timestamps, seconds east of UTC */
+    size_t max_message;         /* 0 = PSB_MAX_MESSAGE */
+    psb_str organization_id;    /* tag for organization.id (not copied) */
+    psb_str observer_ip;        /* observer.ip (not copied) */
+    /* The input is Pasban's own event JSON (the correlator reading pasban.events or
+     * an event JSONL file): event.original, event.created, event.kind,
+     * organization.id, observer.ip and error.message are taken from the body.
+     * Otherwise the pipeline sets them and a body cannot claim them. */
+    bool own_events;
+} psb_parse_opts;
+
+/* Parse msg according to opts->format into ev (which is reset first).
+ * Returns 0 for a parsed event, -1 when ev is a pipeline_error. */
+int psb_parse(const psb_parse_opts *opts, const char *msg, size_t len, psb_event *ev);
+
+/* The individual parsers, for tests and fuzzers. psb_parse resets ev, sets the
+ * common fields (original, created, organization, observer, @timestamp = receive
+ * time) and reserves scratch for len bytes, then calls one of these. They return
+ * 0 on success, or -1 after psb_event_set_error() with the reason; psb_parse then
+ * keeps only the raw text and that reason. */
+int psb_parse_rfc5424(const psb_parse_opts *opts, const char *msg, size_t len, psb_event *ev);
+int psb_parse_rfc3164(const psb_parse_opts *opts, const char *msg, size_t len, psb_event *ev);
+int psb_parse_json(const psb_parse_opts *opts, const char *msg, size_t len, psb_event *ev);
+
+/* Name of a format ("auto", "rfc5424", "rfc3164", "json") and back; -1 when unknown. */
+const char *psb_format_name(int format);
+int psb_format_from_name(const char *name);
+
+#endif
