@@ -31,14 +31,33 @@ typedef struct cursor {
     psb_event *ev;
 } cursor;
 
+/* Byte classes, one table lookup per byte on the hot loops. */
+enum {
+    C_PRINT = 1,  /* PRINTUSASCII, %d33-126 */
+    C_SDNAME = 2, /* PRINTUSASCII except '=', ']', '"' (SP is not printable) */
+    C_VALSTOP = 4, /* '"', '\\', ']': where a PARAM-VALUE scan must look closer */
+};
+
+static const unsigned char byte_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 3, 5, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 7, 5, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0,
+    /* 0x80..0xFF: none */
+};
+
 static inline int is_print(unsigned char c)
 {
-    return c >= 33 && c <= 126;
+    return byte_class[c] & C_PRINT;
 }
 
 static inline int is_sdname(unsigned char c)
 {
-    return is_print(c) && c != '=' && c != ']' && c != '"';
+    return byte_class[c] & C_SDNAME;
 }
 
 static inline int is_digit(unsigned char c)
@@ -173,6 +192,8 @@ static int parse_value(cursor *c, psb_str *out)
     int escaped = 0;
     for (; i < c->n; i++) {
         unsigned char ch = s[i];
+        if (!(byte_class[ch] & C_VALSTOP))
+            continue;
         if (ch == '"')
             break;
         if (ch == ']')
