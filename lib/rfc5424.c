@@ -280,9 +280,17 @@ static int parse_sd(cursor *c)
             psb_kv *kv = &ev->sd_params[ev->n_sd_params];
             if (parse_sdname(c, "PARAM-NAME", &kv->key) != 0)
                 return -1;
-            if (c->i + 1 >= c->n || s[c->i] != '=' || s[c->i + 1] != '"')
+            if (c->i >= c->n || s[c->i] != '=')
                 return FAIL(c, c->i, "expected '=\"' after %s", "PARAM-NAME");
-            c->i += 2;
+            c->i++;
+            /* The one deviation taken: SP between '=' and the quote. RFC 5424's
+             * own example 3 is wrapped there, and copies of it (rsyslog's test
+             * suite among them) carry "eventSource= \"Application\"". */
+            while (c->i < c->n && s[c->i] == ' ')
+                c->i++;
+            if (c->i >= c->n || s[c->i] != '"')
+                return FAIL(c, c->i, "expected '=\"' after %s", "PARAM-NAME");
+            c->i++;
             if (parse_value(c, &kv->value) != 0)
                 return -1;
             ev->n_sd_params++;
