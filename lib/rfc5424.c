@@ -33,11 +33,12 @@ typedef struct cursor {
 
 /* Byte classes, one table lookup per byte on the hot loops. */
 enum {
-    C_PRINT = 1,  /* PRINTUSASCII, %d33-126 */
-    C_SDNAME = 2, /* PRINTUSASCII except '=', ']', '"' (SP is not printable) */
+    C_PRINT = 1,   /* PRINTUSASCII, %d33-126 */
+    C_SDNAME = 2,  /* PRINTUSASCII except '=', ']', '"' (SP is not printable) */
     C_VALSTOP = 4, /* '"', '\\', ']': where a PARAM-VALUE scan must look closer */
 };
 
+/* clang-format off */
 static const unsigned char byte_class[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -49,6 +50,7 @@ static const unsigned char byte_class[256] = {
     3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0,
     /* 0x80..0xFF: none */
 };
+/* clang-format on */
 
 static inline int is_print(unsigned char c)
 {
@@ -234,7 +236,8 @@ static int is_juniper(psb_str id)
     return rest >= pl && memcmp(at + 1, JUNIPER_PEN, pl) == 0 && (rest == pl || at[1 + pl] == '.');
 }
 
-/* NILVALUE or 1*SD-ELEMENT; SD-ELEMENT = "[" SD-ID *(SP PARAM-NAME "=" %d34 PARAM-VALUE %d34) "]". */
+/* NILVALUE or 1*SD-ELEMENT, where
+ * SD-ELEMENT = "[" SD-ID *(SP PARAM-NAME "=" %d34 PARAM-VALUE %d34) "]". */
 static int parse_sd(cursor *c)
 {
     psb_event *ev = c->ev;

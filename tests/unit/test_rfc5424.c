@@ -151,9 +151,10 @@ static void test_rfc_example_3(void **state)
 {
     fixture *f = *state;
     f->format = PSB_FORMAT_AUTO;
-    const char *m = "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
-                    "[exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"] " BOM
-                    "An application event log entry...";
+    const char *m =
+        "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
+        "[exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"] " BOM
+        "An application event log entry...";
     assert_int_equal(parse(f, m), 0);
     assert_int_equal(f->ev->n_sd, 1);
     assert_int_equal(f->ev->sd[0].n_params, 3);
@@ -181,8 +182,8 @@ static void test_rfc_example_4(void **state)
     assert_field(f, "message", NULL);
     assert_null(strstr(f->json, "\"message\""));
     assert_non_null(strstr(f->json, "\"structured_data\":{\"exampleSDID@32473\":{\"iut\":\"3\","
-                                     "\"eventSource\":\"Application\",\"eventID\":\"1011\"},"
-                                     "\"examplePriority@32473\":{\"class\":\"high\"}}"));
+                                    "\"eventSource\":\"Application\",\"eventID\":\"1011\"},"
+                                    "\"examplePriority@32473\":{\"class\":\"high\"}}"));
 }
 
 static void test_all_nilvalues(void **state)
@@ -376,9 +377,9 @@ static void test_timestamps(void **state)
         assert_int_equal(f->ev->created_ms, RECEIVED_MS);
     }
     static const char *const bad[] = {
-        "2003-02-30T00:00:00Z",        /* no Feb 30 */
-        "2003-02-29T00:00:00Z",        /* not a leap year */
-        "2003-09-31T22:14:15Z",        /* September has 30 days */
+        "2003-02-30T00:00:00Z",         /* no Feb 30 */
+        "2003-02-29T00:00:00Z",         /* not a leap year */
+        "2003-09-31T22:14:15Z",         /* September has 30 days */
         "2003-10-11T22:14:15.0000003Z", /* 7 fraction digits: TIME-SECFRAC allows 6 */
         "2003-10-11T22:14:15.Z",
         "2003-10-11T22:14:60Z", /* RFC 5424: leap seconds must not be used */
