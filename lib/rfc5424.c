@@ -3,12 +3,14 @@
  *   SYSLOG-MSG = PRI VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID
  *                SP STRUCTURED-DATA [SP MSG]
  *
- * The grammar is applied as written: a message that breaks it becomes a
- * pipeline_error naming the field and the 1-based column of the byte that broke
- * it (for TIMESTAMP, the column where the timestamp starts). Header fields and
- * SD names are slices into the message; only PARAM-VALUEs that contain escapes
- * are copied (unescaped) into the event's scratch. MSG is taken as it is: any
- * bytes, a BOM kept, invalid UTF-8 left for the writer to repair.
+ * The grammar is applied as written, with one tolerance (SP after '=' in an
+ * SD-PARAM, see parse_sd): a message that breaks it becomes a pipeline_error
+ * naming the field and the 1-based column of the byte that broke it (for
+ * TIMESTAMP, the column where the timestamp starts). Header fields and SD names
+ * are slices into the message; only PARAM-VALUEs that contain escapes are
+ * copied (unescaped) into the event's scratch. MSG is taken as it is: any
+ * bytes, a BOM kept, invalid UTF-8 left for the writer to repair. An SD-ID of
+ * Juniper's enterprise number adds the label vendor=juniper.
  */
 #include "pasban/parse.h"
 
