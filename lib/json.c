@@ -193,6 +193,10 @@ static yajl_val build_tree(const char *msg, size_t len, psb_event *ev)
             snprintf(reason, sizeof(reason), "%s", b.why);
         else
             yajl_reason(h, msg, len, reason, sizeof(reason));
+        if (b.why && !b.root && b.depth == 0) { /* the top-level value: point at its start */
+            for (at = 0; at < len && memchr(" \t\r\n", msg[at], 4); at++)
+                ;
+        }
         psb_event_set_error(ev, "json: %s at byte %zu", reason, at);
         yajl_tree_free(b.root);
         b.root = NULL;
