@@ -222,6 +222,10 @@ static int parse_fd(parse_ctx *c, int fd, const char *name)
             if (fr == 0) {
                 if (!at_eof)
                     break;
+                if (f.consumed > 0 && f.consumed <= len - pos) { /* trailing empty lines */
+                    pos += f.consumed;
+                    continue;
+                }
                 /* The framer promises not to ask for more at EOF; if it does, the
                  * rest still goes out as an error rather than vanish. */
                 f = (psb_frame){.msg = c->in + pos, .len = len - pos, .consumed = len - pos,
