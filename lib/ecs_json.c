@@ -26,8 +26,10 @@ struct psb_ecs_writer {
     int depth;
     bool after_key;                  /* the next value follows "key": no comma */
     bool need_comma[ECS_MAX_DEPTH + 1];
-    int64_t day_cached;              /* days since epoch of date_text, or INT64_MIN */
-    char date_text[12];              /* "YYYY-MM-DDT" of day_cached */
+    /* Two days' "YYYY-MM-DDT" text: an event's own day and its receive day. */
+    int64_t day_cached[2];           /* days since epoch, or INT64_MIN */
+    char date_text[2][12];
+    int day_next;                    /* the entry to replace next */
 };
 
 psb_ecs_writer *psb_ecs_writer_new(void)
@@ -35,7 +37,7 @@ psb_ecs_writer *psb_ecs_writer_new(void)
     psb_ecs_writer *w = psb_xcalloc(1, sizeof(*w));
     w->cap = 4096;
     w->buf = psb_xmalloc(w->cap);
-    w->day_cached = INT64_MIN;
+    w->day_cached[0] = w->day_cached[1] = INT64_MIN;
     return w;
 }
 
@@ -265,17 +267,20 @@ static void gen_time(psb_ecs_writer *w, int64_t ms)
         days--;
     }
     char buf[PSB_TIME_BUFSZ];
-    if (days != w->day_cached) {
+    int e = days == w->day_cached[0] ? 0 : days == w->day_cached[1] ? 1 : -1;
+    if (e < 0) {
         size_t n = psb_format_time_ms(ms, buf);
         if (n != 24) { /* not a four-digit year: no cache, plain text */
             gen_str(w, buf, n);
             return;
         }
-        memcpy(w->date_text, buf, 11);
-        w->day_cached = days;
+        e = w->day_next;
+        w->day_next ^= 1;
+        memcpy(w->date_text[e], buf, 11);
+        w->day_cached[e] = days;
     }
     unsigned secs = (unsigned)(rem / 1000), msec = (unsigned)(rem % 1000);
-    memcpy(buf, w->date_text, 11);
+    memcpy(buf, w->date_text[e], 11);
     put2(buf + 11, secs / 3600);
     buf[13] = ':';
     put2(buf + 14, secs / 60 % 60);
@@ -293,15 +298,6 @@ static void gen_time(psb_ecs_writer *w, int64_t ms)
 }
 
 #define KEY(w, lit) gen_lit_key((w), (lit), sizeof(lit) - 1)
-#define LIT(w, lit) gen_raw_value((w), "\"" lit "\"", sizeof(lit) + 1)
-
-static void kv_str(psb_ecs_writer *w, const char *key, size_t klen, psb_str v)
-{
-    gen_lit_key(w, key, klen);
-    gen_str(w, v.ptr, v.len);
-}
-
-#define KV_STR(w, lit, v) kv_str((w), (lit), sizeof(lit) - 1, (v))
 
 static bool all_digits(psb_str s)
 {
@@ -321,125 +317,153 @@ static long long to_ll(psb_str s)
     return v;
 }
 
-static void gen_kv_object(psb_ecs_writer *w, const psb_kv *kv, size_t n)
+/* Syslog events have a fixed shape, so their line is assembled from constant
+ * fragments (each with its own commas and braces) instead of token by token:
+ * this is the hot path of --parse and of the daemon. */
+#define FRAG(w, lit) frag((w), (lit), sizeof(lit) - 1)
+
+static inline void frag(psb_ecs_writer *w, const char *p, size_t n)
 {
-    OPEN_MAP(w);
-    for (size_t i = 0; i < n; i++) {
-        gen_key(w, kv[i].key.ptr, kv[i].key.len);
-        gen_str(w, kv[i].value.ptr, kv[i].value.len);
-    }
-    CLOSE_MAP(w);
+    ensure(w, n);
+    put_raw(w, p, n);
 }
 
-/* The fields every event gets from the pipeline rather than from the message. */
-static void gen_event_object(psb_ecs_writer *w, const psb_event *ev)
+/* A member of an object that may or may not have members before it. */
+#define FIELD(w, more, lit)                                                                        \
+    do {                                                                                           \
+        if (more)                                                                                  \
+            FRAG(w, ",");                                                                          \
+        FRAG(w, lit);                                                                              \
+    } while (0)
+
+static void frag_int(psb_ecs_writer *w, long long v)
 {
-    OPEN_MAP(w);
-    KEY(w, "created");
-    gen_time(w, ev->created_ms);
-    KEY(w, "kind");
-    if (ev->kind == PSB_EVENT_KIND_PIPELINE_ERROR)
-        LIT(w, "pipeline_error");
-    else
-        LIT(w, "event");
-    KV_STR(w, "original", ev->original);
-    CLOSE_MAP(w);
+    w->after_key = true; /* gen_int without a comma */
+    gen_int(w, v);
+}
+
+static void frag_time(psb_ecs_writer *w, int64_t ms)
+{
+    w->after_key = true;
+    gen_time(w, ms);
+}
+
+static void frag_kv_object(psb_ecs_writer *w, const psb_kv *kv, size_t n)
+{
+    FRAG(w, "{");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            FRAG(w, ",");
+        put_string(w, kv[i].key.ptr, kv[i].key.len);
+        FRAG(w, ":");
+        put_string(w, kv[i].value.ptr, kv[i].value.len);
+    }
+    FRAG(w, "}");
 }
 
 static void write_syslog(psb_ecs_writer *w, const psb_event *ev)
 {
-    OPEN_MAP(w);
-    KEY(w, "@timestamp");
-    gen_time(w, ev->timestamp_ms);
-    KEY(w, "event");
-    gen_event_object(w, ev);
+    FRAG(w, "{\"@timestamp\":");
+    frag_time(w, ev->timestamp_ms);
+    FRAG(w, ",\"event\":{\"created\":");
+    frag_time(w, ev->created_ms);
+    if (ev->kind == PSB_EVENT_KIND_PIPELINE_ERROR)
+        FRAG(w, ",\"kind\":\"pipeline_error\",\"original\":");
+    else
+        FRAG(w, ",\"kind\":\"event\",\"original\":");
+    put_string(w, ev->original.ptr, ev->original.len);
+    FRAG(w, "}");
     if (ev->error_message.ptr) {
-        KEY(w, "error");
-        OPEN_MAP(w);
-        KV_STR(w, "message", ev->error_message);
-        CLOSE_MAP(w);
+        FRAG(w, ",\"error\":{\"message\":");
+        put_string(w, ev->error_message.ptr, ev->error_message.len);
+        FRAG(w, "}");
     }
     if (ev->organization_id.ptr) {
-        KEY(w, "organization");
-        OPEN_MAP(w);
-        KV_STR(w, "id", ev->organization_id);
-        CLOSE_MAP(w);
+        FRAG(w, ",\"organization\":{\"id\":");
+        put_string(w, ev->organization_id.ptr, ev->organization_id.len);
+        FRAG(w, "}");
     }
     if (ev->observer_ip.ptr) {
-        KEY(w, "observer");
-        OPEN_MAP(w);
-        KV_STR(w, "ip", ev->observer_ip);
-        CLOSE_MAP(w);
+        FRAG(w, ",\"observer\":{\"ip\":");
+        put_string(w, ev->observer_ip.ptr, ev->observer_ip.len);
+        FRAG(w, "}");
     }
     if (ev->hostname.ptr) {
-        KEY(w, "host");
-        OPEN_MAP(w);
-        KV_STR(w, "hostname", ev->hostname);
-        CLOSE_MAP(w);
+        FRAG(w, ",\"host\":{\"hostname\":");
+        put_string(w, ev->hostname.ptr, ev->hostname.len);
+        FRAG(w, "}");
     }
-    if (ev->appname.ptr || ev->procid.ptr) {
-        bool pid = all_digits(ev->procid);
-        if (ev->appname.ptr || pid) {
-            KEY(w, "process");
-            OPEN_MAP(w);
-            if (ev->appname.ptr)
-                KV_STR(w, "name", ev->appname);
-            if (pid) {
-                KEY(w, "pid");
-                gen_int(w, to_ll(ev->procid));
-            }
-            CLOSE_MAP(w);
+    bool pid = all_digits(ev->procid);
+    if (ev->appname.ptr || pid) {
+        FRAG(w, ",\"process\":{");
+        if (ev->appname.ptr) {
+            FRAG(w, "\"name\":");
+            put_string(w, ev->appname.ptr, ev->appname.len);
+            if (pid)
+                FRAG(w, ",");
         }
+        if (pid) {
+            FRAG(w, "\"pid\":");
+            frag_int(w, to_ll(ev->procid));
+        }
+        FRAG(w, "}");
     }
     if (ev->priority >= 0 || ev->version > 0 || ev->appname.ptr || ev->procid.ptr ||
         ev->msgid.ptr || ev->n_sd) {
-        KEY(w, "log");
-        OPEN_MAP(w);
-        KEY(w, "syslog");
-        OPEN_MAP(w);
+        FRAG(w, ",\"log\":{\"syslog\":{");
+        bool more = false;
         if (ev->priority >= 0) {
-            KEY(w, "priority");
-            gen_int(w, ev->priority);
-            KEY(w, "facility");
-            OPEN_MAP(w);
-            KEY(w, "code");
-            gen_int(w, ev->priority >> 3);
-            CLOSE_MAP(w);
-            KEY(w, "severity");
-            OPEN_MAP(w);
-            KEY(w, "code");
-            gen_int(w, ev->priority & 7);
-            CLOSE_MAP(w);
+            FRAG(w, "\"priority\":");
+            frag_int(w, ev->priority);
+            FRAG(w, ",\"facility\":{\"code\":");
+            frag_int(w, ev->priority >> 3);
+            FRAG(w, "},\"severity\":{\"code\":");
+            frag_int(w, ev->priority & 7);
+            FRAG(w, "}");
+            more = true;
         }
         if (ev->version > 0) {
-            KEY(w, "version");
-            gen_int(w, ev->version);
+            FIELD(w, more, "\"version\":");
+            frag_int(w, ev->version);
+            more = true;
         }
-        if (ev->appname.ptr)
-            KV_STR(w, "appname", ev->appname);
-        if (ev->procid.ptr)
-            KV_STR(w, "procid", ev->procid);
-        if (ev->msgid.ptr)
-            KV_STR(w, "msgid", ev->msgid);
+        if (ev->appname.ptr) {
+            FIELD(w, more, "\"appname\":");
+            put_string(w, ev->appname.ptr, ev->appname.len);
+            more = true;
+        }
+        if (ev->procid.ptr) {
+            FIELD(w, more, "\"procid\":");
+            put_string(w, ev->procid.ptr, ev->procid.len);
+            more = true;
+        }
+        if (ev->msgid.ptr) {
+            FIELD(w, more, "\"msgid\":");
+            put_string(w, ev->msgid.ptr, ev->msgid.len);
+            more = true;
+        }
         if (ev->n_sd) {
-            KEY(w, "structured_data");
-            OPEN_MAP(w);
+            FIELD(w, more, "\"structured_data\":{");
             for (size_t i = 0; i < ev->n_sd; i++) {
-                gen_key(w, ev->sd[i].id.ptr, ev->sd[i].id.len);
-                gen_kv_object(w, ev->sd_params + ev->sd[i].first_param, ev->sd[i].n_params);
+                if (i)
+                    FRAG(w, ",");
+                put_string(w, ev->sd[i].id.ptr, ev->sd[i].id.len);
+                FRAG(w, ":");
+                frag_kv_object(w, ev->sd_params + ev->sd[i].first_param, ev->sd[i].n_params);
             }
-            CLOSE_MAP(w);
+            FRAG(w, "}");
         }
-        CLOSE_MAP(w);
-        CLOSE_MAP(w);
+        FRAG(w, "}}");
     }
-    if (ev->message.ptr)
-        KV_STR(w, "message", ev->message);
+    if (ev->message.ptr) {
+        FRAG(w, ",\"message\":");
+        put_string(w, ev->message.ptr, ev->message.len);
+    }
     if (ev->n_labels) {
-        KEY(w, "labels");
-        gen_kv_object(w, ev->labels, ev->n_labels);
+        FRAG(w, ",\"labels\":");
+        frag_kv_object(w, ev->labels, ev->n_labels);
     }
-    CLOSE_MAP(w);
+    FRAG(w, "}");
 }
 
 /* JSON-origin events: the object as given, with the pipeline's fields merged
