@@ -377,9 +377,18 @@ static void note_bad_timestamp(psb_event *ev, yajl_val root, yajl_val ts)
         text = YAJL_IS_OBJECT(ts) ? "(object)" : YAJL_IS_ARRAY(ts) ? "(array)" : "(not a string)";
     /* The tree is ours: add the label to it so the writer emits it with the rest. */
     yajl_val labels = NULL;
-    for (size_t i = 0; i < root->u.object.len; i++)
-        if (strcmp(root->u.object.keys[i], "labels") == 0 && YAJL_IS_OBJECT(root->u.object.values[i]))
-            labels = root->u.object.values[i];
+    bool taken = false; /* "labels" given but not an object: a second key would be a duplicate */
+    for (size_t i = 0; i < root->u.object.len; i++) {
+        if (strcmp(root->u.object.keys[i], "labels") == 0) {
+            taken = true;
+            if (YAJL_IS_OBJECT(root->u.object.values[i]))
+                labels = root->u.object.values[i];
+        }
+    }
+    if (!labels && taken) {
+        psb_event_add_label(ev, PSB_STR_LIT("invalid_timestamp"), psb_str_make(text, strlen(text)));
+        return;
+    }
     if (!labels) {
         labels = node_new(yajl_t_object);
         size_t n = root->u.object.len;

@@ -237,6 +237,12 @@ static void test_invalid_timestamp_keeps_event(void **state)
     out = render(ev);
     assert_non_null(strstr(out, "\"labels\":{\"a\":\"b\",\"invalid_timestamp\":\"1700000000\"}"));
     free(out);
+    /* "labels" given as a non-object: no second "labels" key in the output. */
+    assert_int_equal(parse(&o, "{\"@timestamp\":true,\"labels\":\"flat\"}", ev), 0);
+    out = render(ev);
+    assert_non_null(strstr(out, "\"labels\":\"flat\""));
+    assert_null(strstr(strstr(out, "\"labels\":") + 1, "\"labels\":"));
+    free(out);
     /* No @timestamp at all: receive time, no label. */
     assert_int_equal(parse(&o, "{\"message\":\"m\"}", ev), 0);
     assert_int_equal(ev->timestamp_ms, RECEIVED);
