@@ -338,6 +338,10 @@ int col_parse_main(int argc, char **argv)
             fputs(parse_usage, stdout);
             free(files);
             return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("pasban-collector %s\n", PSB_VERSION);
+            free(files);
+            return 0;
         } else if (strcmp(a, "--stats") == 0) {
             c.stats = true;
         } else if ((v = opt_value(argc, argv, &i, "--format", &missing))) {
