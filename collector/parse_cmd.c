@@ -153,10 +153,9 @@ static void out_line(parse_ctx *c, const char *p, size_t n)
     if (c->out_len + n + 1 > PARSE_OUT_BUFSZ) {
         out_flush(c);
         if (n + 1 > PARSE_OUT_BUFSZ) { /* cannot happen with 64 KiB messages; stay correct */
-            if (!c->out_failed && (write_all(STDOUT_FILENO, p, n) < 0 ||
-                                   write_all(STDOUT_FILENO, "\n", 1) < 0)) {
-                fprintf(stderr, "pasban-collector: writing standard output: %s\n",
-                        strerror(errno));
+            if (!c->out_failed &&
+                (write_all(STDOUT_FILENO, p, n) < 0 || write_all(STDOUT_FILENO, "\n", 1) < 0)) {
+                fprintf(stderr, "pasban-collector: writing standard output: %s\n", strerror(errno));
                 c->out_failed = true;
             }
             return;
@@ -239,7 +238,9 @@ static int parse_fd(parse_ctx *c, int fd, const char *name)
                 }
                 /* The framer promises not to ask for more at EOF; if it does, the
                  * rest still goes out as an error rather than vanish. */
-                f = (psb_frame){.msg = c->in + pos, .len = len - pos, .consumed = len - pos,
+                f = (psb_frame){.msg = c->in + pos,
+                                .len = len - pos,
+                                .consumed = len - pos,
                                 .error = "truncated frame at end of input"};
                 fr = -1;
             }
@@ -277,15 +278,18 @@ static int parse_path(parse_ctx *c, const char *path)
     return rc;
 }
 
-static double timespec_s(const struct timespec *t) { return (double)t->tv_sec + t->tv_nsec / 1e9; }
+static double timespec_s(const struct timespec *t)
+{
+    return (double)t->tv_sec + t->tv_nsec / 1e9;
+}
 
 static void print_stats(const parse_ctx *c, double elapsed)
 {
     struct rusage ru;
     double cpu = 0;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
-        cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-              (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+        cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+              ru.ru_stime.tv_usec / 1e6;
     fprintf(stderr,
             "pasban-collector: %llu lines, %llu parse failures, %llu bytes, %.3f s elapsed, "
             "%.3f s CPU, %.0f lines/s\n",
@@ -358,7 +362,8 @@ int col_parse_main(int argc, char **argv)
         } else if ((v = opt_value(argc, argv, &i, "--format", &missing))) {
             c.opts.format = psb_format_from_name(v);
             if (c.opts.format < 0) {
-                status = usage_error("--format: unknown format '%s' (auto, rfc5424, rfc3164, json)", v);
+                status =
+                    usage_error("--format: unknown format '%s' (auto, rfc5424, rfc3164, json)", v);
                 goto done;
             }
         } else if ((v = opt_value(argc, argv, &i, "--operator", &missing))) {
@@ -378,14 +383,16 @@ int col_parse_main(int argc, char **argv)
             unsigned long long m = strtoull(v, &end, 10);
             if (errno || end == v || *end || v[0] == '-' || m < 1 || m > PSB_MAX_MESSAGE) {
                 status = usage_error("--max-message: '%s' is not a size from 1 to "
-                                     "65536 bytes", v);
+                                     "65536 bytes",
+                                     v);
                 goto done;
             }
             c.max_frame = (size_t)m;
         } else if ((v = opt_value(argc, argv, &i, "--received", &missing))) {
             if (psb_parse_rfc3339(v, strlen(v), &c.opts.received_ms) < 0) {
                 status = usage_error("--received: '%s' is not an RFC 3339 time such as "
-                                     "2026-11-23T10:00:00Z", v);
+                                     "2026-11-23T10:00:00Z",
+                                     v);
                 goto done;
             }
             c.fixed_time = true;

@@ -27,12 +27,12 @@ struct psb_ecs_writer {
     size_t len;
     size_t cap;
     int depth;
-    bool after_key;                  /* the next value follows "key": no comma */
+    bool after_key; /* the next value follows "key": no comma */
     bool need_comma[ECS_MAX_DEPTH + 1];
     /* Two days' "YYYY-MM-DDT" text: an event's own day and its receive day. */
-    int64_t day_cached[2];           /* days since epoch, or INT64_MIN */
+    int64_t day_cached[2]; /* days since epoch, or INT64_MIN */
     char date_text[2][12];
-    int day_next;                    /* the entry to replace next */
+    int day_next; /* the entry to replace next */
 };
 
 psb_ecs_writer *psb_ecs_writer_new(void)
@@ -138,7 +138,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
  * or a byte of a multi-byte UTF-8 sequence. */
 static inline uint64_t word_special(uint64_t x)
 {
-    uint64_t ctl = (x - ONES * 0x20) & ~x;              /* bytes < 0x20 (or >= 0x80) */
+    uint64_t ctl = (x - ONES * 0x20) & ~x; /* bytes < 0x20 (or >= 0x80) */
     uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
     uint64_t quote = (q - ONES) & ~q, bslash = (b - ONES) & ~b;
     return (ctl | quote | bslash | x) & HIGHS;
@@ -210,13 +210,27 @@ static void put_string(psb_ecs_writer *w, const char *p, size_t n)
         }
         *o++ = '\\';
         switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\t': *o++ = 't'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\r': *o++ = 'r'; break;
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '\b':
+            *o++ = 'b';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\f':
+            *o++ = 'f';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
         default:
             memcpy(o, "u00", 3);
             o[3] = hex[c >> 4];

@@ -29,7 +29,7 @@ typedef struct jb {
     yajl_val stack[PSB_MAX_JSON_DEPTH]; /* open containers, innermost last */
     size_t caps[PSB_MAX_JSON_DEPTH];    /* allocated slots of each open container */
     int depth;
-    char *key;       /* object key waiting for its value (owned) */
+    char *key; /* object key waiting for its value (owned) */
     yajl_val root;
     const char *why; /* our own reason for cancelling the parse, if any */
 } jb;
@@ -99,8 +99,14 @@ static int cb_close(void *ctx)
     return 1;
 }
 
-static int cb_start_map(void *ctx) { return cb_open(ctx, yajl_t_object); }
-static int cb_start_array(void *ctx) { return cb_open(ctx, yajl_t_array); }
+static int cb_start_map(void *ctx)
+{
+    return cb_open(ctx, yajl_t_object);
+}
+static int cb_start_array(void *ctx)
+{
+    return cb_open(ctx, yajl_t_array);
+}
 
 static int cb_key(void *ctx, const unsigned char *s, size_t n)
 {
@@ -135,8 +141,14 @@ static int cb_number(void *ctx, const char *s, size_t n)
     return attach(ctx, v);
 }
 
-static int cb_bool(void *ctx, int val) { return attach(ctx, node_new(val ? yajl_t_true : yajl_t_false)); }
-static int cb_null(void *ctx) { return attach(ctx, node_new(yajl_t_null)); }
+static int cb_bool(void *ctx, int val)
+{
+    return attach(ctx, node_new(val ? yajl_t_true : yajl_t_false));
+}
+static int cb_null(void *ctx)
+{
+    return attach(ctx, node_new(yajl_t_null));
+}
 
 static const yajl_callbacks json_callbacks = {
     .yajl_null = cb_null,
