@@ -8,8 +8,12 @@
 
 struct psb_ecs_writer {
     yajl_gen g;
-    char *fix;          /* sanitised copy of a value that was not valid UTF-8 */
+    char *fix; /* sanitised copy of a value that was not valid UTF-8 */
     size_t fix_cap;
+    char *esc; /* a value escaped by put_value, before yajl takes it */
+    size_t esc_cap;
+    char *out; /* a syslog-origin event, written without yajl */
+    size_t out_len, out_cap;
 };
 
 psb_ecs_writer *psb_ecs_writer_new(void)
@@ -32,6 +36,8 @@ void psb_ecs_writer_free(psb_ecs_writer *w)
     if (w->g)
         yajl_gen_free(w->g);
     free(w->fix);
+    free(w->esc);
+    free(w->out);
     free(w);
 }
 
@@ -60,8 +66,60 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return 0;
 }
 
-/* Emit a string, replacing each invalid UTF-8 byte by U+FFFD. */
-static void gen_str(psb_ecs_writer *w, const char *p, size_t n)
+/* Write s quoted and escaped exactly as yajl does (short escapes for \b \f \n \r
+ * \t, \u00XX for other controls, nothing else); o has room for n * 6 + 2. */
+static char *escape_into(char *o, const unsigned char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    *o++ = '"';
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && s[j] >= 0x20 && s[j] != '"' && s[j] != '\\')
+            j++;
+        memcpy(o, s + i, j - i);
+        o += j - i;
+        if (j == n)
+            break;
+        unsigned char c = s[j];
+        *o++ = '\\';
+        switch (c) {
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '\b':
+            *o++ = 'b';
+            break;
+        case '\f':
+            *o++ = 'f';
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        default:
+            memcpy(o, "u00", 3);
+            o[3] = hex[c >> 4];
+            o[4] = hex[c & 15];
+            o += 5;
+        }
+        i = j + 1;
+    }
+    *o++ = '"';
+    return o;
+}
+
+/* s as valid UTF-8: s itself, or a copy in w->fix with each invalid byte
+ * replaced by U+FFFD. */
+static const unsigned char *valid_text(psb_ecs_writer *w, const char *p, size_t n, size_t *len)
 {
     const unsigned char *s = (const unsigned char *)p;
     size_t i = 0;
@@ -73,10 +131,9 @@ static void gen_str(psb_ecs_writer *w, const char *p, size_t n)
             break;
         i += k;
     }
-    if (i == n) {
-        yajl_gen_string(w->g, s, n);
-        return;
-    }
+    *len = n;
+    if (i == n)
+        return s;
     if (w->fix_cap < n * 3) {
         w->fix_cap = n * 3;
         w->fix = psb_xrealloc(w->fix, w->fix_cap);
@@ -95,18 +152,38 @@ static void gen_str(psb_ecs_writer *w, const char *p, size_t n)
             i++;
         }
     }
-    yajl_gen_string(w->g, (const unsigned char *)w->fix, o);
+    *len = o;
+    return (const unsigned char *)w->fix;
 }
 
-#define KEY(w, lit) yajl_gen_string((w)->g, (const unsigned char *)(lit), sizeof(lit) - 1)
-
-static void kv_str(psb_ecs_writer *w, const char *key, size_t klen, psb_str v)
+/* Emit a string through yajl (JSON-origin events). Values are escaped here and
+ * handed over as a raw token (yajl_gen_number copies its text as it is), since
+ * yajl's own escaper goes byte by byte; keys must go through yajl_gen_string. */
+static void gen_text(psb_ecs_writer *w, const char *p, size_t n, bool key)
 {
-    yajl_gen_string(w->g, (const unsigned char *)key, klen);
-    gen_str(w, v.ptr, v.len);
+    size_t len;
+    const unsigned char *s = valid_text(w, p, n, &len);
+    if (key) {
+        yajl_gen_string(w->g, s, len);
+        return;
+    }
+    if (w->esc_cap < len * 6 + 2) {
+        w->esc_cap = len * 6 + 2;
+        w->esc = psb_xrealloc(w->esc, w->esc_cap);
+    }
+    char *end = escape_into(w->esc, s, len);
+    yajl_gen_number(w->g, w->esc, (size_t)(end - w->esc));
 }
 
-#define KV_STR(w, lit, v) kv_str((w), (lit), sizeof(lit) - 1, (v))
+static void gen_str(psb_ecs_writer *w, const char *p, size_t n)
+{
+    gen_text(w, p, n, false);
+}
+
+static void gen_key(psb_ecs_writer *w, const char *p, size_t n)
+{
+    gen_text(w, p, n, true);
+}
 
 static bool all_digits(psb_str s)
 {
@@ -118,7 +195,59 @@ static bool all_digits(psb_str s)
     return true;
 }
 
-static long long to_ll(psb_str s)
+static void gen_time(psb_ecs_writer *w, int64_t ms)
+{
+    char buf[PSB_TIME_BUFSZ];
+    size_t n = psb_format_time_ms(ms, buf);
+    gen_str(w, buf, n);
+}
+
+/* ---- syslog-origin events: a fixed shape, written straight into w->out ---- */
+
+static void out_reserve(psb_ecs_writer *w, size_t n)
+{
+    if (w->out_cap - w->out_len >= n)
+        return;
+    size_t cap = w->out_cap ? w->out_cap : 4096;
+    while (cap - w->out_len < n)
+        cap *= 2;
+    w->out = psb_xrealloc(w->out, cap);
+    w->out_cap = cap;
+}
+
+static void out_lit(psb_ecs_writer *w, const char *s, size_t n)
+{
+    out_reserve(w, n);
+    memcpy(w->out + w->out_len, s, n);
+    w->out_len += n;
+}
+
+#define LIT(w, s) out_lit((w), (s), sizeof(s) - 1)
+
+static void out_str(psb_ecs_writer *w, psb_str v)
+{
+    size_t len;
+    const unsigned char *s = valid_text(w, v.ptr, v.len, &len);
+    out_reserve(w, len * 6 + 2);
+    char *end = escape_into(w->out + w->out_len, s, len);
+    w->out_len = (size_t)(end - w->out);
+}
+
+static void out_int(psb_ecs_writer *w, long long v)
+{
+    char buf[24];
+    size_t i = sizeof(buf);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        buf[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        buf[--i] = '-';
+    out_lit(w, buf + i, sizeof(buf) - i);
+}
+
+static long long digits_value(psb_str s)
 {
     long long v = 0;
     for (size_t i = 0; i < s.len; i++)
@@ -126,133 +255,146 @@ static long long to_ll(psb_str s)
     return v;
 }
 
-static void gen_time(psb_ecs_writer *w, int64_t ms)
+static void out_time(psb_ecs_writer *w, int64_t ms)
 {
     char buf[PSB_TIME_BUFSZ];
     size_t n = psb_format_time_ms(ms, buf);
-    yajl_gen_string(w->g, (const unsigned char *)buf, n);
+    out_reserve(w, n + 2);
+    w->out[w->out_len++] = '"';
+    memcpy(w->out + w->out_len, buf, n);
+    w->out_len += n;
+    w->out[w->out_len++] = '"';
 }
 
-static void gen_kv_object(psb_ecs_writer *w, const psb_kv *kv, size_t n)
+static void out_kv_object(psb_ecs_writer *w, const psb_kv *kv, size_t n)
 {
-    yajl_gen_map_open(w->g);
+    LIT(w, "{");
     for (size_t i = 0; i < n; i++) {
-        gen_str(w, kv[i].key.ptr, kv[i].key.len);
-        gen_str(w, kv[i].value.ptr, kv[i].value.len);
+        if (i)
+            LIT(w, ",");
+        out_str(w, kv[i].key);
+        LIT(w, ":");
+        out_str(w, kv[i].value);
     }
-    yajl_gen_map_close(w->g);
+    LIT(w, "}");
 }
 
-/* The fields every event gets from the pipeline rather than from the message. */
-static void gen_event_object(psb_ecs_writer *w, const psb_event *ev)
-{
-    yajl_gen_map_open(w->g);
-    KEY(w, "created");
-    gen_time(w, ev->created_ms);
-    KEY(w, "kind");
-    if (ev->kind == PSB_EVENT_KIND_PIPELINE_ERROR)
-        KEY(w, "pipeline_error");
-    else
-        KEY(w, "event");
-    KV_STR(w, "original", ev->original);
-    yajl_gen_map_close(w->g);
-}
-
+/* The same JSON yajl's generator gave for this shape (keys in this order, no
+ * spaces), without its per-byte escaping and state checks. */
 static void write_syslog(psb_ecs_writer *w, const psb_event *ev)
 {
-    yajl_gen g = w->g;
-    yajl_gen_map_open(g);
-    KEY(w, "@timestamp");
-    gen_time(w, ev->timestamp_ms);
-    KEY(w, "event");
-    gen_event_object(w, ev);
+    w->out_len = 0;
+    LIT(w, "{\"@timestamp\":");
+    out_time(w, ev->timestamp_ms);
+    LIT(w, ",\"event\":{\"created\":");
+    out_time(w, ev->created_ms);
+    if (ev->kind == PSB_EVENT_KIND_PIPELINE_ERROR)
+        LIT(w, ",\"kind\":\"pipeline_error\",\"original\":");
+    else
+        LIT(w, ",\"kind\":\"event\",\"original\":");
+    out_str(w, ev->original);
+    LIT(w, "}");
     if (ev->error_message.ptr) {
-        KEY(w, "error");
-        yajl_gen_map_open(g);
-        KV_STR(w, "message", ev->error_message);
-        yajl_gen_map_close(g);
+        LIT(w, ",\"error\":{\"message\":");
+        out_str(w, ev->error_message);
+        LIT(w, "}");
     }
     if (ev->organization_id.ptr) {
-        KEY(w, "organization");
-        yajl_gen_map_open(g);
-        KV_STR(w, "id", ev->organization_id);
-        yajl_gen_map_close(g);
+        LIT(w, ",\"organization\":{\"id\":");
+        out_str(w, ev->organization_id);
+        LIT(w, "}");
     }
     if (ev->observer_ip.ptr) {
-        KEY(w, "observer");
-        yajl_gen_map_open(g);
-        KV_STR(w, "ip", ev->observer_ip);
-        yajl_gen_map_close(g);
+        LIT(w, ",\"observer\":{\"ip\":");
+        out_str(w, ev->observer_ip);
+        LIT(w, "}");
     }
     if (ev->hostname.ptr) {
-        KEY(w, "host");
-        yajl_gen_map_open(g);
-        KV_STR(w, "hostname", ev->hostname);
-        yajl_gen_map_close(g);
+        LIT(w, ",\"host\":{\"hostname\":");
+        out_str(w, ev->hostname);
+        LIT(w, "}");
     }
-    if (ev->appname.ptr || ev->procid.ptr) {
-        bool pid = all_digits(ev->procid);
-        if (ev->appname.ptr || pid) {
-            KEY(w, "process");
-            yajl_gen_map_open(g);
-            if (ev->appname.ptr)
-                KV_STR(w, "name", ev->appname);
-            if (pid) {
-                KEY(w, "pid");
-                yajl_gen_integer(g, to_ll(ev->procid));
-            }
-            yajl_gen_map_close(g);
+    bool pid = all_digits(ev->procid);
+    if (ev->appname.ptr || pid) {
+        LIT(w, ",\"process\":{");
+        if (ev->appname.ptr) {
+            LIT(w, "\"name\":");
+            out_str(w, ev->appname);
         }
+        if (pid) {
+            if (ev->appname.ptr)
+                LIT(w, ",");
+            LIT(w, "\"pid\":");
+            out_int(w, digits_value(ev->procid));
+        }
+        LIT(w, "}");
     }
     if (ev->priority >= 0 || ev->version > 0 || ev->appname.ptr || ev->procid.ptr ||
         ev->msgid.ptr || ev->n_sd) {
-        KEY(w, "log");
-        yajl_gen_map_open(g);
-        KEY(w, "syslog");
-        yajl_gen_map_open(g);
+        bool first = true;
+        LIT(w, ",\"log\":{\"syslog\":{");
         if (ev->priority >= 0) {
-            KEY(w, "priority");
-            yajl_gen_integer(g, ev->priority);
-            KEY(w, "facility");
-            yajl_gen_map_open(g);
-            KEY(w, "code");
-            yajl_gen_integer(g, ev->priority >> 3);
-            yajl_gen_map_close(g);
-            KEY(w, "severity");
-            yajl_gen_map_open(g);
-            KEY(w, "code");
-            yajl_gen_integer(g, ev->priority & 7);
-            yajl_gen_map_close(g);
+            LIT(w, "\"priority\":");
+            out_int(w, ev->priority);
+            LIT(w, ",\"facility\":{\"code\":");
+            out_int(w, ev->priority >> 3);
+            LIT(w, "},\"severity\":{\"code\":");
+            out_int(w, ev->priority & 7);
+            LIT(w, "}");
+            first = false;
         }
         if (ev->version > 0) {
-            KEY(w, "version");
-            yajl_gen_integer(g, ev->version);
+            if (!first)
+                LIT(w, ",");
+            LIT(w, "\"version\":");
+            out_int(w, ev->version);
+            first = false;
         }
-        if (ev->appname.ptr)
-            KV_STR(w, "appname", ev->appname);
-        if (ev->procid.ptr)
-            KV_STR(w, "procid", ev->procid);
-        if (ev->msgid.ptr)
-            KV_STR(w, "msgid", ev->msgid);
+        if (ev->appname.ptr) {
+            if (!first)
+                LIT(w, ",");
+            LIT(w, "\"appname\":");
+            out_str(w, ev->appname);
+            first = false;
+        }
+        if (ev->procid.ptr) {
+            if (!first)
+                LIT(w, ",");
+            LIT(w, "\"procid\":");
+            out_str(w, ev->procid);
+            first = false;
+        }
+        if (ev->msgid.ptr) {
+            if (!first)
+                LIT(w, ",");
+            LIT(w, "\"msgid\":");
+            out_str(w, ev->msgid);
+            first = false;
+        }
         if (ev->n_sd) {
-            KEY(w, "structured_data");
-            yajl_gen_map_open(g);
+            if (!first)
+                LIT(w, ",");
+            LIT(w, "\"structured_data\":{");
             for (size_t i = 0; i < ev->n_sd; i++) {
-                gen_str(w, ev->sd[i].id.ptr, ev->sd[i].id.len);
-                gen_kv_object(w, ev->sd_params + ev->sd[i].first_param, ev->sd[i].n_params);
+                if (i)
+                    LIT(w, ",");
+                out_str(w, ev->sd[i].id);
+                LIT(w, ":");
+                out_kv_object(w, ev->sd_params + ev->sd[i].first_param, ev->sd[i].n_params);
             }
-            yajl_gen_map_close(g);
+            LIT(w, "}");
         }
-        yajl_gen_map_close(g);
-        yajl_gen_map_close(g);
+        LIT(w, "}}");
     }
-    if (ev->message.ptr)
-        KV_STR(w, "message", ev->message);
+    if (ev->message.ptr) {
+        LIT(w, ",\"message\":");
+        out_str(w, ev->message);
+    }
     if (ev->n_labels) {
-        KEY(w, "labels");
-        gen_kv_object(w, ev->labels, ev->n_labels);
+        LIT(w, ",\"labels\":");
+        out_kv_object(w, ev->labels, ev->n_labels);
     }
-    yajl_gen_map_close(g);
+    LIT(w, "}");
 }
 
 /* JSON-origin events: the object as given, with the pipeline's fields merged
@@ -336,7 +478,7 @@ static void gen_json_object(merge *m, yajl_val v, const char *prefix, size_t ple
             continue;
         if (parent && !YAJL_IS_OBJECT(child))
             continue; /* e.g. "event": "x" where we need an object: ours wins */
-        gen_str(m->w, k, kl);
+        gen_key(m->w, k, kl);
         if (parent) {
             path[plen + kl] = '.';
             gen_json_object(m, child, path, plen + kl + 1);
@@ -358,7 +500,7 @@ static void gen_json_value(merge *m, yajl_val v)
     } else if (YAJL_IS_OBJECT(v)) {
         yajl_gen_map_open(g);
         for (size_t i = 0; i < v->u.object.len; i++) {
-            gen_str(m->w, v->u.object.keys[i], strlen(v->u.object.keys[i]));
+            gen_key(m->w, v->u.object.keys[i], strlen(v->u.object.keys[i]));
             gen_json_value(m, v->u.object.values[i]);
         }
         yajl_gen_map_close(g);
@@ -402,12 +544,15 @@ static void write_json(psb_ecs_writer *w, const psb_event *ev)
 
 int psb_ecs_write(psb_ecs_writer *w, const psb_event *ev, const char **out, size_t *len)
 {
+    if (!ev->json || !YAJL_IS_OBJECT(ev->json)) {
+        write_syslog(w, ev);
+        *out = w->out;
+        *len = w->out_len;
+        return 0;
+    }
     yajl_gen_clear(w->g);
     yajl_gen_reset(w->g, NULL);
-    if (ev->json && YAJL_IS_OBJECT(ev->json))
-        write_json(w, ev);
-    else
-        write_syslog(w, ev);
+    write_json(w, ev);
     const unsigned char *buf;
     size_t n;
     if (yajl_gen_get_buf(w->g, &buf, &n) != yajl_gen_status_ok)
