@@ -352,10 +352,10 @@ size_t psb_vendor_kv_message(const psb_parse_opts *opts, psb_event *ev, const ch
 #define PA_MAX_FIELDS 40
 
 static const char *const pa_traffic[] = {
-    NULL,   NULL,  "serial", "type",  "subtype", NULL,      NULL,       "src",
-    "dst",  "natsrc", "natdst", "rule", "srcuser", "dstuser", "app",    "vsys",
-    "from", "to",  "inbound_if", "outbound_if", NULL, NULL, NULL,      NULL,
-    "sport", "dport", NULL, NULL,     NULL,      "proto",   "action",
+    NULL,    NULL,     "serial",     "type",        "subtype", NULL,      NULL,     "src",
+    "dst",   "natsrc", "natdst",     "rule",        "srcuser", "dstuser", "app",    "vsys",
+    "from",  "to",     "inbound_if", "outbound_if", NULL,      NULL,      NULL,     NULL,
+    "sport", "dport",  NULL,         NULL,          NULL,      "proto",   "action",
 };
 static const char *const pa_threat_extra[] = {"misc", "threatid", "category", "severity",
                                               "direction"};
@@ -408,7 +408,7 @@ int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
     } else {
         LABEL(ev, "serial", f[2]);
         LABEL(ev, "type", f[3]);
-        if (f[4].len)
+        if (n > 4 && f[4].len)
             LABEL(ev, "subtype", f[4]);
     }
     ev->message = slice(p, end);
@@ -479,12 +479,13 @@ static bool huawei_labels(psb_event *ev)
 static bool junos_facility(const char *s, size_t n)
 {
     static const char *const fac[] = {
-        "ACCT",   "ALARMD", "ANALYZER", "APPID",  "APPTRACK", "AUDITD", "AUTHD",  "AUTOCONFD",
-        "AV",     "BFDD",   "BGP",    "BOOTPD",   "CHASSISD", "COSD",   "DCD",    "DDOS",   "DFWD",
-        "ESWD",   "EVENTD", "FLOW",     "FWAUTH", "ICCPD",    "IDP",    "JSRPD",  "KMD",
-        "L2ALD",  "L2CPD",  "LACPD",    "LIBJNX", "LICENSE",  "LLDPD",  "LOGIN",  "MIB2D",
-        "NTPD",   "PFE",    "PKID",     "PPMD",   "RMOPD",    "RPD",    "RT",     "SFW",
-        "SNMP",   "SNMPD",  "SSHD",     "UI",     "UTMD",     "VCCPD",  "VRRPD",  "WEBFILTER",
+        "ACCT",      "ALARMD",  "ANALYZER", "APPID", "APPTRACK", "AUDITD",   "AUTHD",
+        "AUTOCONFD", "AV",      "BFDD",     "BGP",   "BOOTPD",   "CHASSISD", "COSD",
+        "DCD",       "DDOS",    "DFWD",     "ESWD",  "EVENTD",   "FLOW",     "FWAUTH",
+        "ICCPD",     "IDP",     "JSRPD",    "KMD",   "L2ALD",    "L2CPD",    "LACPD",
+        "LIBJNX",    "LICENSE", "LLDPD",    "LOGIN", "MIB2D",    "NTPD",     "PFE",
+        "PKID",      "PPMD",    "RMOPD",    "RPD",   "RT",       "SFW",      "SNMP",
+        "SNMPD",     "SSHD",    "UI",       "UTMD",  "VCCPD",    "VRRPD",    "WEBFILTER",
     };
     for (size_t i = 0; i < sizeof(fac) / sizeof(fac[0]); i++)
         if (strlen(fac[i]) == n && memcmp(fac[i], s, n) == 0)
@@ -504,8 +505,7 @@ static bool junos_labels(psb_event *ev)
             us = q;
         q++;
     }
-    if (!us || us + 1 >= q || q[-1] == '_' || q >= e || *q != ':' ||
-        (q + 1 < e && !is_sp(q[1])))
+    if (!us || us + 1 >= q || q[-1] == '_' || q >= e || *q != ':' || (q + 1 < e && !is_sp(q[1])))
         return false;
     if (junos_facility(s, (size_t)(us - s)))
         LABEL(ev, "vendor", PSB_STR_LIT("juniper"));

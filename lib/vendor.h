@@ -42,7 +42,7 @@
 
 /* A timestamp as the device wrote it, before year inference and zone. */
 typedef struct psb_ts {
-    int year;       /* 0 when the text has none: inferred from the receive time */
+    int year; /* 0 when the text has none: inferred from the receive time */
     unsigned mon, day, hour, min, sec, ms;
     bool has_zone;  /* else the source's configured zone applies */
     int32_t zone_s; /* seconds east of UTC */

@@ -267,10 +267,11 @@ static void test_fortinet(void **state)
 static void test_paloalto(void **state)
 {
     (void)state;
-    parse_ok("<14>Nov 10 11:50:48 PA-3220 1,2026/11/10 11:50:48,013201001234,TRAFFIC,deny,2560,"
-             "2026/11/10 11:50:48,198.51.100.7,10.0.0.5,0.0.0.0,0.0.0.0,deny-inbound,,,"
-             "not-applicable,vsys1,untrust,trust,ethernet1/1,,default,,4711,1,51234,3389,0,0,"
-             "0x0,tcp,deny,60,60,0,1,2026/11/10 11:50:48,0,any,0,123,0x0,US,10.0.0.0-10.255.255.255");
+    parse_ok(
+        "<14>Nov 10 11:50:48 PA-3220 1,2026/11/10 11:50:48,013201001234,TRAFFIC,deny,2560,"
+        "2026/11/10 11:50:48,198.51.100.7,10.0.0.5,0.0.0.0,0.0.0.0,deny-inbound,,,"
+        "not-applicable,vsys1,untrust,trust,ethernet1/1,,default,,4711,1,51234,3389,0,0,"
+        "0x0,tcp,deny,60,60,0,1,2026/11/10 11:50:48,0,any,0,123,0x0,US,10.0.0.0-10.255.255.255");
     assert_field("host.hostname", "PA-3220");
     assert_absent("process.name");
     assert_field("labels.vendor", "paloalto");
@@ -284,6 +285,13 @@ static void test_paloalto(void **state)
     assert_field("labels.proto", "tcp");
     assert_field("labels.action", "deny");
     assert_absent("labels.srcuser"); /* empty fields are left out */
+
+    /* Cut short after the type: no field past the end is read. */
+    parse_ok("<14>Nov 10 11:50:48 PA-3220 1,2026/11/10 11:50:48,013201001234,SYSTEM");
+    assert_field("labels.vendor", "paloalto");
+    assert_field("labels.type", "SYSTEM");
+    assert_field("labels.serial", "013201001234");
+    assert_absent("labels.subtype");
 }
 
 static void test_label_limit_and_duplicates(void **state)
@@ -299,7 +307,7 @@ static void test_label_limit_and_duplicates(void **state)
     parse_ok(line);
     assert_int_equal(ev->n_labels, PSB_EVENT_MAX_LABELS);
     assert_field("labels.vendor", "fortinet"); /* a device cannot claim our labels */
-    assert_field("labels.devname", "FGX");    /* the first of a repeated key */
+    assert_field("labels.devname", "FGX");     /* the first of a repeated key */
     assert_field("labels.key0", "value0");
     assert_absent("labels.key99");
     assert_int_equal(field("message")[0], 'd');
