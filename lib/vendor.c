@@ -328,12 +328,15 @@ size_t psb_vendor_kv_message(const psb_parse_opts *opts, psb_event *ev, const ch
     psb_str devname = FIND(ev, "devname");
     psb_str devid = FIND(ev, "devid");
     psb_str logid = FIND(ev, "logid");
-    if (!devid.ptr)
-        devid = FIND(ev, "device_id");
-    if (!logid.ptr)
-        logid = FIND(ev, "log_id");
-    if (((devname.ptr || devid.ptr) && (logid.ptr || FIND(ev, "date").ptr)) ||
-        (logid.ptr && FIND(ev, "vd").ptr && FIND(ev, "type").ptr)) {
+    bool date = FIND(ev, "date").ptr != NULL;
+    /* FortiOS: devid or devname with logid or date; FortiOS 4 spelled them
+     * device_id and log_id next to devname (Sophos has device_id and log_id but
+     * device_name); sanitised samples keep only logid, vd and type. */
+    bool forti = (devid.ptr && (logid.ptr || date)) ||
+                 (devname.ptr &&
+                  (logid.ptr || date || FIND(ev, "device_id").ptr || FIND(ev, "log_id").ptr)) ||
+                 (logid.ptr && FIND(ev, "vd").ptr && FIND(ev, "type").ptr);
+    if (forti) {
         LABEL(ev, "vendor", PSB_STR_LIT("fortinet"));
         if (devname.ptr)
             ev->hostname = devname;

@@ -271,7 +271,8 @@ static void test_fortinet(void **state)
 
     /* Sophos and others: key=value without Fortinet's keys, no vendor claimed. */
     parse_ok("device=\"SFW\" date=2019-10-09 time=17:19:06 timezone=\"+08\" "
-             "device_name=\"XG210\" log_type=\"Firewall\" status=\"Deny\"");
+             "device_name=\"XG210\" device_id=AAAAAAAA1234567 log_id=010101010101 "
+             "log_type=\"Firewall\" status=\"Deny\"");
     assert_absent("labels.vendor");
     assert_field("host.hostname", "XG210");
     assert_time("2019-10-09T09:19:06Z");
