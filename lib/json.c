@@ -280,8 +280,11 @@ static bool json_in_scratch(const psb_event *ev)
     return ev->scratch && p >= base && p - base < ev->scratch_cap;
 }
 
-/* Parse msg into a tree in ev's scratch; NULL after setting the event's error. */
-static yajl_val build_tree(const char *msg, size_t len, psb_event *ev)
+/* Parse msg into a tree in ev's scratch; NULL after setting the event's error.
+ * skipped: bytes before msg in the message, for the error's byte offset. A
+ * string with an escaped NUL (\u0000) ends there in the tree, whose strings are
+ * NUL-terminated as yajl_tree's are; event.original keeps it whole. */
+static yajl_val build_tree(const char *msg, size_t len, size_t skipped, psb_event *ev)
 {
     jb b = {.ev = ev, .top = ev->scratch_cap};
     yajl_handle h = yajl_alloc(&json_callbacks, NULL, &b);
@@ -307,7 +310,7 @@ static yajl_val build_tree(const char *msg, size_t len, psb_event *ev)
             for (at = 0; at < len && memchr(" \t\r\n", msg[at], 4); at++)
                 ;
         }
-        psb_event_set_error(ev, "json: %s at byte %zu", reason, at);
+        psb_event_set_error(ev, "json: %s at byte %zu", reason, at + skipped);
         b.root = NULL; /* its nodes stay in scratch until the next reset */
     }
     yajl_free(h);
@@ -541,7 +544,9 @@ int psb_parse_json(const psb_parse_opts *opts, const char *msg, size_t len, psb_
         ev->json = NULL;
     }
     psb_event_reserve(ev, len * JSON_TREE_PER_BYTE + JSON_TREE_SLACK);
-    yajl_val root = build_tree(msg, len, ev);
+    /* A UTF-8 BOM starts many JSONL files written on Windows; it is not JSON. */
+    size_t bom = len >= 3 && memcmp(msg, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    yajl_val root = build_tree(msg + bom, len - bom, bom, ev);
     if (!root) {
         if (!ev->error_message.ptr) /* empty input: yajl saw no value at all */
             psb_event_set_error(ev, "json: no object at byte 0");

@@ -281,10 +281,13 @@ static void test_invalid_json(void **state)
     assert_error("{\"a\":", "json: premature EOF at byte 5");
     assert_error("", "json: premature EOF at byte 0");
     assert_error("{'a':1}", "json: invalid char in json text at byte 1");
-    /* Trailing whitespace and CR are not garbage. */
+    assert_error("\xEF\xBB\xBF[1]", "json: not an object at byte 3");
+    /* Trailing whitespace and CR are not garbage; a leading UTF-8 BOM is skipped. */
     psb_parse_opts o = opts_json();
     psb_event *ev = psb_event_new();
     assert_int_equal(parse(&o, " {\"a\":1} \r\t", ev), 0);
+    assert_int_equal(parse(&o, "\xEF\xBB\xBF{\"message\":\"bom\"}", ev), 0);
+    assert_str(ev->message, "bom");
     psb_event_free(ev);
 }
 
