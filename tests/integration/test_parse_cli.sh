@@ -112,6 +112,9 @@ expect "--format rfc5424 on JSON: pipeline_error" pipeline_error \
     "$("${P[@]}" --format rfc5424 "$T/one.json" | fields event.kind)"
 expect "--format rfc3164 does not read JSON" "<absent>" \
     "$("${P[@]}" --format rfc3164 "$T/one.json" | fields custom.k)"
+printf '\xef\xbb\xbf{"custom":{"k":"bom"}}\r\n{"custom":{"k":"crlf"}}\r\n' >"$T/windows.jsonl"
+expect "JSONL from Windows (BOM, CRLF), auto" "bom crlf" \
+    "$("${P[@]}" "$T/windows.jsonl" | fields custom.k | tr '\n' ' ' | sed 's/ $//')"
 expect "--format=json form" v "$("${P[@]}" --format=json "$T/one.json" | fields custom.k)"
 expect "--format json on syslog: pipeline_error with the reason" \
     "pipeline_error json: invalid char in json text at byte 0" \
