@@ -40,7 +40,8 @@ static int looks_rfc5424(const char *m, size_t n)
 
 static int detect(const char *m, size_t n)
 {
-    size_t i = 0;
+    /* A UTF-8 BOM may open the first line of a JSONL file written on Windows. */
+    size_t i = n >= 3 && memcmp(m, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
     while (i < n && (m[i] == ' ' || m[i] == '\t'))
         i++;
     if (i < n && m[i] == '{')
