@@ -23,6 +23,7 @@ struct cor_matcher {
     cor_field_value *values; /* per field id, for the current event */
     field_slot *slots;
     uint32_t *units;         /* candidate units of the current event */
+    uint32_t *unit_rule;     /* unit -> rule index */
     cor_capture caps[COR_MAX_CAPTURES * COR_MAX_PATTERNS];
     size_t n_caps;
     cor_rule_stats *stats;
@@ -52,6 +53,10 @@ cor_matcher *cor_matcher_new(const cor_ruleset *rs, const cor_match_opts *opts)
     m->values = psb_xcalloc(rs->n_fields + 1, sizeof(*m->values));
     m->slots = psb_xcalloc(rs->n_fields + 1, sizeof(*m->slots));
     m->units = psb_xcalloc(rs->n_units + 1, sizeof(*m->units));
+    m->unit_rule = psb_xcalloc(rs->n_units + 1, sizeof(*m->unit_rule));
+    for (size_t i = 0; i < rs->n_rules; i++)
+        for (size_t s = 0; s < rs->rules[i]->n_steps; s++)
+            m->unit_rule[rs->rules[i]->unit_base + s] = (uint32_t)i;
     m->stats = psb_xcalloc(rs->n_rules + 1, sizeof(*m->stats));
     return m;
 }
@@ -67,6 +72,7 @@ void cor_matcher_free(cor_matcher *m)
     free(m->values);
     free(m->slots);
     free(m->units);
+    free(m->unit_rule);
     free(m->stats);
     free(m);
 }
@@ -171,22 +177,6 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Unit -> (rule, step): binary search over the rules' unit bases. */
-static const cor_rule *unit_rule(const cor_ruleset *rs, uint32_t u, size_t *step)
-{
-    size_t lo = 0, hi = rs->n_rules;
-    while (hi - lo > 1) {
-        size_t mid = (lo + hi) / 2;
-        if (rs->rules[mid]->unit_base <= u)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    const cor_rule *r = rs->rules[lo];
-    *step = r->n_steps - 1 - (u - r->unit_base);
-    return r;
-}
-
 void cor_matcher_run(cor_matcher *m, const psb_event *ev, cor_hit_fn fn, void *ctx)
 {
     const cor_ruleset *rs = m->rs;
@@ -202,8 +192,9 @@ void cor_matcher_run(cor_matcher *m, const psb_event *ev, cor_hit_fn fn, void *c
             m->units[u] = (uint32_t)u;
     }
     for (size_t i = 0; i < n; i++) {
-        size_t step;
-        const cor_rule *r = unit_rule(rs, m->units[i], &step);
+        uint32_t u = m->units[i];
+        const cor_rule *r = rs->rules[m->unit_rule[u]];
+        size_t step = r->n_steps - 1 - (u - r->unit_base);
         m->stats[r->index].candidates++;
         if (!eval_step(m, ev, r, &r->steps[step]))
             continue;
