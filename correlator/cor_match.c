@@ -24,6 +24,7 @@ struct cor_matcher {
     field_slot *slots;
     uint32_t *units;         /* candidate units of the current event */
     uint32_t *unit_rule;     /* unit -> rule index */
+    size_t *field_len;
     cor_capture caps[COR_MAX_CAPTURES * COR_MAX_PATTERNS];
     size_t n_caps;
     cor_rule_stats *stats;
@@ -54,6 +55,9 @@ cor_matcher *cor_matcher_new(const cor_ruleset *rs, const cor_match_opts *opts)
     m->slots = psb_xcalloc(rs->n_fields + 1, sizeof(*m->slots));
     m->units = psb_xcalloc(rs->n_units + 1, sizeof(*m->units));
     m->unit_rule = psb_xcalloc(rs->n_units + 1, sizeof(*m->unit_rule));
+    m->field_len = psb_xcalloc(rs->n_fields + 1, sizeof(*m->field_len));
+    for (size_t f = 0; f < rs->n_fields; f++)
+        m->field_len[f] = strlen(rs->fields[f]);
     for (size_t i = 0; i < rs->n_rules; i++)
         for (size_t s = 0; s < rs->rules[i]->n_steps; s++)
             m->unit_rule[rs->rules[i]->unit_base + s] = (uint32_t)i;
@@ -73,6 +77,7 @@ void cor_matcher_free(cor_matcher *m)
     free(m->slots);
     free(m->units);
     free(m->unit_rule);
+    free(m->field_len);
     free(m->stats);
     free(m);
 }
@@ -92,7 +97,11 @@ static uint64_t now_ns(void)
 static int run(cor_matcher *m, const cor_rule *r, const cor_cond *c, psb_str v)
 {
     uint64_t t0 = m->timing ? now_ns() : 0;
-    int rc = pcre2_match(c->re, (PCRE2_SPTR)(v.ptr ? v.ptr : ""), v.len, 0, 0, m->md, m->mctx);
+    /* pcre2_jit_match skips the option checks; the match context still carries
+     * the match limit and the JIT stack (whose size bounds recursion). */
+    PCRE2_SPTR subj = (PCRE2_SPTR)(v.ptr ? v.ptr : "");
+    int rc = c->jit ? pcre2_jit_match(c->re, subj, v.len, 0, 0, m->md, m->mctx)
+                    : pcre2_match(c->re, subj, v.len, 0, 0, m->md, m->mctx);
     if (m->timing)
         m->stats[r->index].regex_ns += now_ns() - t0;
     if (rc >= 0)
@@ -161,7 +170,7 @@ static void load_values(cor_matcher *m, const psb_event *ev)
     const cor_ruleset *rs = m->rs;
     for (size_t f = 0; f < rs->n_fields; f++) {
         psb_str v;
-        if (psb_event_get(ev, rs->fields[f], strlen(rs->fields[f]), m->slots[f].buf, &v)) {
+        if (psb_event_get(ev, rs->fields[f], m->field_len[f], m->slots[f].buf, &v)) {
             m->values[f].ptr = v.ptr ? v.ptr : "";
             m->values[f].len = v.len;
         } else {

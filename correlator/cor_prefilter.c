@@ -355,6 +355,7 @@ static size_t distinct(const pf_key *keys, size_t a, size_t b, size_t *starts)
  * literal many rules need (" from ", "sshd") is in many events too, so it
  * costs a counter per rule on each of them and selects little. */
 #define LIT_PER_UNIT 2
+#define LIT_RARE 8 /* units sharing a literal for it to suffice alone */
 
 typedef struct pick {
     uint32_t unit;
@@ -390,13 +391,17 @@ static size_t keep_rarest(pf_key *keys, size_t n)
         i = j;
     }
     qsort(pk, np, sizeof(*pk), cmp_pick);
-    size_t kept = 0;
+    size_t kept = 0, first_share = 0;
     for (size_t i = 0; i < np; i++) {
-        if (i > 0 && pk[i].unit == pk[i - 1].unit)
+        if (i > 0 && pk[i].unit == pk[i - 1].unit) {
             kept++;
-        else
+        } else {
             kept = 0;
-        if (kept >= LIT_PER_UNIT)
+            first_share = pk[i].share;
+        }
+        /* A literal few rules share selects well alone: a second adds counting
+         * work on every event that has it for little gain. */
+        if (kept >= LIT_PER_UNIT || (kept >= 1 && first_share <= LIT_RARE))
             keys[pk[i].key].kind = 2; /* left out */
     }
     free(pk);
