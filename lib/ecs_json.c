@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_tree.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Containers the writer may open: a JSON body's PSB_MAX_JSON_DEPTH plus the
  * few levels of merged pipeline fields, with room to spare. */
@@ -24,12 +27,12 @@ struct psb_ecs_writer {
     size_t len;
     size_t cap;
     int depth;
-    bool after_key;                  /* the next value follows "key": no comma */
+    bool after_key; /* the next value follows "key": no comma */
     bool need_comma[ECS_MAX_DEPTH + 1];
     /* Two days' "YYYY-MM-DDT" text: an event's own day and its receive day. */
-    int64_t day_cached[2];           /* days since epoch, or INT64_MIN */
+    int64_t day_cached[2]; /* days since epoch, or INT64_MIN */
     char date_text[2][12];
-    int day_next;                    /* the entry to replace next */
+    int day_next; /* the entry to replace next */
 };
 
 psb_ecs_writer *psb_ecs_writer_new(void)
@@ -135,7 +138,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
  * or a byte of a multi-byte UTF-8 sequence. */
 static inline uint64_t word_special(uint64_t x)
 {
-    uint64_t ctl = (x - ONES * 0x20) & ~x;              /* bytes < 0x20 (or >= 0x80) */
+    uint64_t ctl = (x - ONES * 0x20) & ~x; /* bytes < 0x20 (or >= 0x80) */
     uint64_t q = x ^ (ONES * '"'), b = x ^ (ONES * '\\');
     uint64_t quote = (q - ONES) & ~q, bslash = (b - ONES) & ~b;
     return (ctl | quote | bslash | x) & HIGHS;
@@ -152,20 +155,45 @@ static void put_string(psb_ecs_writer *w, const char *p, size_t n)
     *o++ = '"';
     size_t i = 0;
     while (i < n) {
-        size_t start = i;
-        while (i + 8 <= n) {
-            uint64_t x;
-            memcpy(&x, s + i, 8);
-            if (word_special(x))
-                break;
-            i += 8;
+#ifdef __SSE2__
+        /* Sixteen bytes at a time, stored as they are scanned (the room reserved
+         * above covers the over-store); a signed compare with 0x20 catches both
+         * control bytes and bytes >= 0x80. */
+        const __m128i sp = _mm_set1_epi8(0x20), qu = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\');
+        while (i + 16 <= n) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+            _mm_storeu_si128((__m128i *)o, v);
+            unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                _mm_cmplt_epi8(v, sp), _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs))));
+            if (m) {
+                unsigned k = (unsigned)__builtin_ctz(m);
+                i += k;
+                o += k;
+                goto special;
+            }
+            i += 16;
+            o += 16;
         }
-        while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
-            i++;
-        memcpy(o, s + start, i - start);
-        o += i - start;
+#endif
+        {
+            size_t start = i;
+            while (i + 8 <= n) {
+                uint64_t x;
+                memcpy(&x, s + i, 8);
+                if (word_special(x))
+                    break;
+                i += 8;
+            }
+            while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
+                i++;
+            memcpy(o, s + start, i - start);
+            o += i - start;
+        }
         if (i >= n)
             break;
+#ifdef __SSE2__
+    special:;
+#endif
         unsigned char c = s[i];
         if (c >= 0x80) {
             size_t k = utf8_seq(s + i, n - i);
@@ -182,13 +210,27 @@ static void put_string(psb_ecs_writer *w, const char *p, size_t n)
         }
         *o++ = '\\';
         switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\t': *o++ = 't'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\r': *o++ = 'r'; break;
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '\b':
+            *o++ = 'b';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\f':
+            *o++ = 'f';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
         default:
             memcpy(o, "u00", 3);
             o[3] = hex[c >> 4];

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);              \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -28,8 +28,7 @@ typedef struct item {
 } item;
 
 /* Frame buf[0..len) arriving in chunks (chunk 0 = all at once); returns the count. */
-static size_t run(const char *buf, size_t len, size_t max, uint32_t seed, int chunked,
-                  item *items)
+static size_t run(const char *buf, size_t len, size_t max, uint32_t seed, int chunked, item *items)
 {
     size_t off = 0, avail = chunked ? 0 : len, n = 0;
     for (;;) {
@@ -76,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(na == nb);
     for (size_t i = 0; i < na; i++)
         CHECK(a[i].rc == b[i].rc && a[i].framing == b[i].framing && a[i].off == b[i].off &&
-               a[i].len == b[i].len);
+              a[i].len == b[i].len);
     free(a);
     free(b);
     free(buf);

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);              \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -48,12 +48,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(rc == 0 ? ev->kind == PSB_EVENT_KIND_EVENT : ev->kind == PSB_EVENT_KIND_PIPELINE_ERROR);
     CHECK(rc == 0 || ev->error_message.len > 0);
     CHECK(inside(ev->hostname, msg, size, ev) && inside(ev->appname, msg, size, ev) &&
-           inside(ev->procid, msg, size, ev) && inside(ev->msgid, msg, size, ev) &&
-           inside(ev->message, msg, size, ev) && inside(ev->error_message, msg, size, ev));
+          inside(ev->procid, msg, size, ev) && inside(ev->msgid, msg, size, ev) &&
+          inside(ev->message, msg, size, ev) && inside(ev->error_message, msg, size, ev));
     CHECK(ev->n_sd <= PSB_EVENT_MAX_SD_ELEMENTS && ev->n_sd_params <= PSB_EVENT_MAX_SD_PARAMS);
     for (size_t i = 0; i < ev->n_sd_params; i++)
         CHECK(inside(ev->sd_params[i].key, msg, size, ev) &&
-               inside(ev->sd_params[i].value, msg, size, ev));
+              inside(ev->sd_params[i].value, msg, size, ev));
     CHECK(rc != 0 || (ev->priority >= 0 && ev->priority <= 191));
 
     const char *out;

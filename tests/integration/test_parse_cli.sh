@@ -201,9 +201,12 @@ for word in NAME SYNOPSIS DESCRIPTION OPTIONS "EXIT STATUS" EXAMPLES --parse --f
     --tz --max-message --received --stats --help --version auto rfc5424 rfc3164 json; do
     grep -q -- "$word" "$T/help" && ok || bad "--help does not mention $word"
 done
-"$BIN" --version >"$T/out"
-expect "exit 0 for --version" 0 $?
-grep -q '^pasban-collector [0-9]' "$T/out" && ok || bad "--version: $(cat "$T/out")"
+for v in "--version" "--parse --version"; do
+    # shellcheck disable=SC2086
+    "$BIN" $v >"$T/out"
+    expect "exit 0 for $v" 0 $?
+    grep -q '^pasban-collector [0-9]' "$T/out" && ok || bad "$v: $(cat "$T/out")"
+done
 
 echo "test_parse_cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

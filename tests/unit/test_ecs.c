@@ -66,7 +66,8 @@ static void test_syslog_event_exact(void **state)
         "iut=\\\"3\\\" eventSource=\\\"Application\\\" eventID=\\\"1011\\\"] An application event "
         "log entry...\"},\"organization\":{\"id\":\"op-a\"},\"observer\":{\"ip\":\"192.0.2.7\"},"
         "\"host\":{\"hostname\":\"mymachine.example.com\"},\"process\":{\"name\":\"evntslog\"},"
-        "\"log\":{\"syslog\":{\"priority\":165,\"facility\":{\"code\":20},\"severity\":{\"code\":5},"
+        "\"log\":{\"syslog\":{\"priority\":165,\"facility\":{\"code\":20},\"severity\":{\"code\":5}"
+        ","
         "\"version\":1,\"appname\":\"evntslog\",\"msgid\":\"ID47\",\"structured_data\":{"
         "\"exampleSDID@32473\":{\"iut\":\"3\",\"eventSource\":\"Application\",\"eventID\":"
         "\"1011\"}}}},\"message\":\"An application event log entry...\"}");
@@ -178,7 +179,8 @@ static void test_json_origin_merge_exact(void **state)
     (void)state;
     psb_ecs_writer *w = psb_ecs_writer_new();
     psb_event *ev = psb_event_new();
-    psb_parse_opts o = {.format = PSB_FORMAT_JSON, .received_ms = RECEIVED,
+    psb_parse_opts o = {.format = PSB_FORMAT_JSON,
+                        .received_ms = RECEIVED,
                         .organization_id = PSB_STR_LIT("op-c"),
                         .observer_ip = PSB_STR_LIT("203.0.113.9")};
     const char *in = "{\"message\":\"VPN up\",\"@timestamp\":\"2026-11-23T09:59:58.5Z\",\"event\":"

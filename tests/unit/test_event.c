@@ -93,11 +93,21 @@ static void test_get_absent_and_derived(void **state)
     /* Nothing parsed: only what every event has. */
     assert_string_equal(get(ev, "event.original"), "x");
     assert_string_equal(get(ev, "event.kind"), "event");
-    const char *absent[] = {"message", "host.hostname", "process.name", "process.pid",
-                            "log.syslog.procid", "log.syslog.msgid", "log.syslog.priority",
-                            "log.syslog.facility.code", "log.syslog.severity.code",
-                            "log.syslog.version", "organization.id", "observer.ip",
-                            "error.message", "labels.a", "anything.else"};
+    const char *absent[] = {"message",
+                            "host.hostname",
+                            "process.name",
+                            "process.pid",
+                            "log.syslog.procid",
+                            "log.syslog.msgid",
+                            "log.syslog.priority",
+                            "log.syslog.facility.code",
+                            "log.syslog.severity.code",
+                            "log.syslog.version",
+                            "organization.id",
+                            "observer.ip",
+                            "error.message",
+                            "labels.a",
+                            "anything.else"};
     for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++)
         assert_string_equal(get(ev, absent[i]), "<absent>");
     /* PRI 0 (kern.emerg) is a value, not absence. */
