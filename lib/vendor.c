@@ -408,7 +408,7 @@ int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
     } else {
         LABEL(ev, "serial", f[2]);
         LABEL(ev, "type", f[3]);
-        if (f[4].len)
+        if (n > 4 && f[4].len)
             LABEL(ev, "subtype", f[4]);
     }
     ev->message = slice(p, end);

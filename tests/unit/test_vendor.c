@@ -284,6 +284,13 @@ static void test_paloalto(void **state)
     assert_field("labels.proto", "tcp");
     assert_field("labels.action", "deny");
     assert_absent("labels.srcuser"); /* empty fields are left out */
+
+    /* Cut short after the type: no field past the end is read. */
+    parse_ok("<14>Nov 10 11:50:48 PA-3220 1,2026/11/10 11:50:48,013201001234,SYSTEM");
+    assert_field("labels.vendor", "paloalto");
+    assert_field("labels.type", "SYSTEM");
+    assert_field("labels.serial", "013201001234");
+    assert_absent("labels.subtype");
 }
 
 static void test_label_limit_and_duplicates(void **state)
