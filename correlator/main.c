@@ -1,15 +1,238 @@
-/* pasban-correlator: placeholder until issue 5 lands. */
+/* pasban-correlator: command line (design.md, "Command line"). */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "cor_modes.h"
 #include "pasban/util.h"
+
+static const char usage_text[] =
+    "Usage:\n"
+    "  pasban-correlator --replay --rules PATH [--kpi FILE] [--stats] [OPTIONS] [FILE...]\n"
+    "  pasban-correlator --match --rules PATH [OPTIONS] [FILE...]\n"
+    "  pasban-correlator --check-rules PATH\n"
+    "  pasban-correlator -c FILE | --kafka BROKERS --rules PATH [--http ADDR:PORT]\n"
+    "  pasban-correlator --help | --version\n"
+    "\n"
+    "Correlates Pasban events with PCRE2 rules into incidents (design.md).\n"
+    "\n"
+    "Modes:\n"
+    "  --replay            Read raw log lines (RFC 5424, RFC 3164, vendor dialects) or\n"
+    "                      Pasban event JSONL from FILEs (stdin when none or \"-\"), run\n"
+    "                      the rules in event time, and print the incidents as JSONL on\n"
+    "                      stdout, ordered by detected_at. The same input and rules give\n"
+    "                      byte-identical output.\n"
+    "  --match             For each input line print {\"line\": N, \"rules\": [ids]}: the\n"
+    "                      rules whose where/unless hold, thresholds ignored. N counts\n"
+    "                      every line over all inputs, from 1.\n"
+    "  --check-rules PATH  Compile every rule of PATH and run its embedded tests. Prints\n"
+    "                      file:line: messages for failures and a summary; exit 1 if any\n"
+    "                      rule is refused or any test fails.\n"
+    "  -c FILE, --kafka BROKERS, --http ADDR:PORT\n"
+    "                      The daemon (consumer of pasban.events). Not in this version.\n"
+    "\n"
+    "Options:\n"
+    "  --rules PATH        A rule file, or a directory whose *.rules files are loaded in\n"
+    "                      byte order of their names.\n"
+    "  --kpi FILE          (--replay) Write the KPI report as JSON to FILE. First version:\n"
+    "                      events by operator, parse failures, incidents by severity and\n"
+    "                      by category.\n"
+    "  --stats             (--replay) Per-rule counters on stderr: prefilter candidates,\n"
+    "                      matches, incidents, suppressed, late, evicted, limit errors,\n"
+    "                      regex time; and the events per CPU-second.\n"
+    "  --operator ID       organization.id given to raw lines (event JSONL keeps its own).\n"
+    "  --received-at TIME  Receive time (RFC 3339) for raw lines: the base of RFC 3164's\n"
+    "                      year and of @timestamp when a line has no time. Default: the\n"
+    "                      wall clock when the run starts.\n"
+    "  --max-groups N      Groups kept per rule (default 100000); past it the oldest is\n"
+    "                      evicted and counted.\n"
+    "  --max-window N      Events held in one threshold window (default 4096).\n"
+    "  --match-limit N     PCRE2 match limit per pattern and subject (default 100000).\n"
+    "  --depth-limit N     PCRE2 depth limit (default 5000).\n"
+    "  --no-prefilter      Try every rule's patterns on every event (to measure the\n"
+    "                      Hyperscan prefilter; results are the same).\n"
+    "  -h, --help          This text.\n"
+    "  -V, --version       Print the version.\n"
+    "\n"
+    "Exit status:\n"
+    "  0  done (replay/match: every input read; check-rules: every rule loaded and passed)\n"
+    "  1  a rule was refused or a test failed (check-rules), the rules or an input could\n"
+    "     not be read, or output could not be written\n"
+    "  2  bad usage\n";
+
+enum {
+    OPT_REPLAY = 256,
+    OPT_MATCH,
+    OPT_CHECK,
+    OPT_RULES,
+    OPT_KPI,
+    OPT_STATS,
+    OPT_OPERATOR,
+    OPT_RECEIVED,
+    OPT_MAX_GROUPS,
+    OPT_MAX_WINDOW,
+    OPT_MATCH_LIMIT,
+    OPT_DEPTH_LIMIT,
+    OPT_NO_PREFILTER,
+    OPT_KAFKA,
+    OPT_HTTP,
+};
+
+static int bad_usage(const char *msg, const char *arg)
+{
+    if (arg)
+        fprintf(stderr, "pasban-correlator: %s: %s\n", msg, arg);
+    else
+        fprintf(stderr, "pasban-correlator: %s\n", msg);
+    fprintf(stderr, "Try 'pasban-correlator --help'.\n");
+    return 2;
+}
+
+static int parse_count(const char *s, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || v == 0 || v > max || s[0] == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-        printf("pasban-correlator %s\n", PSB_VERSION);
-        return 0;
+    static const struct option longopts[] = {
+        {"replay", no_argument, NULL, OPT_REPLAY},
+        {"match", no_argument, NULL, OPT_MATCH},
+        {"check-rules", required_argument, NULL, OPT_CHECK},
+        {"rules", required_argument, NULL, OPT_RULES},
+        {"kpi", required_argument, NULL, OPT_KPI},
+        {"stats", no_argument, NULL, OPT_STATS},
+        {"operator", required_argument, NULL, OPT_OPERATOR},
+        {"received-at", required_argument, NULL, OPT_RECEIVED},
+        {"max-groups", required_argument, NULL, OPT_MAX_GROUPS},
+        {"max-window", required_argument, NULL, OPT_MAX_WINDOW},
+        {"match-limit", required_argument, NULL, OPT_MATCH_LIMIT},
+        {"depth-limit", required_argument, NULL, OPT_DEPTH_LIMIT},
+        {"no-prefilter", no_argument, NULL, OPT_NO_PREFILTER},
+        {"kafka", required_argument, NULL, OPT_KAFKA},
+        {"http", required_argument, NULL, OPT_HTTP},
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    cor_run_opts o;
+    memset(&o, 0, sizeof(o));
+    o.out = stdout;
+    o.err = stderr;
+    o.received_ms = psb_now_ms();
+    int mode = 0, modes = 0;
+    bool daemon = false;
+    unsigned long long v;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:hV", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_REPLAY:
+        case OPT_MATCH:
+            mode = c;
+            modes++;
+            break;
+        case OPT_CHECK:
+            mode = c;
+            modes++;
+            o.rules = optarg;
+            break;
+        case OPT_RULES:
+            if (mode != OPT_CHECK)
+                o.rules = optarg;
+            break;
+        case OPT_KPI:
+            o.kpi_file = optarg;
+            break;
+        case OPT_STATS:
+            o.stats = true;
+            break;
+        case OPT_OPERATOR:
+            if (!*optarg || strlen(optarg) > 256)
+                return bad_usage("bad operator id", optarg);
+            o.operator_id = optarg;
+            break;
+        case OPT_RECEIVED:
+            if (psb_parse_rfc3339(optarg, strlen(optarg), &o.received_ms) != 0)
+                return bad_usage("--received-at needs an RFC 3339 time", optarg);
+            break;
+        case OPT_MAX_GROUPS:
+            if (parse_count(optarg, 100000000ULL, &v))
+                return bad_usage("bad --max-groups", optarg);
+            o.engine.max_groups = (size_t)v;
+            break;
+        case OPT_MAX_WINDOW:
+            if (parse_count(optarg, 10000000ULL, &v))
+                return bad_usage("bad --max-window", optarg);
+            o.engine.max_window = (size_t)v;
+            break;
+        case OPT_MATCH_LIMIT:
+            if (parse_count(optarg, 4000000000ULL, &v))
+                return bad_usage("bad --match-limit", optarg);
+            o.engine.match.match_limit = (uint32_t)v;
+            break;
+        case OPT_DEPTH_LIMIT:
+            if (parse_count(optarg, 4000000000ULL, &v))
+                return bad_usage("bad --depth-limit", optarg);
+            o.engine.match.depth_limit = (uint32_t)v;
+            break;
+        case OPT_NO_PREFILTER:
+            o.no_prefilter = true;
+            break;
+        case OPT_KAFKA:
+        case OPT_HTTP:
+        case 'c':
+            daemon = true;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        case 'V':
+            printf("pasban-correlator %s\n", PSB_VERSION);
+            return 0;
+        case ':':
+            return bad_usage("option needs an argument", argv[optind - 1]);
+        default:
+            return bad_usage("unknown option", argv[optind - 1]);
+        }
     }
-    fprintf(stderr, "pasban-correlator: not built yet\n");
-    return 2;
+    if (modes > 1)
+        return bad_usage("choose one of --replay, --match, --check-rules", NULL);
+    if (modes == 0) {
+        if (daemon) {
+            fprintf(stderr, "pasban-correlator: the daemon is not in this version; "
+                            "use --replay, --match or --check-rules\n");
+            return 1;
+        }
+        return bad_usage("choose a mode: --replay, --match or --check-rules", NULL);
+    }
+    if (daemon)
+        return bad_usage("-c, --kafka and --http belong to the daemon, not to this mode", NULL);
+    if (!o.rules)
+        return bad_usage("--rules PATH is required", NULL);
+    o.files = argv + optind;
+    o.n_files = (size_t)(argc - optind);
+    switch (mode) {
+    case OPT_REPLAY:
+        return cor_mode_replay(&o);
+    case OPT_MATCH:
+        if (o.kpi_file || o.stats)
+            return bad_usage("--kpi and --stats belong to --replay", NULL);
+        return cor_mode_match(&o);
+    default:
+        if (o.n_files)
+            return bad_usage("--check-rules takes no input files", argv[optind]);
+        if (o.kpi_file || o.stats)
+            return bad_usage("--kpi and --stats belong to --replay", NULL);
+        return cor_mode_check(&o);
+    }
 }

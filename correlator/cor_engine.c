@@ -1,0 +1,757 @@
+/* cor_engine.c -- per-group state of the four rule kinds.
+ *
+ * Late events (see README "Semantics"): a group's windows are kept in event
+ * time. An event older than its group's newest event is placed at its time; if
+ * it is older by `within` or more it can no longer share a window with anything
+ * the group holds and is dropped and counted as late. Sequences take their
+ * steps in arrival order.
+ */
+#include "cor_engine.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pasban/util.h"
+
+#define SWEEP_EVERY 1024 /* events between sweeps of expired groups */
+
+typedef struct wentry {
+    int64_t t;
+    char *orig;
+    size_t olen;
+    char *dv;            /* distinct value, or NULL */
+    size_t dvlen;
+} wentry;
+
+/* A sequence prefix: steps 0..k-1 done, the first at t0. */
+typedef struct seq_partial {
+    bool valid;
+    int64_t t0;
+    size_t n_ev;
+    char *ev[COR_MAX_EVIDENCE];
+    size_t evlen[COR_MAX_EVIDENCE];
+} seq_partial;
+
+typedef struct group {
+    struct group *hnext;
+    struct group *prev, *next;
+    bool fired;          /* absence: raised and waiting for its suppress time to pass */
+    uint64_t hash;
+    const cor_rule *rule;
+    char *key;
+    size_t key_len;
+    char *org;
+    char *group_json;
+    int64_t newest;
+    int64_t suppress_until;
+    cor_incident *incident; /* the last one raised, which suppressed events are counted on */
+    uint64_t suppressed_seq; /* event already counted as suppressed */
+    wentry *win;
+    size_t n, cap;
+    size_t distinct;
+    seq_partial *partial;
+    int64_t first_seen, last_seen;
+    long count;
+    char *last_orig;
+    size_t last_olen;
+} group;
+
+typedef struct rule_state {
+    group *head, *tail;   /* touch order; for absence: order of last_seen */
+    group *fhead, *ftail; /* absence groups that fired */
+    size_t n_groups;
+} rule_state;
+
+struct cor_engine {
+    const cor_ruleset *rs;
+    cor_matcher *m;
+    size_t max_groups, max_window;
+    rule_state *rules;
+    group **buckets;
+    size_t n_buckets, n_groups;
+    int64_t watermark;
+    bool have_watermark;
+    uint64_t event_seq;
+    uint64_t incident_seq;
+    cor_incident **incidents;
+    size_t n_incidents, cap_incidents;
+    cor_buf key;
+    cor_buf json;
+    size_t *absence_rules;
+    size_t n_absence;
+};
+
+static uint64_t hash_bytes(const void *p, size_t n, uint64_t h)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+cor_engine *cor_engine_new(const cor_ruleset *rs, const cor_engine_opts *opts)
+{
+    cor_engine_opts o = opts ? *opts : (cor_engine_opts){0, 0, {0, 0, 0, false}};
+    cor_engine *e = psb_xcalloc(1, sizeof(*e));
+    e->rs = rs;
+    e->m = cor_matcher_new(rs, &o.match);
+    e->max_groups = o.max_groups ? o.max_groups : COR_DEFAULT_MAX_GROUPS;
+    e->max_window = o.max_window ? o.max_window : COR_DEFAULT_MAX_WINDOW;
+    e->rules = psb_xcalloc(rs->n_rules + 1, sizeof(*e->rules));
+    e->n_buckets = 1024;
+    e->buckets = psb_xcalloc(e->n_buckets, sizeof(*e->buckets));
+    e->absence_rules = psb_xcalloc(rs->n_rules + 1, sizeof(*e->absence_rules));
+    for (size_t i = 0; i < rs->n_rules; i++)
+        if (rs->rules[i]->kind == COR_KIND_ABSENCE)
+            e->absence_rules[e->n_absence++] = i;
+    return e;
+}
+
+static void window_clear(group *g)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        free(g->win[i].orig);
+        free(g->win[i].dv);
+    }
+    g->n = 0;
+    g->distinct = 0;
+}
+
+static void partial_clear(seq_partial *p)
+{
+    for (size_t i = 0; i < p->n_ev; i++)
+        free(p->ev[i]);
+    memset(p, 0, sizeof(*p));
+}
+
+static void group_free(group *g)
+{
+    window_clear(g);
+    free(g->win);
+    if (g->partial) {
+        for (size_t i = 0; i <= g->rule->n_steps; i++)
+            partial_clear(&g->partial[i]);
+        free(g->partial);
+    }
+    free(g->org);
+    free(g->group_json);
+    free(g->last_orig);
+    free(g);
+}
+
+void cor_engine_free(cor_engine *e)
+{
+    if (!e)
+        return;
+    for (size_t b = 0; b < e->n_buckets; b++) {
+        group *g = e->buckets[b];
+        while (g) {
+            group *n = g->hnext;
+            group_free(g);
+            g = n;
+        }
+    }
+    free(e->buckets);
+    for (size_t i = 0; i < e->n_incidents; i++)
+        cor_incident_free(e->incidents[i]);
+    free(e->incidents);
+    free(e->rules);
+    free(e->absence_rules);
+    cor_buf_free(&e->key);
+    cor_buf_free(&e->json);
+    cor_matcher_free(e->m);
+    free(e);
+}
+
+/* ---- per-rule lists ---- */
+
+static void list_unlink(rule_state *rs, group *g)
+{
+    group **head = g->fired ? &rs->fhead : &rs->head;
+    group **tail = g->fired ? &rs->ftail : &rs->tail;
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        *head = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    else
+        *tail = g->prev;
+    g->prev = g->next = NULL;
+}
+
+static void list_append(rule_state *rs, group *g)
+{
+    group **head = g->fired ? &rs->fhead : &rs->head;
+    group **tail = g->fired ? &rs->ftail : &rs->tail;
+    g->prev = *tail;
+    g->next = NULL;
+    if (*tail)
+        (*tail)->next = g;
+    else
+        *head = g;
+    *tail = g;
+}
+
+/* Absence list: ordered by last_seen, so the next to fall silent is at the head.
+ * Events come nearly in order, so the walk from the tail is short. */
+static void list_insert_by_time(rule_state *rs, group *g)
+{
+    group *p = rs->tail;
+    while (p && p->last_seen > g->last_seen)
+        p = p->prev;
+    g->prev = p;
+    g->next = p ? p->next : rs->head;
+    if (g->next)
+        g->next->prev = g;
+    else
+        rs->tail = g;
+    if (p)
+        p->next = g;
+    else
+        rs->head = g;
+}
+
+static void group_remove(cor_engine *e, group *g)
+{
+    rule_state *rs = &e->rules[g->rule->index];
+    list_unlink(rs, g);
+    group **pp = &e->buckets[g->hash & (e->n_buckets - 1)];
+    while (*pp != g)
+        pp = &(*pp)->hnext;
+    *pp = g->hnext;
+    rs->n_groups--;
+    e->n_groups--;
+    group_free(g);
+}
+
+static void rehash(cor_engine *e)
+{
+    size_t nb = e->n_buckets * 2;
+    group **b = psb_xcalloc(nb, sizeof(*b));
+    for (size_t i = 0; i < e->n_buckets; i++) {
+        group *g = e->buckets[i];
+        while (g) {
+            group *n = g->hnext;
+            g->hnext = b[g->hash & (nb - 1)];
+            b[g->hash & (nb - 1)] = g;
+            g = n;
+        }
+    }
+    free(e->buckets);
+    e->buckets = b;
+    e->n_buckets = nb;
+}
+
+/* ---- groups ---- */
+
+/* Build the group key (operator, then each by value, length-prefixed so values
+ * cannot run into each other) and the group object shown in incidents. */
+static void build_key(cor_engine *e, const psb_event *ev, const cor_rule *r,
+                      const cor_capture *caps, size_t n_caps, bool want_json)
+{
+    char num[32];
+    e->key.len = 0;
+    e->json.len = 0;
+    psb_str org = ev->organization_id;
+    snprintf(num, sizeof(num), "%zu:", org.ptr ? org.len : 0);
+    cor_buf_puts(&e->key, org.ptr ? num : "-");
+    if (org.ptr)
+        cor_buf_put(&e->key, org.ptr, org.len);
+    if (want_json)
+        cor_buf_putc(&e->json, '{');
+    bool first = true;
+    for (size_t i = 0; i < r->n_by; i++) {
+        char buf[32];
+        psb_str v;
+        if (!cor_field_lookup(ev, caps, n_caps, r->by[i], buf, &v)) {
+            cor_buf_putc(&e->key, '-');
+            continue;
+        }
+        snprintf(num, sizeof(num), "%zu:", v.len);
+        cor_buf_puts(&e->key, num);
+        cor_buf_put(&e->key, v.ptr, v.len);
+        if (want_json) {
+            if (!first)
+                cor_buf_putc(&e->json, ',');
+            first = false;
+            cor_buf_json_str(&e->json, r->by[i], strlen(r->by[i]));
+            cor_buf_putc(&e->json, ':');
+            cor_buf_json_str(&e->json, v.ptr, v.len);
+        }
+    }
+    if (want_json)
+        cor_buf_putc(&e->json, '}');
+    if (!e->key.p)
+        cor_buf_put(&e->key, "", 0);
+}
+
+static group *group_find(cor_engine *e, const cor_rule *r, uint64_t h)
+{
+    for (group *g = e->buckets[h & (e->n_buckets - 1)]; g; g = g->hnext)
+        if (g->hash == h && g->rule == r && g->key_len == e->key.len &&
+            memcmp(g->key, e->key.p, g->key_len) == 0)
+            return g;
+    return NULL;
+}
+
+static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
+                        const cor_capture *caps, size_t n_caps, bool *created)
+{
+    build_key(e, ev, r, caps, n_caps, false);
+    uint64_t h = hash_bytes(e->key.p, e->key.len, 1469598103934665603ULL + r->index);
+    group *g = group_find(e, r, h);
+    *created = false;
+    if (g)
+        return g;
+    rule_state *rs = &e->rules[r->index];
+    if (rs->n_groups >= e->max_groups) {
+        /* The cap keeps memory bounded under a flood of distinct sources: the
+         * oldest group goes (fired absence groups first), and it is counted. */
+        group *victim = rs->fhead ? rs->fhead : rs->head;
+        if (victim) {
+            cor_matcher_stats(e->m)[r->index].evicted++;
+            group_remove(e, victim);
+        }
+    }
+    build_key(e, ev, r, caps, n_caps, true);
+    /* One block for the group and its key: groups come and go at event rate. */
+    g = psb_xcalloc(1, sizeof(*g) + e->key.len + 1);
+    g->rule = r;
+    g->hash = h;
+    g->key = (char *)(g + 1);
+    memcpy(g->key, e->key.p, e->key.len);
+    g->key_len = e->key.len;
+    g->group_json = psb_xstrndup(e->json.p, e->json.len);
+    if (ev->organization_id.ptr)
+        g->org = psb_xstrndup(ev->organization_id.ptr, ev->organization_id.len);
+    g->newest = INT64_MIN;
+    g->suppress_until = INT64_MIN;
+    if (r->kind == COR_KIND_SEQUENCE)
+        g->partial = psb_xcalloc(r->n_steps + 1, sizeof(*g->partial));
+    g->hnext = e->buckets[h & (e->n_buckets - 1)];
+    e->buckets[h & (e->n_buckets - 1)] = g;
+    rs->n_groups++;
+    if (++e->n_groups > e->n_buckets)
+        rehash(e);
+    *created = true;
+    return g;
+}
+
+/* ---- incidents ---- */
+
+static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, int64_t first,
+                                  int64_t last, int64_t detected, long count)
+{
+    cor_incident *inc = psb_xcalloc(1, sizeof(*inc));
+    inc->rule = r;
+    inc->first_seen = first;
+    inc->last_seen = last;
+    inc->detected_at = detected;
+    inc->count = count;
+    inc->seq = e->incident_seq++;
+    if (g) {
+        inc->org = g->org ? psb_xstrdup(g->org) : NULL;
+        inc->group_json = psb_xstrdup(g->group_json);
+        cor_incident_set_id(inc, g->key, g->key_len);
+        g->incident = inc;
+        g->suppress_until = detected + r->suppress_ms;
+    }
+    if (e->n_incidents == e->cap_incidents) {
+        e->cap_incidents = e->cap_incidents ? e->cap_incidents * 2 : 64;
+        e->incidents = psb_xrealloc(e->incidents, e->cap_incidents * sizeof(*e->incidents));
+    }
+    e->incidents[e->n_incidents++] = inc;
+    cor_matcher_stats(e->m)[r->index].incidents++;
+    return inc;
+}
+
+/* Within the suppress time of the group's last incident: count it there, once per event. */
+static bool suppressed(cor_engine *e, group *g, int64_t t)
+{
+    if (!g->incident || g->rule->suppress_ms == 0 || t >= g->suppress_until)
+        return false;
+    if (g->suppressed_seq != e->event_seq) {
+        g->suppressed_seq = e->event_seq;
+        g->incident->suppressed++;
+        cor_matcher_stats(e->m)[g->rule->index].suppressed++;
+    }
+    return true;
+}
+
+static void touch(cor_engine *e, group *g)
+{
+    rule_state *rs = &e->rules[g->rule->index];
+    if (rs->tail != g) {
+        list_unlink(rs, g);
+        list_append(rs, g);
+    }
+}
+
+/* ---- kinds ---- */
+
+static void on_single(cor_engine *e, const psb_event *ev, const cor_rule *r,
+                      const cor_capture *caps, size_t n_caps)
+{
+    int64_t t = ev->timestamp_ms;
+    if (r->suppress_ms == 0) {
+        /* No state to keep: a throw-away group carries the by values. */
+        build_key(e, ev, r, caps, n_caps, true);
+        group tmp;
+        memset(&tmp, 0, sizeof(tmp));
+        tmp.rule = r;
+        tmp.key = e->key.p;
+        tmp.key_len = e->key.len;
+        tmp.group_json = e->json.p;
+        tmp.org = ev->organization_id.ptr
+                      ? psb_xstrndup(ev->organization_id.ptr, ev->organization_id.len)
+                      : NULL;
+        cor_incident *inc = incident_new(e, r, &tmp, t, t, t, 1);
+        free(tmp.org);
+        cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
+        return;
+    }
+    bool created;
+    group *g = group_get(e, ev, r, caps, n_caps, &created);
+    if (created)
+        list_append(&e->rules[r->index], g);
+    if (!suppressed(e, g, t)) {
+        cor_incident *inc = incident_new(e, r, g, t, t, t, 1);
+        cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
+    }
+    if (t > g->newest)
+        g->newest = t;
+    touch(e, g);
+}
+
+static bool window_has(const group *g, const char *v, size_t n)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->win[i].dvlen == n && memcmp(g->win[i].dv, v, n) == 0)
+            return true;
+    return false;
+}
+
+/* Drop window entries [0, k). */
+static void window_drop_front(group *g, size_t k)
+{
+    for (size_t i = 0; i < k; i++) {
+        wentry w = g->win[i];
+        g->win[i].orig = NULL;
+        g->win[i].dv = NULL;
+        free(w.orig);
+        if (w.dv) {
+            /* still counted if another entry (after the dropped ones) holds the value */
+            bool again = false;
+            for (size_t j = i + 1; j < g->n && !again; j++)
+                again = g->win[j].dv && g->win[j].dvlen == w.dvlen &&
+                        memcmp(g->win[j].dv, w.dv, w.dvlen) == 0;
+            if (!again)
+                g->distinct--;
+            free(w.dv);
+        }
+    }
+    memmove(g->win, g->win + k, (g->n - k) * sizeof(*g->win));
+    g->n -= k;
+}
+
+static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
+                         const cor_capture *caps, size_t n_caps)
+{
+    int64_t t = ev->timestamp_ms;
+    char buf[32];
+    psb_str dv = PSB_STR_NULL;
+    if (r->distinct && !cor_field_lookup(ev, caps, n_caps, r->distinct, buf, &dv))
+        return; /* nothing to count */
+    bool created;
+    group *g = group_get(e, ev, r, caps, n_caps, &created);
+    if (created)
+        list_append(&e->rules[r->index], g);
+    int64_t newest = t > g->newest ? t : g->newest;
+    /* The window holds events strictly newer than newest - within. */
+    int64_t edge = newest - r->within_ms;
+    if (t <= edge) {
+        cor_matcher_stats(e->m)[r->index].late++;
+        return;
+    }
+    if (suppressed(e, g, t))
+        return;
+    size_t k = 0;
+    while (k < g->n && g->win[k].t <= edge)
+        k++;
+    if (k)
+        window_drop_front(g, k);
+    if (g->n >= e->max_window) {
+        window_drop_front(g, 1);
+        cor_matcher_stats(e->m)[r->index].evicted++;
+    }
+    if (g->n == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : (r->count < 8 ? (size_t)r->count : 8);
+        g->win = psb_xrealloc(g->win, g->cap * sizeof(*g->win));
+    }
+    size_t pos = g->n;
+    while (pos > 0 && g->win[pos - 1].t > t)
+        pos--;
+    memmove(g->win + pos + 1, g->win + pos, (g->n - pos) * sizeof(*g->win));
+    wentry *w = &g->win[pos];
+    w->t = t;
+    w->olen = ev->original.len;
+    w->orig = psb_xstrndup(ev->original.ptr ? ev->original.ptr : "", w->olen);
+    w->dv = NULL;
+    w->dvlen = 0;
+    if (r->distinct) {
+        if (!window_has(g, dv.ptr, dv.len))
+            g->distinct++;
+        w->dv = psb_xstrndup(dv.ptr ? dv.ptr : "", dv.len);
+        w->dvlen = dv.len;
+    }
+    g->n++;
+    g->newest = newest;
+    touch(e, g);
+    bool reached = r->distinct ? g->distinct >= (size_t)r->count : g->n >= (size_t)r->count;
+    if (!reached)
+        return;
+    cor_incident *inc =
+        incident_new(e, r, g, g->win[0].t, g->win[g->n - 1].t, newest, (long)g->n);
+    for (size_t i = 0; i < g->n && i < COR_MAX_EVIDENCE; i++) {
+        cor_incident_take_evidence(inc, g->win[i].orig, g->win[i].olen);
+        g->win[i].orig = NULL;
+    }
+    window_clear(g);
+}
+
+static void partial_add(seq_partial *p, const char *s, size_t n)
+{
+    if (p->n_ev >= COR_MAX_EVIDENCE)
+        return;
+    p->ev[p->n_ev] = psb_xstrndup(s ? s : "", n);
+    p->evlen[p->n_ev] = n;
+    p->n_ev++;
+}
+
+static void partial_copy(seq_partial *dst, const seq_partial *src)
+{
+    partial_clear(dst);
+    dst->valid = src->valid;
+    dst->t0 = src->t0;
+    for (size_t i = 0; i < src->n_ev; i++)
+        partial_add(dst, src->ev[i], src->evlen[i]);
+}
+
+/* Steps come here from the last to the first for one event, so an event that
+ * matches several steps advances each prefix once and never chains itself. For
+ * each prefix length the most recent start is kept: it leaves the most time for
+ * the rest, so a sequence that fits in `within` is never missed. */
+static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, size_t step,
+                        const cor_capture *caps, size_t n_caps)
+{
+    int64_t t = ev->timestamp_ms;
+    bool created;
+    group *g = group_get(e, ev, r, caps, n_caps, &created);
+    if (created)
+        list_append(&e->rules[r->index], g);
+    int64_t newest = t > g->newest ? t : g->newest;
+    int64_t edge = newest - r->within_ms;
+    if (t <= edge) {
+        cor_matcher_stats(e->m)[r->index].late++;
+        return;
+    }
+    if (suppressed(e, g, t))
+        return;
+    g->newest = newest;
+    touch(e, g);
+    size_t n = r->n_steps;
+    if (step == 0) {
+        seq_partial start;
+        memset(&start, 0, sizeof(start));
+        start.valid = true;
+        start.t0 = t;
+        partial_add(&start, ev->original.ptr, ev->original.len);
+        if (n == 1) {
+            cor_incident *inc = incident_new(e, r, g, t, t, t, 1);
+            cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
+        } else {
+            partial_copy(&g->partial[1], &start);
+        }
+        partial_clear(&start);
+        return;
+    }
+    seq_partial *p = &g->partial[step];
+    if (!p->valid)
+        return;
+    if (p->t0 <= t - r->within_ms) {
+        partial_clear(p);
+        return;
+    }
+    if (step + 1 == n) {
+        cor_incident *inc = incident_new(e, r, g, p->t0, t, newest, (long)n);
+        for (size_t i = 0; i < p->n_ev; i++)
+            cor_incident_add_evidence(inc, p->ev[i], p->evlen[i]);
+        cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
+        for (size_t i = 0; i <= n; i++)
+            partial_clear(&g->partial[i]);
+        return;
+    }
+    seq_partial *q = &g->partial[step + 1];
+    if (!q->valid || q->t0 <= p->t0) {
+        partial_copy(q, p);
+        partial_add(q, ev->original.ptr, ev->original.len);
+    }
+}
+
+static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
+                       const cor_capture *caps, size_t n_caps)
+{
+    int64_t t = ev->timestamp_ms;
+    rule_state *rs = &e->rules[r->index];
+    bool created;
+    group *g = group_get(e, ev, r, caps, n_caps, &created);
+    if (!created && !g->fired) {
+        g->count++;
+        if (t > g->last_seen) {
+            list_unlink(rs, g);
+            g->last_seen = t;
+            free(g->last_orig);
+            g->last_orig = psb_xstrndup(ev->original.ptr ? ev->original.ptr : "", ev->original.len);
+            g->last_olen = ev->original.len;
+            list_insert_by_time(rs, g);
+        }
+        return;
+    }
+    if (e->have_watermark && t + r->within_ms <= e->watermark) {
+        /* Already silent as of the watermark: it cannot start a watch. */
+        cor_matcher_stats(e->m)[r->index].late++;
+        if (created)
+            group_remove(e, g);
+        return;
+    }
+    if (g->fired) {
+        list_unlink(rs, g);
+        g->fired = false;
+    }
+    g->first_seen = g->last_seen = t;
+    g->count = 1;
+    free(g->last_orig);
+    g->last_orig = psb_xstrndup(ev->original.ptr ? ev->original.ptr : "", ev->original.len);
+    g->last_olen = ev->original.len;
+    list_insert_by_time(rs, g);
+}
+
+/* The watermark moved to w: every absence group silent since w - within fires,
+ * with detected_at = last_seen + within, the moment its silence became a fact. */
+static void fire_absences(cor_engine *e, int64_t w)
+{
+    for (size_t a = 0; a < e->n_absence; a++) {
+        const cor_rule *r = e->rs->rules[e->absence_rules[a]];
+        rule_state *rs = &e->rules[r->index];
+        while (rs->head && rs->head->last_seen + r->within_ms <= w) {
+            group *g = rs->head;
+            int64_t at = g->last_seen + r->within_ms;
+            if (g->incident && at < g->suppress_until) {
+                g->incident->suppressed++;
+                cor_matcher_stats(e->m)[r->index].suppressed++;
+            } else {
+                cor_incident *inc = incident_new(e, r, g, g->first_seen, g->last_seen, at, g->count);
+                cor_incident_add_evidence(inc, g->last_orig, g->last_olen);
+            }
+            if (g->suppress_until <= w) {
+                group_remove(e, g);
+                continue;
+            }
+            list_unlink(rs, g);
+            g->fired = true;
+            list_append(rs, g);
+        }
+    }
+}
+
+/* Free groups whose windows have expired and whose suppress time has passed. */
+static void sweep(cor_engine *e)
+{
+    int64_t w = e->watermark;
+    for (size_t i = 0; i < e->rs->n_rules; i++) {
+        const cor_rule *r = e->rs->rules[i];
+        rule_state *rs = &e->rules[i];
+        if (!rs->n_groups)
+            continue;
+        if (r->kind == COR_KIND_ABSENCE) {
+            while (rs->fhead && rs->fhead->suppress_until <= w)
+                group_remove(e, rs->fhead);
+            continue;
+        }
+        while (rs->head) {
+            group *g = rs->head;
+            int64_t live = r->kind == COR_KIND_SINGLE ? INT64_MIN : g->newest + r->within_ms;
+            if (live > w || g->suppress_until > w)
+                break;
+            group_remove(e, g);
+        }
+    }
+}
+
+static void on_hit(void *ctx, const psb_event *ev, const cor_rule *r, size_t step,
+                   const cor_capture *caps, size_t n_caps)
+{
+    cor_engine *e = ctx;
+    switch (r->kind) {
+    case COR_KIND_SINGLE:
+        on_single(e, ev, r, caps, n_caps);
+        break;
+    case COR_KIND_THRESHOLD:
+        on_threshold(e, ev, r, caps, n_caps);
+        break;
+    case COR_KIND_SEQUENCE:
+        on_sequence(e, ev, r, step, caps, n_caps);
+        break;
+    case COR_KIND_ABSENCE:
+        on_absence(e, ev, r, caps, n_caps);
+        break;
+    default:
+        break;
+    }
+}
+
+void cor_engine_process(cor_engine *e, const psb_event *ev)
+{
+    e->event_seq++;
+    if (ev->kind != PSB_EVENT_KIND_PIPELINE_ERROR &&
+        (!e->have_watermark || ev->timestamp_ms > e->watermark)) {
+        e->watermark = ev->timestamp_ms;
+        e->have_watermark = true;
+        if (e->n_absence)
+            fire_absences(e, e->watermark);
+    }
+    cor_matcher_run(e->m, ev, on_hit, e);
+    if (e->event_seq % SWEEP_EVERY == 0 && e->have_watermark)
+        sweep(e);
+}
+
+static int cmp_incident(const void *a, const void *b)
+{
+    const cor_incident *x = *(cor_incident *const *)a, *y = *(cor_incident *const *)b;
+    if (x->detected_at != y->detected_at)
+        return x->detected_at < y->detected_at ? -1 : 1;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+void cor_engine_finish(cor_engine *e)
+{
+    if (e->n_incidents > 1)
+        qsort(e->incidents, e->n_incidents, sizeof(*e->incidents), cmp_incident);
+}
+
+size_t cor_engine_incidents(const cor_engine *e, cor_incident *const **out)
+{
+    *out = e->incidents;
+    return e->n_incidents;
+}
+
+cor_matcher *cor_engine_matcher(cor_engine *e) { return e->m; }
+const cor_rule_stats *cor_engine_stats(cor_engine *e) { return cor_matcher_stats(e->m); }
+size_t cor_engine_groups(const cor_engine *e) { return e->n_groups; }
+int64_t cor_engine_watermark(const cor_engine *e) { return e->watermark; }

@@ -1,0 +1,40 @@
+/* cor_incident.h -- the incident record of design.md ("Incidents").
+ *
+ * An incident owns copies of everything it shows, so it outlives the events and
+ * the group state that raised it.
+ */
+#ifndef COR_INCIDENT_H
+#define COR_INCIDENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cor_json.h"
+#include "cor_rule.h"
+
+#define COR_MAX_EVIDENCE 5
+
+typedef struct cor_incident {
+    const cor_rule *rule;
+    char id[33];            /* hex of the first 16 bytes of SHA-256(rule id, group, first_seen) */
+    char *org;              /* organization.id, or NULL */
+    char *group_json;       /* rendered object of the by fields, e.g. {"src":"1.2.3.4"} */
+    int64_t first_seen, last_seen, detected_at;
+    long count;
+    long suppressed;
+    char *evidence[COR_MAX_EVIDENCE];
+    size_t evidence_len[COR_MAX_EVIDENCE];
+    size_t n_evidence;
+    uint64_t seq;           /* order raised, to break ties in time order */
+} cor_incident;
+
+/* Compute id from the rule id, the group key (org and by values) and first_seen. */
+void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_len);
+/* Append the record as one line of JSON (no newline). */
+void cor_incident_write(const cor_incident *inc, cor_buf *b);
+void cor_incident_add_evidence(cor_incident *inc, const char *p, size_t n);
+/* Same, taking ownership of p (a heap string of n bytes); frees it when full. */
+void cor_incident_take_evidence(cor_incident *inc, char *p, size_t n);
+void cor_incident_free(cor_incident *inc);
+
+#endif

@@ -1,0 +1,224 @@
+/* cor_match.c -- prefilter, then PCRE2 to confirm and capture. */
+#include "cor_match.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cor_prefilter.h"
+#include "pasban/util.h"
+
+typedef struct field_slot {
+    char buf[32]; /* numbers psb_event_get renders */
+} field_slot;
+
+struct cor_matcher {
+    const cor_ruleset *rs;
+    pcre2_match_context *mctx;
+    pcre2_jit_stack *jit;
+    pcre2_match_data *md;
+    cor_prefilter_scratch *pf;
+    bool use_prefilter;
+    bool timing;
+    cor_field_value *values; /* per field id, for the current event */
+    field_slot *slots;
+    uint32_t *units;         /* candidate units of the current event */
+    uint32_t *unit_rule;     /* unit -> rule index */
+    size_t *field_len;
+    cor_capture caps[COR_MAX_CAPTURES * COR_MAX_PATTERNS];
+    size_t n_caps;
+    cor_rule_stats *stats;
+};
+
+cor_matcher *cor_matcher_new(const cor_ruleset *rs, const cor_match_opts *opts)
+{
+    cor_match_opts o = opts ? *opts : (cor_match_opts){0, 0, 0, false};
+    cor_matcher *m = psb_xcalloc(1, sizeof(*m));
+    m->rs = rs;
+    m->mctx = pcre2_match_context_create(NULL);
+    pcre2_set_match_limit(m->mctx, o.match_limit ? o.match_limit : COR_DEFAULT_MATCH_LIMIT);
+    pcre2_set_depth_limit(m->mctx, o.depth_limit ? o.depth_limit : COR_DEFAULT_DEPTH_LIMIT);
+    size_t js = o.jit_stack_max ? o.jit_stack_max : COR_DEFAULT_JIT_STACK;
+    m->jit = pcre2_jit_stack_create(js < 32768 ? js : 32768, js, NULL);
+    if (m->jit)
+        pcre2_jit_stack_assign(m->mctx, NULL, m->jit);
+    m->md = pcre2_match_data_create(rs->max_groups_per_pattern ? rs->max_groups_per_pattern : 1,
+                                    NULL);
+    if (!m->mctx || !m->md)
+        abort();
+    if (rs->prefilter) {
+        m->pf = cor_prefilter_scratch_new(rs->prefilter);
+        m->use_prefilter = true;
+    }
+    m->timing = o.timing;
+    m->values = psb_xcalloc(rs->n_fields + 1, sizeof(*m->values));
+    m->slots = psb_xcalloc(rs->n_fields + 1, sizeof(*m->slots));
+    m->units = psb_xcalloc(rs->n_units + 1, sizeof(*m->units));
+    m->unit_rule = psb_xcalloc(rs->n_units + 1, sizeof(*m->unit_rule));
+    m->field_len = psb_xcalloc(rs->n_fields + 1, sizeof(*m->field_len));
+    for (size_t f = 0; f < rs->n_fields; f++)
+        m->field_len[f] = strlen(rs->fields[f]);
+    for (size_t i = 0; i < rs->n_rules; i++)
+        for (size_t s = 0; s < rs->rules[i]->n_steps; s++)
+            m->unit_rule[rs->rules[i]->unit_base + s] = (uint32_t)i;
+    m->stats = psb_xcalloc(rs->n_rules + 1, sizeof(*m->stats));
+    return m;
+}
+
+void cor_matcher_free(cor_matcher *m)
+{
+    if (!m)
+        return;
+    pcre2_match_data_free(m->md);
+    pcre2_jit_stack_free(m->jit);
+    pcre2_match_context_free(m->mctx);
+    cor_prefilter_scratch_free(m->pf);
+    free(m->values);
+    free(m->slots);
+    free(m->units);
+    free(m->unit_rule);
+    free(m->field_len);
+    free(m->stats);
+    free(m);
+}
+
+void cor_matcher_set_prefilter(cor_matcher *m, bool on) { m->use_prefilter = on && m->pf; }
+
+cor_rule_stats *cor_matcher_stats(cor_matcher *m) { return m->stats; }
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* 1 = match, 0 = no match, -1 = a limit stopped it (counted, treated as no match). */
+static int run(cor_matcher *m, const cor_rule *r, const cor_cond *c, psb_str v)
+{
+    uint64_t t0 = m->timing ? now_ns() : 0;
+    /* pcre2_jit_match skips the option checks; the match context still carries
+     * the match limit and the JIT stack (whose size bounds recursion). */
+    PCRE2_SPTR subj = (PCRE2_SPTR)(v.ptr ? v.ptr : "");
+    int rc = c->jit ? pcre2_jit_match(c->re, subj, v.len, 0, 0, m->md, m->mctx)
+                    : pcre2_match(c->re, subj, v.len, 0, 0, m->md, m->mctx);
+    if (m->timing)
+        m->stats[r->index].regex_ns += now_ns() - t0;
+    if (rc >= 0)
+        return 1;
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return 0;
+    m->stats[r->index].limit_errors++;
+    return -1;
+}
+
+static void take_captures(cor_matcher *m, const cor_cond *c, psb_str subject)
+{
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(m->md);
+    uint32_t n = pcre2_get_ovector_count(m->md);
+    for (size_t i = 0; i < c->n_caps; i++) {
+        uint32_t g = c->caps[i].group;
+        if (g >= n || ov[2 * g] == PCRE2_UNSET || m->n_caps >= sizeof(m->caps) / sizeof(m->caps[0]))
+            continue;
+        m->caps[m->n_caps].name = c->caps[i].name;
+        m->caps[m->n_caps].value.len = ov[2 * g + 1] - ov[2 * g];
+        m->caps[m->n_caps].value.ptr = subject.ptr + ov[2 * g];
+        m->n_caps++;
+    }
+}
+
+int cor_field_lookup(const psb_event *ev, const cor_capture *caps, size_t n_caps,
+                     const char *name, char *buf, psb_str *out)
+{
+    /* The last capture of a name wins: a later pattern refines an earlier one. */
+    for (size_t i = n_caps; i-- > 0;)
+        if (strcmp(caps[i].name, name) == 0) {
+            *out = caps[i].value;
+            return 1;
+        }
+    return psb_event_get(ev, name, strlen(name), buf, out);
+}
+
+/* Does step s of r hold for ev? Leaves its captures in m->caps. */
+static int eval_step(cor_matcher *m, const psb_event *ev, const cor_rule *r, const cor_step *st)
+{
+    m->n_caps = 0;
+    for (size_t i = 0; i < st->n_where; i++) {
+        const cor_cond *c = &st->where[i];
+        const cor_field_value *fv = &m->values[c->field_id];
+        if (!fv->ptr)
+            return 0;
+        psb_str v = psb_str_make(fv->ptr, fv->len);
+        if (run(m, r, c, v) <= 0)
+            return 0;
+        take_captures(m, c, v);
+    }
+    for (size_t i = 0; i < st->n_unless; i++) {
+        const cor_cond *c = &st->unless[i];
+        char buf[32];
+        psb_str v;
+        if (!cor_field_lookup(ev, m->caps, m->n_caps, c->field, buf, &v))
+            continue; /* an absent field allows nothing */
+        if (run(m, r, c, v) > 0)
+            return 0;
+    }
+    return 1;
+}
+
+static void load_values(cor_matcher *m, const psb_event *ev)
+{
+    const cor_ruleset *rs = m->rs;
+    for (size_t f = 0; f < rs->n_fields; f++) {
+        psb_str v;
+        if (psb_event_get(ev, rs->fields[f], m->field_len[f], m->slots[f].buf, &v)) {
+            m->values[f].ptr = v.ptr ? v.ptr : "";
+            m->values[f].len = v.len;
+        } else {
+            m->values[f].ptr = NULL;
+            m->values[f].len = 0;
+        }
+    }
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+void cor_matcher_run(cor_matcher *m, const psb_event *ev, cor_hit_fn fn, void *ctx)
+{
+    const cor_ruleset *rs = m->rs;
+    load_values(m, ev);
+    size_t n;
+    if (m->use_prefilter) {
+        n = cor_prefilter_scan(rs->prefilter, m->pf, m->values, m->units);
+        if (n > 1)
+            qsort(m->units, n, sizeof(*m->units), cmp_u32);
+    } else {
+        n = rs->n_units;
+        for (size_t u = 0; u < n; u++)
+            m->units[u] = (uint32_t)u;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = m->units[i];
+        const cor_rule *r = rs->rules[m->unit_rule[u]];
+        size_t step = r->n_steps - 1 - (u - r->unit_base);
+        m->stats[r->index].candidates++;
+        if (!eval_step(m, ev, r, &r->steps[step]))
+            continue;
+        m->stats[r->index].matches++;
+        if (fn)
+            fn(ctx, ev, r, step, m->caps, m->n_caps);
+    }
+}
+
+unsigned cor_matcher_rule(cor_matcher *m, const psb_event *ev, const cor_rule *r)
+{
+    load_values(m, ev);
+    unsigned mask = 0;
+    for (size_t s = 0; s < r->n_steps; s++)
+        if (eval_step(m, ev, r, &r->steps[s]))
+            mask |= 1u << s;
+    return mask;
+}
