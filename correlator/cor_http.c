@@ -379,9 +379,19 @@ static void get_kpi(cor_http *h, struct evhttp_request *req, who w, struct evkey
     if (kpi_operator(req, w, q, &op) < 0)
         return;
     cor_buf b = {0};
-    if (!op)
+    const char *asked = evhttp_find_header(q, "operator");
+    if (!op) {
         cor_kpi_write_json_all(h->cfg.kpi, p, &b);
-    else if (cor_kpi_write_json(h->cfg.kpi, op, p, &b) < 0) {
+    } else if (!asked || !*asked) {
+        /* Same shape as the regulator's answer, with the one record it may see. */
+        char per[16];
+        cor_kpi_period_format(p, per);
+        cor_buf_puts(&b, "{\"period\":");
+        cor_buf_json_str(&b, per, strlen(per));
+        cor_buf_puts(&b, ",\"records\":[");
+        cor_kpi_write_json(h->cfg.kpi, op, p, &b);
+        cor_buf_puts(&b, "]}");
+    } else if (cor_kpi_write_json(h->cfg.kpi, op, p, &b) < 0) {
         cor_buf_free(&b);
         reply_error(req, 404, "no such operator");
         return;

@@ -8,8 +8,8 @@
  *   GET  /api/incidents/{id}
  *   POST /api/incidents/{id}/status       {"status": ..., "at"?: RFC 3339, "note"?: ...}
  *   GET  /api/kpi?operator=&period=2026-11   (period a month or a day; default: the
- *        current month in event time). With operator: that record; without: every
- *        visible operator's, as {"period", "records": [...]}
+ *        current month in event time). With operator: that record; without:
+ *        {"period", "records": [...]} of every operator the token may see
  *   GET  /api/kpi/days?operator=&period=2026-11   day-by-day KPIs of a month
  *   GET  /api/kpi.csv?period=2026-11       the monthly sheet
  *   GET  /metrics                          Prometheus text 0.0.4

@@ -892,7 +892,8 @@ static void compute(const cor_kpi *k, const kop *o, cor_kpi_period p, cor_kpi_va
 
     v->sources_designated.v = (double)o->n_sources;
     v->sources_reporting.v = (double)sources_reporting(k, o, from, to);
-    if (o->n_sources)
+    /* A period that has not begun in event time has no coverage yet, rather than 0 %. */
+    if (o->n_sources && k->clock != NONE && k->clock >= from)
         set(&v->coverage_pct, 100.0 * v->sources_reporting.v / (double)o->n_sources);
 
     int64_t n = 0, fp = 0, open = 0, sum_d = 0, sum_a = 0, n_a = 0, sum_c = 0, n_c = 0;

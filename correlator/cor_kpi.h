@@ -18,7 +18,8 @@
  *   that are not false positives, those reported no later than detected_at +
  *   report_window.
  * - Coverage: a designated source is reporting if it sent an event in the 24 h of
- *   event time before min(end of period, latest event time the engine has seen).
+ *   event time before min(end of period, latest event time the engine has seen);
+ *   a period that starts after that latest time has no coverage yet (null).
  * - Targets: per operator and KPI ("coverage_pct": ">= 95"); the record shows the
  *   target, the actual value, met or not, and the change since the previous period.
  */

@@ -326,6 +326,9 @@ static void test_kpi_api_and_csv(void **state)
     r = get(f, "/api/kpi", "tok-a");
     v = json_of(&r);
     assert_string_equal(jstr(v, "period", NULL), "2026-11");
+    const char *p_rec[] = {"records", NULL};
+    assert_int_equal(yajl_tree_get(v, p_rec, yajl_t_array)->u.array.len, 1);
+    assert_null(strstr(r.body, "op-b"));
     yajl_tree_free(v);
     free(r.body);
     expect_error(get(f, "/api/kpi?operator=op-b", "tok-a"), 403);

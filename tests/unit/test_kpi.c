@@ -227,6 +227,11 @@ static void test_recomputed_from_incidents_and_updates(void **state)
     assert_val(c.coverage_pct, (cor_kpi_val){0, true}, "silent operator");
     assert_false(c.mttd_s.set);
     assert_int_equal(cor_kpi_compute(k, "nobody", nov, &c), -1);
+    /* December has not begun in event time: no coverage yet, rather than 0 %. */
+    cor_kpi_period dec;
+    cor_kpi_period_parse("2026-12", &dec);
+    assert_int_equal(cor_kpi_compute(k, "op-a", dec, &c), 0);
+    assert_false(c.coverage_pct.set);
     cor_kpi_free(k);
 }
 
