@@ -456,6 +456,38 @@ static void test_config_errors_and_periods(void **state)
     cor_kpi_free(k);
 }
 
+/* docker/grafana-dashboard.json queries only metrics that /metrics has. */
+static void test_grafana_dashboard_names_exist(void **state)
+{
+    (void)state;
+    FILE *fp = fopen(PASBAN_SOURCE_DIR "/docker/grafana-dashboard.json", "rb");
+    assert_non_null(fp);
+    static char dash[1 << 17];
+    size_t n = fread(dash, 1, sizeof(dash) - 1, fp);
+    fclose(fp);
+    dash[n] = '\0';
+    cor_kpi *k = build();
+    cor_buf b = {0};
+    cor_kpi_write_prometheus(k, &b);
+    cor_buf_putc(&b, '\0');
+    size_t names = 0;
+    for (const char *p = strstr(dash, "pasban_kpi_"); p; p = strstr(p + 1, "pasban_kpi_")) {
+        char name[128], line[136];
+        size_t len = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+        assert_true(len < sizeof(name));
+        memcpy(name, p, len);
+        name[len] = '\0';
+        snprintf(line, sizeof(line), "\n%s{", name);
+        if (!strstr(b.p, line))
+            print_error("%s is not in /metrics\n", name);
+        assert_non_null(strstr(b.p, line));
+        names++;
+    }
+    assert_true(names >= 10);
+    cor_buf_free(&b);
+    cor_kpi_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -466,6 +498,7 @@ int main(void)
         cmocka_unit_test(test_csv_opens_as_a_sheet),
         cmocka_unit_test(test_prometheus_text),
         cmocka_unit_test(test_config_errors_and_periods),
+        cmocka_unit_test(test_grafana_dashboard_names_exist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
