@@ -235,7 +235,8 @@ size_t cor_prefilter_scan(const cor_prefilter *pf, cor_prefilter_scratch *s,
             continue;
         hs_scan(pf->dbs[i].db, v->ptr ? v->ptr : "", (unsigned)v->len, 0, s->hs, on_match, s);
     }
-    memcpy(out + s->n_out, pf->always, pf->n_always * sizeof(*out));
+    if (pf->n_always)
+        memcpy(out + s->n_out, pf->always, pf->n_always * sizeof(*out));
     return s->n_out + pf->n_always;
 }
 

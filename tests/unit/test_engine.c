@@ -1,0 +1,559 @@
+/* Correlation semantics of design.md, one test per point: what an analyst sees
+ * in the incidents of a replay. Events are RFC 5424 lines so each has an exact
+ * @timestamp; T0 is 2026-11-23T10:00:00Z and offsets are in milliseconds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "cor_engine.h"
+#include "cor_rule.h"
+#include "pasban/parse.h"
+
+#define T0 1795428000000LL /* 2026-11-23T10:00:00Z */
+#define S 1000LL
+
+typedef struct fixture {
+    cor_ruleset *rs;
+    cor_engine *e;
+    psb_event *ev;
+    cor_buf out;
+} fixture;
+
+static void start_opts(fixture *f, const char *rules, const cor_engine_opts *eo, bool prefilter)
+{
+    memset(f, 0, sizeof(*f));
+    cor_load_opts lo = {stderr, !prefilter};
+    f->rs = cor_ruleset_load_text("test.rules", rules, strlen(rules), &lo);
+    assert_non_null(f->rs);
+    assert_int_equal(f->rs->n_errors, 0);
+    f->e = cor_engine_new(f->rs, eo);
+    f->ev = psb_event_new();
+}
+
+static void start(fixture *f, const char *rules) { start_opts(f, rules, NULL, true); }
+
+static void stop(fixture *f)
+{
+    psb_event_free(f->ev);
+    cor_engine_free(f->e);
+    cor_ruleset_free(f->rs);
+    cor_buf_free(&f->out);
+}
+
+/* One syslog line from host/app at T0 + ms. */
+static void feed(fixture *f, int64_t ms, const char *host, const char *app, const char *msg)
+{
+    char ts[PSB_TIME_BUFSZ];
+    psb_format_time_ms(T0 + ms, ts);
+    char line[1024];
+    int n = snprintf(line, sizeof(line), "<38>1 %s %s %s - - - %s", ts, host, app, msg);
+    psb_parse_opts po;
+    memset(&po, 0, sizeof(po));
+    po.received_ms = T0;
+    po.organization_id = PSB_STR_LIT("op-a");
+    assert_int_equal(psb_parse(&po, line, (size_t)n, f->ev), 0);
+    cor_engine_process(f->e, f->ev);
+}
+
+static void fail_from(fixture *f, int64_t ms, const char *src)
+{
+    char msg[256];
+    snprintf(msg, sizeof(msg), "Failed password for root from %s port 22 ssh2", src);
+    feed(f, ms, "gw1", "sshd", msg);
+}
+
+/* Finish and return the incidents. */
+static size_t finish(fixture *f, cor_incident *const **inc)
+{
+    cor_engine_finish(f->e);
+    return cor_engine_incidents(f->e, inc);
+}
+
+static const char *render(fixture *f)
+{
+    cor_incident *const *inc;
+    size_t n = finish(f, &inc);
+    f->out.len = 0;
+    cor_buf_put(&f->out, "", 0);
+    for (size_t i = 0; i < n; i++) {
+        cor_incident_write(inc[i], &f->out);
+        cor_buf_putc(&f->out, '\n');
+    }
+    return f->out.p;
+}
+
+static const char *ssh_rule(const char *extra)
+{
+    static char buf[2048];
+    snprintf(buf, sizeof(buf),
+             "{\"rules\": [{\"id\": \"SSH-BF\", \"title\": \"brute force\", \"severity\": \"high\","
+             " \"category\": \"intrusion-attempts/login-attempts\","
+             " \"where\": {\"process.name\": \"^sshd$\","
+             "   \"message\": \"^Failed password for (?:invalid user )?(?<user>\\\\S+) from "
+             "(?<src>\\\\S+)\"},"
+             " %s}]}",
+             extra);
+    return buf;
+}
+
+static void test_threshold_counts_within_window(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 3, \"within\": \"10s\", \"by\": [\"src\"]}"));
+    fail_from(&f, 0, "1.2.3.4");
+    fail_from(&f, 2 * S, "5.6.7.8"); /* another group */
+    fail_from(&f, 4 * S, "1.2.3.4");
+    fail_from(&f, 8 * S, "1.2.3.4");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->count, 3);
+    assert_int_equal(inc[0]->first_seen, T0);
+    assert_int_equal(inc[0]->last_seen, T0 + 8 * S);
+    assert_int_equal(inc[0]->detected_at, T0 + 8 * S);
+    assert_string_equal(inc[0]->group_json, "{\"src\":\"1.2.3.4\"}");
+    assert_string_equal(inc[0]->org, "op-a");
+    assert_int_equal(inc[0]->n_evidence, 3);
+    assert_non_null(strstr(inc[0]->evidence[0], "Failed password for root from 1.2.3.4"));
+    stop(&f);
+}
+
+static void test_window_edge_exactly_within_apart_does_not_count(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 2, \"within\": \"10s\", \"by\": [\"src\"]}"));
+    fail_from(&f, 0, "1.2.3.4");
+    fail_from(&f, 10 * S, "1.2.3.4"); /* exactly within later: the first is out */
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 0);
+    stop(&f);
+
+    start(&f, ssh_rule("\"threshold\": {\"count\": 2, \"within\": \"10s\", \"by\": [\"src\"]}"));
+    fail_from(&f, 0, "1.2.3.4");
+    fail_from(&f, 10 * S - 1, "1.2.3.4"); /* one millisecond inside */
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->count, 2);
+    stop(&f);
+}
+
+static void test_window_is_emptied_at_the_incident(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 3, \"within\": \"60s\", \"by\": [\"src\"]}"));
+    for (int i = 0; i < 7; i++)
+        fail_from(&f, i * S, "1.2.3.4");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 2); /* events 1-3 and 4-6; the 7th waits */
+    assert_int_equal(inc[1]->first_seen, T0 + 3 * S);
+    assert_int_equal(inc[1]->last_seen, T0 + 5 * S);
+    assert_string_not_equal(inc[0]->id, inc[1]->id);
+    stop(&f);
+}
+
+static void test_suppress_counts_on_the_incident(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 2, \"within\": \"60s\", \"by\": [\"src\"]},"
+                       " \"suppress\": \"30s\""));
+    fail_from(&f, 0, "1.2.3.4");
+    fail_from(&f, 1 * S, "1.2.3.4");  /* incident at 1s, suppressed until 31s */
+    fail_from(&f, 2 * S, "1.2.3.4");  /* suppressed */
+    fail_from(&f, 30 * S, "1.2.3.4"); /* suppressed */
+    fail_from(&f, 31 * S, "1.2.3.4"); /* free again: enters a new window */
+    fail_from(&f, 32 * S, "1.2.3.4"); /* second incident */
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 2);
+    assert_int_equal(inc[0]->suppressed, 2);
+    assert_int_equal(inc[1]->suppressed, 0);
+    assert_int_equal(inc[1]->first_seen, T0 + 31 * S); /* suppressed events did not enter */
+    assert_int_equal(cor_engine_stats(f.e)[0].suppressed, 2);
+    stop(&f);
+}
+
+static void test_single_with_by_and_suppress(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, "{\"rules\": [{\"id\": \"ROOT\", \"severity\": \"critical\", \"by\": [\"host.hostname\"],"
+              " \"where\": {\"message\": \"^Accepted \\\\S+ for root\"}, \"suppress\": \"5m\"}]}");
+    feed(&f, 0, "h1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 1 * S, "h1", "sshd", "Accepted publickey for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 2 * S, "h2", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 3 * S, "h2", "sshd", "Accepted password for alice from 1.2.3.4 port 22 ssh2");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 2);
+    assert_string_equal(inc[0]->group_json, "{\"host.hostname\":\"h1\"}");
+    assert_int_equal(inc[0]->count, 1);
+    assert_int_equal(inc[0]->first_seen, inc[0]->last_seen);
+    assert_int_equal(inc[0]->suppressed, 1);
+    assert_string_equal(inc[1]->group_json, "{\"host.hostname\":\"h2\"}");
+    stop(&f);
+}
+
+static void test_distinct_counts_values_not_events(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, "{\"rules\": [{\"id\": \"SCAN\", \"severity\": \"medium\","
+              " \"where\": {\"message\": \"DROP SRC=(?<src>\\\\S+) .*DPT=(?<dport>\\\\d+)\"},"
+              " \"threshold\": {\"count\": 3, \"within\": \"60s\", \"by\": [\"src\"],"
+              "   \"distinct\": \"dport\"}}]}");
+    feed(&f, 0, "fw", "kernel", "DROP SRC=9.9.9.9 DST=10.0.0.1 DPT=22");
+    feed(&f, 1 * S, "fw", "kernel", "DROP SRC=9.9.9.9 DST=10.0.0.1 DPT=22");
+    feed(&f, 2 * S, "fw", "kernel", "DROP SRC=9.9.9.9 DST=10.0.0.1 DPT=22");
+    feed(&f, 3 * S, "fw", "kernel", "DROP SRC=9.9.9.9 DST=10.0.0.1 DPT=23");
+    cor_incident *const *inc;
+    cor_engine_finish(f.e);
+    assert_int_equal(cor_engine_incidents(f.e, &inc), 0); /* two distinct ports so far */
+    feed(&f, 4 * S, "fw", "kernel", "DROP SRC=9.9.9.9 DST=10.0.0.1 DPT=80");
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->count, 5); /* events in the window */
+    assert_int_equal(inc[0]->first_seen, T0);
+    stop(&f);
+}
+
+static void test_distinct_value_leaving_the_window(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, "{\"rules\": [{\"id\": \"SCAN\", \"where\": {\"message\": \"DPT=(?<dport>\\\\d+)\"},"
+              " \"threshold\": {\"count\": 3, \"within\": \"10s\", \"distinct\": \"dport\"}}]}");
+    feed(&f, 0, "fw", "kernel", "DPT=1");
+    feed(&f, 5 * S, "fw", "kernel", "DPT=2");
+    feed(&f, 10 * S, "fw", "kernel", "DPT=3"); /* DPT=1 has left: 2 distinct */
+    cor_incident *const *inc;
+    cor_engine_finish(f.e);
+    assert_int_equal(cor_engine_incidents(f.e, &inc), 0);
+    feed(&f, 11 * S, "fw", "kernel", "DPT=1");
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->first_seen, T0 + 5 * S);
+    stop(&f);
+}
+
+static const char seq_rule[] =
+    "{\"rules\": [{\"id\": \"SSH-SEQ\", \"severity\": \"critical\", \"within\": \"10m\","
+    " \"by\": [\"src\"], \"where\": {\"process.name\": \"^sshd$\"},"
+    " \"sequence\": ["
+    "   {\"where\": {\"message\": \"^Failed password for \\\\S+ from (?<src>\\\\S+)\"}},"
+    "   {\"where\": {\"message\": \"^Accepted password for \\\\S+ from (?<src>\\\\S+)\"}}]}]}";
+
+static void test_sequence_in_order_within(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, seq_rule);
+    feed(&f, 0, "gw1", "sshd", "Failed password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 60 * S, "gw1", "sshd", "Failed password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 120 * S, "gw1", "sshd", "Accepted password for root from 5.5.5.5 port 22 ssh2");
+    feed(&f, 180 * S, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_string_equal(inc[0]->group_json, "{\"src\":\"1.2.3.4\"}");
+    /* the latest failure starts the sequence that completes */
+    assert_int_equal(inc[0]->first_seen, T0 + 60 * S);
+    assert_int_equal(inc[0]->last_seen, T0 + 180 * S);
+    assert_int_equal(inc[0]->count, 2);
+    assert_int_equal(inc[0]->n_evidence, 2);
+    stop(&f);
+}
+
+static void test_sequence_wrong_order_or_expired(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, seq_rule);
+    feed(&f, 0, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 1 * S, "gw1", "sshd", "Failed password for root from 1.2.3.4 port 22 ssh2");
+    /* expired: success exactly 10 minutes after the failure */
+    feed(&f, 601 * S, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 0);
+    stop(&f);
+}
+
+static const char absence_rule[] =
+    "{\"rules\": [{\"id\": \"SILENT\", \"severity\": \"medium\","
+    " \"category\": \"other/undetermined\", \"where\": {\"host.hostname\": \".\"},"
+    " \"absence\": {\"within\": \"15m\", \"by\": [\"host.hostname\"]}}]}";
+
+static void test_absence_fires_when_time_passes(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, absence_rule);
+    feed(&f, 0, "fw1", "app", "hello");
+    feed(&f, 0, "fw2", "app", "hello");
+    feed(&f, 10 * 60 * S, "fw1", "app", "still here");
+    feed(&f, 15 * 60 * S - 1, "fw1", "app", "fw2 not yet silent for 15m");
+    cor_incident *const *inc;
+    cor_engine_finish(f.e);
+    assert_int_equal(cor_engine_incidents(f.e, &inc), 0);
+    feed(&f, 15 * 60 * S, "fw1", "app", "now fw2 is");
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_string_equal(inc[0]->group_json, "{\"host.hostname\":\"fw2\"}");
+    assert_int_equal(inc[0]->last_seen, T0);
+    assert_int_equal(inc[0]->detected_at, T0 + 15 * 60 * S);
+    stop(&f);
+}
+
+static void test_absence_not_fired_past_the_end_of_input(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, absence_rule);
+    feed(&f, 0, "fw1", "app", "hello");
+    feed(&f, 14 * 60 * S, "fw2", "app", "hello");
+    /* the input ends before fw1 has been silent 15 minutes by its own clock */
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 0);
+    stop(&f);
+}
+
+static void test_absence_fires_once_then_again_after_return(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, absence_rule);
+    feed(&f, 0, "fw1", "app", "a");
+    feed(&f, 0, "fw2", "app", "a");
+    feed(&f, 10 * 60 * S, "fw2", "app", "a2");
+    feed(&f, 20 * 60 * S, "fw2", "app", "b");      /* fw1 fires at 15m */
+    feed(&f, 40 * 60 * S, "fw2", "app", "c");      /* fw1 silent still: no repeat; fw2 fires at 35m */
+    feed(&f, 41 * 60 * S, "fw1", "app", "back");   /* fw1 is watched again */
+    feed(&f, 60 * 60 * S, "fw2", "app", "d");      /* fw1 fires at 56m, fw2 at 55m */
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 4);
+    assert_int_equal(inc[0]->detected_at, T0 + 15 * 60 * S);
+    assert_int_equal(inc[1]->detected_at, T0 + 35 * 60 * S);
+    assert_int_equal(inc[2]->detected_at, T0 + 55 * 60 * S);
+    assert_int_equal(inc[3]->detected_at, T0 + 56 * 60 * S);
+    assert_string_equal(inc[3]->group_json, "{\"host.hostname\":\"fw1\"}");
+    stop(&f);
+}
+
+static void test_late_events(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 3, \"within\": \"60s\", \"by\": [\"src\"]}"));
+    fail_from(&f, 100 * S, "1.2.3.4");
+    fail_from(&f, 30 * S, "1.2.3.4"); /* late by 70s > within: dropped, counted */
+    fail_from(&f, 90 * S, "1.2.3.4"); /* late by 10s: placed at its time */
+    cor_incident *const *inc;
+    cor_engine_finish(f.e);
+    assert_int_equal(cor_engine_incidents(f.e, &inc), 0);
+    assert_int_equal(cor_engine_stats(f.e)[0].late, 1);
+    fail_from(&f, 101 * S, "1.2.3.4");
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->first_seen, T0 + 90 * S); /* the late one is the oldest */
+    assert_int_equal(inc[0]->last_seen, T0 + 101 * S);
+    stop(&f);
+}
+
+static void test_unless_allowlist(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"unless\": {\"src\": \"^10\\\\.\", \"host.hostname\": \"^lab\"}"));
+    fail_from(&f, 0, "10.1.2.3");                                          /* capture allowlisted */
+    feed(&f, 1 * S, "lab1", "sshd", "Failed password for root from 1.2.3.4 port 22"); /* event field */
+    fail_from(&f, 2 * S, "1.2.3.4");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_non_null(strstr(inc[0]->evidence[0], "from 1.2.3.4"));
+    assert_string_equal(inc[0]->group_json, "{}");
+    stop(&f);
+}
+
+static void test_redos_pattern_stopped_by_limit(void **state)
+{
+    (void)state;
+    fixture f;
+    cor_engine_opts eo;
+    memset(&eo, 0, sizeof(eo));
+    eo.match.match_limit = 10000;
+    start_opts(&f,
+               "{\"rules\": ["
+               " {\"id\": \"REDOS\", \"where\": {\"message\": \"^(a+)+$\"}},"
+               " {\"id\": \"OK\", \"where\": {\"message\": \"^a{10}\"}}]}",
+               &eo, false); /* Hyperscan alone would already rule this subject out */
+    char msg[80];
+    memset(msg, 'a', 40);
+    strcpy(msg + 40, "!");
+    feed(&f, 0, "h", "app", msg);
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_string_equal(inc[0]->rule->id, "OK"); /* the event went on to the other rule */
+    assert_true(cor_engine_stats(f.e)[0].limit_errors >= 1);
+    stop(&f);
+}
+
+static const char mixed_rules[] =
+    "{\"rules\": ["
+    " {\"id\": \"A\", \"where\": {\"message\": \"Failed password for (?<user>\\\\S+) from "
+    "(?<src>\\\\S+)\"},"
+    "  \"threshold\": {\"count\": 2, \"within\": \"30s\", \"by\": [\"src\"]}, \"suppress\": \"10s\"},"
+    " {\"id\": \"B\", \"where\": {\"message\": \"(?i)accepted\"}},"
+    " {\"id\": \"C\", \"where\": {\"host.hostname\": \"^gw\"}, \"absence\": {\"within\": \"1m\","
+    "   \"by\": [\"host.hostname\"]}},"
+    " {\"id\": \"D\", \"within\": \"1m\", \"by\": [\"src\"], \"sequence\": ["
+    "   {\"where\": {\"message\": \"Failed password for \\\\S+ from (?<src>\\\\S+)\"}},"
+    "   {\"where\": {\"message\": \"Accepted \\\\S+ for \\\\S+ from (?<src>\\\\S+)\"}}]},"
+    " {\"id\": \"E\", \"where\": {\"message\": \"(\\\\d+)\\\\1\"}}"
+    "]}";
+
+static void run_mixed(fixture *f, bool prefilter)
+{
+    start_opts(f, mixed_rules, NULL, prefilter);
+    static const char *const hosts[] = {"gw1", "gw2", "srv"};
+    for (int i = 0; i < 400; i++) {
+        char msg[128];
+        const char *what = i % 7 == 0 ? "Accepted password" : "Failed password";
+        snprintf(msg, sizeof(msg), "%s for u%d from 10.0.0.%d port %d ssh2", what, i % 3, i % 5,
+                 1000 + i % 11);
+        feed(f, (int64_t)i * 2500, i % 50 < 30 ? hosts[i % 3] : "srv", "sshd", msg);
+    }
+}
+
+static void test_replay_twice_is_byte_identical_and_prefilter_agrees(void **state)
+{
+    (void)state;
+    fixture a, b, c;
+    run_mixed(&a, true);
+    run_mixed(&b, true);
+    run_mixed(&c, false);
+    const char *x = render(&a);
+    assert_true(strlen(x) > 1000);
+    assert_string_equal(x, render(&b));
+    assert_string_equal(x, render(&c));
+    for (const char *p = x; (p = strstr(p, "\"rule\":{\"id\":\"")); p++)
+        ; /* every kind raised something: */
+    assert_non_null(strstr(x, "\"id\":\"A\""));
+    assert_non_null(strstr(x, "\"id\":\"B\""));
+    assert_non_null(strstr(x, "\"id\":\"C\""));
+    assert_non_null(strstr(x, "\"id\":\"D\""));
+    assert_non_null(strstr(x, "\"id\":\"E\""));
+    /* ordered by detected_at */
+    cor_incident *const *inc;
+    size_t n = cor_engine_incidents(a.e, &inc);
+    for (size_t i = 1; i < n; i++)
+        assert_true(inc[i - 1]->detected_at <= inc[i]->detected_at);
+    stop(&a);
+    stop(&b);
+    stop(&c);
+}
+
+static void test_group_cap_evicts_oldest(void **state)
+{
+    (void)state;
+    fixture f;
+    cor_engine_opts eo;
+    memset(&eo, 0, sizeof(eo));
+    eo.max_groups = 2;
+    start_opts(&f, ssh_rule("\"threshold\": {\"count\": 2, \"within\": \"60s\", \"by\": [\"src\"]}"),
+               &eo, true);
+    fail_from(&f, 0, "1.1.1.1");
+    fail_from(&f, 1 * S, "2.2.2.2");
+    fail_from(&f, 2 * S, "3.3.3.3"); /* 1.1.1.1 evicted */
+    fail_from(&f, 3 * S, "1.1.1.1"); /* starts again: no incident; evicts 2.2.2.2 */
+    fail_from(&f, 4 * S, "3.3.3.3"); /* incident */
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_string_equal(inc[0]->group_json, "{\"src\":\"3.3.3.3\"}");
+    assert_int_equal(cor_engine_stats(f.e)[0].evicted, 2);
+    assert_true(cor_engine_groups(f.e) <= 2);
+    stop(&f);
+}
+
+static void test_expired_groups_are_freed(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 100, \"within\": \"10s\", \"by\": [\"src\"]}"));
+    char src[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(src, sizeof(src), "10.%d.%d.1", i / 256, i % 256);
+        fail_from(&f, (int64_t)i * S, src);
+    }
+    /* only groups with an event in the last 10 s (plus one sweep period) remain */
+    assert_true(cor_engine_groups(f.e) < 1100);
+    stop(&f);
+}
+
+static void test_incident_id_is_stable(void **state)
+{
+    (void)state;
+    fixture a, b;
+    start(&a, ssh_rule("\"threshold\": {\"count\": 2, \"within\": \"60s\", \"by\": [\"src\"]}"));
+    start(&b, ssh_rule("\"threshold\": {\"count\": 2, \"within\": \"60s\", \"by\": [\"src\"]}"));
+    fail_from(&a, 0, "1.2.3.4");
+    fail_from(&a, 1 * S, "1.2.3.4");
+    fail_from(&b, 0, "1.2.3.4");
+    fail_from(&b, 5 * S, "1.2.3.4"); /* same rule, group and first_seen */
+    fail_from(&b, 100 * S, "1.2.3.5");
+    fail_from(&b, 101 * S, "1.2.3.5");
+    cor_incident *const *x, *const *y;
+    assert_int_equal(finish(&a, &x), 1);
+    assert_int_equal(finish(&b, &y), 2);
+    assert_string_equal(x[0]->id, y[0]->id);
+    assert_string_not_equal(y[0]->id, y[1]->id);
+    assert_int_equal(strlen(x[0]->id), 32);
+    stop(&a);
+    stop(&b);
+}
+
+static void test_incident_record_shape(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 1, \"within\": \"60s\", \"by\": [\"src\", "
+                       "\"user\"]}"));
+    fail_from(&f, 0, "1.2.3.4");
+    const char *out = render(&f);
+    const char *want_tail =
+        "\"rule\":{\"id\":\"SSH-BF\",\"title\":\"brute force\"},\"severity\":\"high\","
+        "\"category\":\"intrusion-attempts/login-attempts\",\"organization\":{\"id\":\"op-a\"},"
+        "\"group\":{\"src\":\"1.2.3.4\",\"user\":\"root\"},"
+        "\"first_seen\":\"2026-11-23T10:00:00.000Z\",\"last_seen\":\"2026-11-23T10:00:00.000Z\","
+        "\"detected_at\":\"2026-11-23T10:00:00.000Z\",\"count\":1,\"suppressed\":0,"
+        "\"evidence\":[\"<38>1 2026-11-23T10:00:00.000Z gw1 sshd - - - Failed password for root "
+        "from 1.2.3.4 port 22 ssh2\"],\"status\":\"new\"}\n";
+    assert_non_null(strstr(out, want_tail));
+    assert_true(strncmp(out, "{\"id\":\"", 7) == 0);
+    stop(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threshold_counts_within_window),
+        cmocka_unit_test(test_window_edge_exactly_within_apart_does_not_count),
+        cmocka_unit_test(test_window_is_emptied_at_the_incident),
+        cmocka_unit_test(test_suppress_counts_on_the_incident),
+        cmocka_unit_test(test_single_with_by_and_suppress),
+        cmocka_unit_test(test_distinct_counts_values_not_events),
+        cmocka_unit_test(test_distinct_value_leaving_the_window),
+        cmocka_unit_test(test_sequence_in_order_within),
+        cmocka_unit_test(test_sequence_wrong_order_or_expired),
+        cmocka_unit_test(test_absence_fires_when_time_passes),
+        cmocka_unit_test(test_absence_not_fired_past_the_end_of_input),
+        cmocka_unit_test(test_absence_fires_once_then_again_after_return),
+        cmocka_unit_test(test_late_events),
+        cmocka_unit_test(test_unless_allowlist),
+        cmocka_unit_test(test_redos_pattern_stopped_by_limit),
+        cmocka_unit_test(test_replay_twice_is_byte_identical_and_prefilter_agrees),
+        cmocka_unit_test(test_group_cap_evicts_oldest),
+        cmocka_unit_test(test_expired_groups_are_freed),
+        cmocka_unit_test(test_incident_id_is_stable),
+        cmocka_unit_test(test_incident_record_shape),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
