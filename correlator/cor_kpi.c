@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <yajl/yajl_tree.h>
 
+#include "pasban/event.h"
 #include "pasban/util.h"
 
 #define NONE INT64_MIN
@@ -413,6 +414,7 @@ struct cor_kpi {
     kinc **tab; /* open addressing by incident id */
     size_t tab_cap, tab_n;
     int64_t clock; /* latest event time seen, NONE before the first */
+    int64_t first; /* earliest event or first_seen, NONE before the first */
 };
 
 static kop *op_new(const char *id, const cfg_op *cfg)
@@ -474,6 +476,7 @@ cor_kpi *cor_kpi_new(cor_kpi_config *cfg)
     cor_kpi *k = psb_xcalloc(1, sizeof(*k));
     k->cfg = cfg ? cfg : cor_kpi_config_new();
     k->clock = NONE;
+    k->first = NONE;
     k->ops = psb_xcalloc(k->cfg->n_ops + 1, sizeof(kop *));
     for (size_t i = 0; i < k->cfg->n_ops; i++)
         k->ops[k->n_ops++] = op_new(k->cfg->ops[i].id, &k->cfg->ops[i]);
@@ -592,7 +595,29 @@ int cor_kpi_on_event(cor_kpi *k, const char *op, int64_t t, const char *host,
         d->last_seen[s] = t;
     if (k->clock < t)
         k->clock = t;
+    if (k->first == NONE || t < k->first)
+        k->first = t;
     return 0;
+}
+
+int cor_kpi_on_psb_event(cor_kpi *k, const psb_event *ev)
+{
+    char op[COR_KPI_MAX_ID_LEN + 1], host[COR_KPI_MAX_ID_LEN + 1];
+    psb_str o = ev->organization_id;
+    psb_str h = psb_str_is_set(ev->hostname) && ev->hostname.len ? ev->hostname : ev->observer_ip;
+    if (!psb_str_is_set(o) || o.len == 0)
+        o = PSB_STR_LIT("unassigned");
+    if (o.len > COR_KPI_MAX_ID_LEN)
+        return -1;
+    memcpy(op, o.ptr, o.len);
+    op[o.len] = '\0';
+    host[0] = '\0';
+    if (psb_str_is_set(h) && h.len <= COR_KPI_MAX_ID_LEN) {
+        memcpy(host, h.ptr, h.len);
+        host[h.len] = '\0';
+    }
+    return cor_kpi_on_event(k, op, ev->timestamp_ms, host[0] ? host : NULL,
+                            ev->kind == PSB_EVENT_KIND_PIPELINE_ERROR);
 }
 
 static uint64_t hash_id(const char *s)
@@ -661,6 +686,8 @@ int cor_kpi_on_incident(cor_kpi *k, const cor_kpi_incident *in)
     x->detected_at = in->detected_at;
     x->acted_at = x->contained_at = x->resolved_at = x->fp_at = x->reported_at = NONE;
     tab_insert(k, x);
+    if (k->first == NONE || x->first_seen < k->first)
+        k->first = x->first_seen;
     if (o->n_incs == o->cap_incs) {
         o->cap_incs = o->cap_incs ? o->cap_incs * 2 : 64;
         o->incs = psb_xrealloc(o->incs, o->cap_incs * sizeof(kinc *));
@@ -1221,6 +1248,40 @@ int cor_kpi_write_days_json(const cor_kpi *k, const char *op, cor_kpi_period mon
     }
     cor_buf_puts(b, "]}");
     return 0;
+}
+
+void cor_kpi_write_report(const cor_kpi *k, cor_buf *b)
+{
+    cor_buf_puts(b, "{\"kpi_report_version\":2,\"months\":[");
+    if (k->first != NONE) {
+        int64_t last = k->clock != NONE && k->clock > k->first ? k->clock : k->first;
+        for (size_t i = 0; i < k->n_ops; i++) /* incidents may be later than any event */
+            if (k->ops[i]->n_incs && k->ops[i]->incs[k->ops[i]->n_incs - 1]->first_seen > last)
+                last = k->ops[i]->incs[k->ops[i]->n_incs - 1]->first_seen;
+        cor_kpi_period m = month_of(k->first), end = month_of(last);
+        for (; m.key <= end.key; m.key++) {
+            if (m.key != month_of(k->first).key)
+                cor_buf_putc(b, ',');
+            char per[16];
+            cor_kpi_period_format(m, per);
+            cor_buf_puts(b, "{\"period\":");
+            cor_buf_json_str(b, per, strlen(per));
+            cor_buf_puts(b, ",\"records\":[");
+            for (size_t i = 0; i < k->n_ops; i++) {
+                if (i)
+                    cor_buf_putc(b, ',');
+                write_record(k, k->ops[i], m, b);
+            }
+            cor_buf_puts(b, "],\"days\":[");
+            for (size_t i = 0; i < k->n_ops; i++) {
+                if (i)
+                    cor_buf_putc(b, ',');
+                cor_kpi_write_days_json(k, k->ops[i]->id, m, b);
+            }
+            cor_buf_puts(b, "]}");
+        }
+    }
+    cor_buf_puts(b, "]}\n");
 }
 
 /* RFC 4180: quote a field holding a comma, quote, CR or LF; double inner quotes. */

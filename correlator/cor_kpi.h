@@ -104,6 +104,12 @@ void cor_kpi_free(cor_kpi *k);
 int cor_kpi_on_event(cor_kpi *k, const char *op, int64_t event_time_ms, const char *host,
                      bool is_parse_failure);
 
+/* The same from a parsed event: organization.id (events without one count under
+ * the operator "unassigned", so nothing is lost silently), @timestamp,
+ * host.hostname else observer.ip, event.kind. */
+struct psb_event;
+int cor_kpi_on_psb_event(cor_kpi *k, const struct psb_event *ev);
+
 /* An incident as the KPIs need it; strings are copied. */
 typedef struct cor_kpi_incident {
     const char *id;
@@ -161,6 +167,11 @@ int cor_kpi_write_days_json(const cor_kpi *k, const char *op, cor_kpi_period mon
 /* The monthly sheet: header row then one row per operator (only_op: just that
  * one, or NULL), RFC 4180 (CRLF, quoted where needed). */
 void cor_kpi_write_csv(const cor_kpi *k, cor_kpi_period p, const char *only_op, cor_buf *b);
+/* The replay report (--replay --kpi FILE): every month from the first to the
+ * last event or incident seen, each with every operator's record and its days:
+ * {"kpi_report_version": 2, "months": [{"period", "records": [...],
+ *   "days": [{"operator", "period", "days": [...]}]}]} and a final newline. */
+void cor_kpi_write_report(const cor_kpi *k, cor_buf *b);
 /* Prometheus text format 0.0.4: each operator's current month KPIs as gauges
  * labelled {operator, period}, plus running totals since start. */
 void cor_kpi_write_prometheus(const cor_kpi *k, cor_buf *b);
