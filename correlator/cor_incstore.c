@@ -28,6 +28,7 @@ typedef struct inc {
     char *id, *op, *rule, *category;
     int severity;
     int64_t first_seen, detected_at;
+    uint32_t op_idx;
     int status;
     int64_t reported_at;
     char *json;
@@ -36,9 +37,21 @@ typedef struct inc {
     size_t n_upd;
 } inc;
 
+/* What filters look at, kept beside by_time in a flat array so that counting the
+ * matches of a year of incidents reads memory in order instead of chasing one
+ * pointer per incident. */
+typedef struct meta {
+    int64_t first_seen;
+    uint32_t op;
+    uint8_t status, severity, reported;
+} meta;
+
 struct cor_incstore {
     inc **by_time; /* sorted by first_seen, then id */
+    meta *meta;    /* meta[i] describes by_time[i] */
     size_t n, cap;
+    char **op_names; /* interned operator ids; inc.op_idx indexes this */
+    size_t n_op_names;
     inc **tab;     /* open addressing by id */
     size_t tab_cap;
 };
@@ -89,6 +102,10 @@ void cor_incstore_free(cor_incstore *s)
     for (size_t i = 0; i < s->n; i++)
         inc_free(s->by_time[i]);
     free(s->by_time);
+    free(s->meta);
+    for (size_t i = 0; i < s->n_op_names; i++)
+        free(s->op_names[i]);
+    free(s->op_names);
     free(s->tab);
     free(s);
 }
@@ -114,6 +131,32 @@ static inc **slot(inc **tab, size_t cap, const char *id)
 static inc *find(const cor_incstore *s, const char *id)
 {
     return id ? *slot(s->tab, s->tab_cap, id) : NULL;
+}
+
+static size_t lower_bound(const cor_incstore *s, int64_t t);
+
+static long op_lookup(const cor_incstore *s, const char *op)
+{
+    for (size_t i = s->n_op_names; i > 0; i--) /* the newest operator is the likeliest */
+        if (strcmp(s->op_names[i - 1], op) == 0)
+            return (long)(i - 1);
+    return -1;
+}
+
+static uint32_t op_intern(cor_incstore *s, const char *op)
+{
+    long i = op_lookup(s, op);
+    if (i >= 0)
+        return (uint32_t)i;
+    s->op_names = psb_xrealloc(s->op_names, (s->n_op_names + 1) * sizeof(char *));
+    s->op_names[s->n_op_names] = psb_xstrdup(op);
+    return (uint32_t)s->n_op_names++;
+}
+
+static meta meta_of(const inc *x)
+{
+    return (meta){x->first_seen, x->op_idx, (uint8_t)x->status, (uint8_t)x->severity,
+                  x->reported_at != NONE};
 }
 
 static const char *get_str(yajl_val root, const char *a, const char *b)
@@ -176,6 +219,7 @@ int cor_incstore_add_json(cor_incstore *s, const char *json, size_t len,
     x->detected_at = detected;
     x->reported_at = NONE;
     x->status = COR_INC_NEW;
+    x->op_idx = op_intern(s, op);
     x->json = copy;
     x->json_len = len;
     copy = NULL;
@@ -193,6 +237,7 @@ int cor_incstore_add_json(cor_incstore *s, const char *json, size_t len,
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 256;
         s->by_time = psb_xrealloc(s->by_time, s->cap * sizeof(inc *));
+        s->meta = psb_xrealloc(s->meta, s->cap * sizeof(meta));
     }
     /* Incidents arrive nearly in time order: walk back from the end. */
     size_t i = s->n;
@@ -200,7 +245,9 @@ int cor_incstore_add_json(cor_incstore *s, const char *json, size_t len,
                      (s->by_time[i - 1]->first_seen == first && strcmp(s->by_time[i - 1]->id, id) > 0)))
         i--;
     memmove(s->by_time + i + 1, s->by_time + i, (s->n - i) * sizeof(inc *));
+    memmove(s->meta + i + 1, s->meta + i, (s->n - i) * sizeof(meta));
     s->by_time[i] = x;
+    s->meta[i] = meta_of(x);
     s->n++;
     if (kpi_out)
         *kpi_out = (cor_kpi_incident){x->id, x->op, x->rule, x->severity, x->category,
@@ -295,6 +342,11 @@ int cor_incstore_apply(cor_incstore *s, const cor_inc_update *u, char *err, size
     } else {
         x->status = u->status;
     }
+    for (size_t i = lower_bound(s, x->first_seen); i < s->n; i++)
+        if (s->by_time[i] == x) {
+            s->meta[i] = meta_of(x);
+            break;
+        }
     return 0;
 }
 
@@ -488,21 +540,22 @@ static bool category_matches(const char *have, const char *want)
     return strncasecmp(have, want, n) == 0 && (have[n] == '\0' || (have[n] == '/' && !strchr(want, '/')));
 }
 
-static bool matches(const inc *x, const cor_inc_query *q)
+static bool matches(const cor_incstore *s, size_t i, const cor_inc_query *q, long op)
 {
-    if (q->op && strcmp(x->op, q->op) != 0)
+    const meta *m = &s->meta[i];
+    if (op >= 0 && m->op != (uint32_t)op)
         return false;
     if (q->status == COR_INC_REPORTED) {
-        if (x->reported_at == NONE)
+        if (!m->reported)
             return false;
-    } else if (q->status >= 0 && x->status != q->status) {
+    } else if (q->status >= 0 && m->status != q->status) {
         return false;
     }
-    if (q->open_only && (x->status == COR_INC_RESOLVED || x->status == COR_INC_FALSE_POSITIVE))
+    if (q->open_only && (m->status == COR_INC_RESOLVED || m->status == COR_INC_FALSE_POSITIVE))
         return false;
-    if (q->severity >= 0 && x->severity != q->severity)
+    if (q->severity >= 0 && m->severity != q->severity)
         return false;
-    if (q->category && !category_matches(x->category, q->category))
+    if (q->category && !category_matches(s->by_time[i]->category, q->category))
         return false;
     return true;
 }
@@ -512,7 +565,7 @@ static size_t lower_bound(const cor_incstore *s, int64_t t)
     size_t lo = 0, hi = s->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (s->by_time[mid]->first_seen < t)
+        if (s->meta[mid].first_seen < t)
             lo = mid + 1;
         else
             hi = mid;
@@ -525,14 +578,16 @@ void cor_incstore_query_json(const cor_incstore *s, const cor_inc_query *q, cor_
     size_t lo = lower_bound(s, q->from), hi = q->to == INT64_MAX ? s->n : lower_bound(s, q->to);
     size_t total = 0, shown = 0;
     cor_buf page = {0};
+    long op = q->op ? op_lookup(s, q->op) : -1;
+    if (q->op && op < 0)
+        lo = hi; /* an operator without incidents */
     for (size_t i = hi; i > lo; i--) {
-        const inc *x = s->by_time[i - 1];
-        if (!matches(x, q))
+        if (!matches(s, i - 1, q, op))
             continue;
         if (total >= q->offset && shown < q->limit) {
             if (shown++)
                 cor_buf_putc(&page, ',');
-            write_inc(x, &page);
+            write_inc(s->by_time[i - 1], &page);
         }
         total++;
     }
