@@ -36,7 +36,10 @@ struct cor_http_tokens {
     size_t n;
 };
 
-cor_http_tokens *cor_http_tokens_new(void) { return psb_xcalloc(1, sizeof(cor_http_tokens)); }
+cor_http_tokens *cor_http_tokens_new(void)
+{
+    return psb_xcalloc(1, sizeof(cor_http_tokens));
+}
 
 void cor_http_tokens_free(cor_http_tokens *t)
 {
@@ -87,8 +90,10 @@ cor_http_tokens *cor_http_tokens_parse(const char *text, size_t len, char *err, 
         bool regulator = vr && strcmp(vr->u.string, "regulator") == 0;
         if (!vt || (!vo && !regulator) || (vo && regulator) ||
             cor_http_tokens_add(t, YAJL_GET_STRING(vt), vo ? YAJL_GET_STRING(vo) : NULL) < 0) {
-            snprintf(err, errlen, "tokens[%zu]: needs \"token\" and either \"operator\" or "
-                                  "\"role\": \"regulator\"", i);
+            snprintf(err, errlen,
+                     "tokens[%zu]: needs \"token\" and either \"operator\" or "
+                     "\"role\": \"regulator\"",
+                     i);
             goto fail;
         }
     }
@@ -148,11 +153,17 @@ static void reply(struct evhttp_request *req, int code, const char *type, const 
     evhttp_add_header(oh, "X-Content-Type-Options", "nosniff");
     struct evbuffer *b = evbuffer_new();
     evbuffer_add(b, body, len);
-    const char *reason = code == 200 ? "OK" : code == 202 ? "Accepted" : code == 400 ? "Bad Request"
-                         : code == 401 ? "Unauthorized" : code == 403 ? "Forbidden"
-                         : code == 404 ? "Not Found" : code == 405 ? "Method Not Allowed"
-                         : code == 409 ? "Conflict" : code == 413 ? "Payload Too Large"
-                         : code == 503 ? "Service Unavailable" : "Error";
+    const char *reason = code == 200   ? "OK"
+                         : code == 202 ? "Accepted"
+                         : code == 400 ? "Bad Request"
+                         : code == 401 ? "Unauthorized"
+                         : code == 403 ? "Forbidden"
+                         : code == 404 ? "Not Found"
+                         : code == 405 ? "Method Not Allowed"
+                         : code == 409 ? "Conflict"
+                         : code == 413 ? "Payload Too Large"
+                         : code == 503 ? "Service Unavailable"
+                                       : "Error";
     evhttp_send_reply(req, code, reason, b);
     evbuffer_free(b);
 }
@@ -206,8 +217,9 @@ static void list_incidents(cor_http *h, struct evhttp_request *req, who w, struc
         if (strcmp(st, "open") == 0)
             iq.open_only = true;
         else if ((iq.status = cor_inc_status_from_name(st)) < 0) {
-            reply_error(req, 400, "status: new, acknowledged, contained, resolved, false_positive, "
-                                  "reported or open");
+            reply_error(req, 400,
+                        "status: new, acknowledged, contained, resolved, false_positive, "
+                        "reported or open");
             return;
         }
     }
@@ -288,7 +300,8 @@ static void post_status(cor_http *h, struct evhttp_request *req, who w, const ch
     }
     root = yajl_tree_parse(text, ybuf, sizeof(ybuf));
     if (!root || !YAJL_IS_OBJECT(root)) {
-        reply_error(req, 400, "body: a JSON object {\"status\": ..., \"at\"?: ..., \"note\"?: ...}");
+        reply_error(req, 400,
+                    "body: a JSON object {\"status\": ..., \"at\"?: ..., \"note\"?: ...}");
         goto out;
     }
     const char *ps[] = {"status", NULL}, *pa[] = {"at", NULL}, *pn[] = {"note", NULL};
@@ -296,12 +309,13 @@ static void post_status(cor_http *h, struct evhttp_request *req, who w, const ch
     yajl_val vn = yajl_tree_get(root, pn, yajl_t_any);
     int status = YAJL_IS_STRING(vs) ? cor_inc_status_from_name(YAJL_GET_STRING(vs)) : -1;
     if (status <= COR_INC_NEW) {
-        reply_error(req, 400, "status: acknowledged, contained, resolved, false_positive or reported");
+        reply_error(req, 400,
+                    "status: acknowledged, contained, resolved, false_positive or reported");
         goto out;
     }
     int64_t at = psb_now_ms();
-    if (va && (!YAJL_IS_STRING(va) ||
-               psb_parse_rfc3339(va->u.string, strlen(va->u.string), &at) < 0)) {
+    if (va &&
+        (!YAJL_IS_STRING(va) || psb_parse_rfc3339(va->u.string, strlen(va->u.string), &at) < 0)) {
         reply_error(req, 400, "at: an RFC 3339 time");
         goto out;
     }
@@ -625,7 +639,10 @@ fail:
     return NULL;
 }
 
-uint16_t cor_http_port(const cor_http *h) { return h->port; }
+uint16_t cor_http_port(const cor_http *h)
+{
+    return h->port;
+}
 
 void cor_http_free(cor_http *h)
 {

@@ -38,8 +38,8 @@
 struct event_base;
 
 #define COR_HTTP_MAX_TOKENS 4096
-#define COR_HTTP_MAX_BODY 16384   /* bytes of a request body */
-#define COR_HTTP_MAX_PAGE 1000    /* incidents in one page */
+#define COR_HTTP_MAX_BODY 16384 /* bytes of a request body */
+#define COR_HTTP_MAX_PAGE 1000  /* incidents in one page */
 
 /* Bearer tokens. */
 typedef struct cor_http_tokens cor_http_tokens;
@@ -57,11 +57,11 @@ typedef int (*cor_http_publish_fn)(void *arg, const cor_inc_update *u, const cha
                                    size_t errlen);
 
 typedef struct cor_http_config {
-    cor_kpi *kpi;                 /* borrowed; updates applied here without a hook */
-    cor_incstore *store;          /* borrowed */
-    const cor_http_tokens *tokens;/* borrowed */
-    const char *web_root;         /* directory of the dashboard files, or NULL */
-    cor_http_publish_fn publish;  /* or NULL: apply directly */
+    cor_kpi *kpi;                  /* borrowed; updates applied here without a hook */
+    cor_incstore *store;           /* borrowed */
+    const cor_http_tokens *tokens; /* borrowed */
+    const char *web_root;          /* directory of the dashboard files, or NULL */
+    cor_http_publish_fn publish;   /* or NULL: apply directly */
     void *publish_arg;
 } cor_http_config;
 

@@ -52,12 +52,12 @@ struct cor_incstore {
     size_t n, cap;
     char **op_names; /* interned operator ids; inc.op_idx indexes this */
     size_t n_op_names;
-    inc **tab;     /* open addressing by id */
+    inc **tab; /* open addressing by id */
     size_t tab_cap;
 };
 
-static const char *const status_names[] = {"new", "acknowledged", "contained", "resolved",
-                                           "false_positive", "reported"};
+static const char *const status_names[] = {"new",      "acknowledged",   "contained",
+                                           "resolved", "false_positive", "reported"};
 
 const char *cor_inc_status_name(int st)
 {
@@ -110,7 +110,10 @@ void cor_incstore_free(cor_incstore *s)
     free(s);
 }
 
-size_t cor_incstore_count(const cor_incstore *s) { return s->n; }
+size_t cor_incstore_count(const cor_incstore *s)
+{
+    return s->n;
+}
 
 static uint64_t hash_id(const char *p)
 {
@@ -172,8 +175,8 @@ static int get_time(yajl_val root, const char *key, int64_t *ms)
     return t ? psb_parse_rfc3339(t, strlen(t), ms) : -1;
 }
 
-int cor_incstore_add_json(cor_incstore *s, const char *json, size_t len,
-                          cor_kpi_incident *kpi_out, char *err, size_t errlen)
+int cor_incstore_add_json(cor_incstore *s, const char *json, size_t len, cor_kpi_incident *kpi_out,
+                          char *err, size_t errlen)
 {
     char ybuf[128];
     int rc = -1;
@@ -241,8 +244,9 @@ int cor_incstore_add_json(cor_incstore *s, const char *json, size_t len,
     }
     /* Incidents arrive nearly in time order: walk back from the end. */
     size_t i = s->n;
-    while (i > 0 && (s->by_time[i - 1]->first_seen > first ||
-                     (s->by_time[i - 1]->first_seen == first && strcmp(s->by_time[i - 1]->id, id) > 0)))
+    while (i > 0 &&
+           (s->by_time[i - 1]->first_seen > first ||
+            (s->by_time[i - 1]->first_seen == first && strcmp(s->by_time[i - 1]->id, id) > 0)))
         i--;
     memmove(s->by_time + i + 1, s->by_time + i, (s->n - i) * sizeof(inc *));
     memmove(s->meta + i + 1, s->meta + i, (s->n - i) * sizeof(meta));
@@ -250,8 +254,8 @@ int cor_incstore_add_json(cor_incstore *s, const char *json, size_t len,
     s->meta[i] = meta_of(x);
     s->n++;
     if (kpi_out)
-        *kpi_out = (cor_kpi_incident){x->id, x->op, x->rule, x->severity, x->category,
-                                      x->first_seen, x->detected_at};
+        *kpi_out = (cor_kpi_incident){x->id,       x->op,         x->rule,       x->severity,
+                                      x->category, x->first_seen, x->detected_at};
     rc = 1;
 out:
     yajl_tree_free(root);
@@ -267,8 +271,9 @@ int cor_incstore_check(const cor_incstore *s, const cor_inc_update *u, char *err
         return -1;
     }
     if (u->status <= COR_INC_NEW || u->status > COR_INC_REPORTED) {
-        snprintf(err, errlen, "status must be acknowledged, contained, resolved, false_positive "
-                              "or reported");
+        snprintf(err, errlen,
+                 "status must be acknowledged, contained, resolved, false_positive "
+                 "or reported");
         return -1;
     }
     if (u->note && strlen(u->note) > COR_INCSTORE_MAX_NOTE) {
@@ -301,7 +306,8 @@ int cor_incstore_check(const cor_incstore *s, const cor_inc_update *u, char *err
         return 0;
     case COR_INC_FALSE_POSITIVE:
         if (x->reported_at != NONE) {
-            snprintf(err, errlen, "incident was reported to the CERT: it cannot be a false positive");
+            snprintf(err, errlen,
+                     "incident was reported to the CERT: it cannot be a false positive");
             return -1;
         }
         break;
@@ -313,7 +319,8 @@ int cor_incstore_check(const cor_incstore *s, const cor_inc_update *u, char *err
         return -1;
     }
     if (x->status == COR_INC_RESOLVED) {
-        snprintf(err, errlen, "incident is resolved: it is not reopened (a recurrence is a new incident)");
+        snprintf(err, errlen,
+                 "incident is resolved: it is not reopened (a recurrence is a new incident)");
         return -1;
     }
     if (x->status > u->status && u->status != COR_INC_FALSE_POSITIVE) {
@@ -537,7 +544,8 @@ void cor_inc_query_init(cor_inc_query *q)
 static bool category_matches(const char *have, const char *want)
 {
     size_t n = strlen(want);
-    return strncasecmp(have, want, n) == 0 && (have[n] == '\0' || (have[n] == '/' && !strchr(want, '/')));
+    return strncasecmp(have, want, n) == 0 &&
+           (have[n] == '\0' || (have[n] == '/' && !strchr(want, '/')));
 }
 
 static bool matches(const cor_incstore *s, size_t i, const cor_inc_query *q, long op)

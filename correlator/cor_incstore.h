@@ -58,16 +58,16 @@ void cor_incstore_free(cor_incstore *s);
  * without id, organization.id, rule.id, a known severity, first_seen or
  * detected_at, or past a limit. When kpi_out is not NULL and 1 is returned, it is
  * filled for cor_kpi_on_incident; its strings belong to the store. */
-int cor_incstore_add_json(cor_incstore *s, const char *json, size_t len,
-                          cor_kpi_incident *kpi_out, char *err, size_t errlen);
+int cor_incstore_add_json(cor_incstore *s, const char *json, size_t len, cor_kpi_incident *kpi_out,
+                          char *err, size_t errlen);
 
 /* An update. Strings are borrowed. */
 typedef struct cor_inc_update {
     const char *id;
-    int status;        /* enum cor_inc_status, not NEW */
-    int64_t at;        /* ms */
-    const char *note;  /* or NULL */
-    const char *by;    /* who asked (an operator id), or NULL */
+    int status;       /* enum cor_inc_status, not NEW */
+    int64_t at;       /* ms */
+    const char *note; /* or NULL */
+    const char *by;   /* who asked (an operator id), or NULL */
 } cor_inc_update;
 
 /* Would u be accepted? 0, or -1 with the reason in err. */
@@ -100,12 +100,12 @@ int cor_incstore_status(const cor_incstore *s, const char *id);
 int cor_incstore_write_json(const cor_incstore *s, const char *id, cor_buf *b);
 
 typedef struct cor_inc_query {
-    const char *op;        /* NULL: any */
-    int status;            /* enum cor_inc_status; -1 any; COR_INC_REPORTED: reported ones */
-    bool open_only;        /* neither resolved nor false positive */
-    int severity;          /* 0..4, -1 any */
-    const char *category;  /* "class" or "class/type"; NULL any */
-    int64_t from, to;      /* first_seen in [from, to) */
+    const char *op;       /* NULL: any */
+    int status;           /* enum cor_inc_status; -1 any; COR_INC_REPORTED: reported ones */
+    bool open_only;       /* neither resolved nor false positive */
+    int severity;         /* 0..4, -1 any */
+    const char *category; /* "class" or "class/type"; NULL any */
+    int64_t from, to;     /* first_seen in [from, to) */
     size_t offset, limit;
 } cor_inc_query;
 

@@ -60,11 +60,26 @@ static const size_t kpi_offsets[] = {
 #undef X
 };
 
-const char *cor_kpi_name(int i) { return kpi_names[i]; }
-int cor_kpi_kind_of(int i) { return kpi_kinds[i]; }
-const char *cor_kpi_family(int i) { return kpi_families[i]; }
-const char *cor_kpi_label(int i) { return kpi_labels[i]; }
-const char *cor_kpi_help(int i) { return kpi_helps[i]; }
+const char *cor_kpi_name(int i)
+{
+    return kpi_names[i];
+}
+int cor_kpi_kind_of(int i)
+{
+    return kpi_kinds[i];
+}
+const char *cor_kpi_family(int i)
+{
+    return kpi_families[i];
+}
+const char *cor_kpi_label(int i)
+{
+    return kpi_labels[i];
+}
+const char *cor_kpi_help(int i)
+{
+    return kpi_helps[i];
+}
 
 int cor_kpi_lookup(const char *name)
 {
@@ -95,11 +110,17 @@ int cor_kpi_severity_from_name(const char *s)
 }
 
 /* RSIT classes in the order of the cat_* entries of the list. */
-static const char *const cat_names[] = {"abusive-content", "malicious-code",
-                                        "information-gathering", "intrusion-attempts",
-                                        "intrusions", "availability",
-                                        "information-content-security", "fraud",
-                                        "vulnerable", "other", "test"};
+static const char *const cat_names[] = {"abusive-content",
+                                        "malicious-code",
+                                        "information-gathering",
+                                        "intrusion-attempts",
+                                        "intrusions",
+                                        "availability",
+                                        "information-content-security",
+                                        "fraud",
+                                        "vulnerable",
+                                        "other",
+                                        "test"};
 #define N_CAT (sizeof(cat_names) / sizeof(cat_names[0]))
 #define CAT_OTHER 9
 
@@ -340,7 +361,8 @@ cor_kpi_config *cor_kpi_config_parse(const char *text, size_t len, char *err, si
     const char *p_rms[] = {"report_min_severity", NULL};
     yajl_val rms = yajl_tree_get(cfg, p_rms, yajl_t_any);
     if (rms) {
-        c->report_min_sev = YAJL_IS_STRING(rms) ? cor_kpi_severity_from_name(YAJL_GET_STRING(rms)) : -1;
+        c->report_min_sev =
+            YAJL_IS_STRING(rms) ? cor_kpi_severity_from_name(YAJL_GET_STRING(rms)) : -1;
         if (c->report_min_sev < 0) {
             snprintf(err, errlen, "report_min_severity: expected info|low|medium|high|critical");
             goto fail;
@@ -361,8 +383,8 @@ cor_kpi_config *cor_kpi_config_parse(const char *text, size_t len, char *err, si
         c->ops = psb_xcalloc(ops->u.object.len + 1, sizeof(cfg_op));
         for (size_t i = 0; i < ops->u.object.len; i++) {
             c->n_ops++;
-            if (parse_op(ops->u.object.keys[i], ops->u.object.values[i], &c->ops[i], err,
-                         errlen) < 0)
+            if (parse_op(ops->u.object.keys[i], ops->u.object.values[i], &c->ops[i], err, errlen) <
+                0)
                 goto fail;
         }
         qsort(c->ops, c->n_ops, sizeof(cfg_op), cmp_cfg_op);
@@ -503,8 +525,14 @@ void cor_kpi_free(cor_kpi *k)
     free(k);
 }
 
-size_t cor_kpi_n_operators(const cor_kpi *k) { return k->n_ops; }
-const char *cor_kpi_operator(const cor_kpi *k, size_t i) { return k->ops[i]->id; }
+size_t cor_kpi_n_operators(const cor_kpi *k)
+{
+    return k->n_ops;
+}
+const char *cor_kpi_operator(const cor_kpi *k, size_t i)
+{
+    return k->ops[i]->id;
+}
 
 static int64_t floor_div(int64_t a, int64_t b)
 {
@@ -575,8 +603,7 @@ static int source_index(const kop *o, const char *host)
     return -1;
 }
 
-int cor_kpi_on_event(cor_kpi *k, const char *op, int64_t t, const char *host,
-                     bool is_parse_failure)
+int cor_kpi_on_event(cor_kpi *k, const char *op, int64_t t, const char *host, bool is_parse_failure)
 {
     if (!op || t < MIN_MS || t > MAX_MS)
         return -1;
@@ -666,9 +693,9 @@ static int inc_before(const kinc *a, const kinc *b)
 
 int cor_kpi_on_incident(cor_kpi *k, const cor_kpi_incident *in)
 {
-    if (!in->id || !*in->id || strlen(in->id) > COR_KPI_MAX_ID_LEN || !in->op ||
-        in->severity < 0 || in->severity >= N_SEV || in->first_seen < MIN_MS ||
-        in->first_seen > MAX_MS || in->detected_at < MIN_MS || in->detected_at > MAX_MS)
+    if (!in->id || !*in->id || strlen(in->id) > COR_KPI_MAX_ID_LEN || !in->op || in->severity < 0 ||
+        in->severity >= N_SEV || in->first_seen < MIN_MS || in->first_seen > MAX_MS ||
+        in->detected_at < MIN_MS || in->detected_at > MAX_MS)
         return -1;
     if (inc_find(k, in->id))
         return 0;
@@ -766,8 +793,8 @@ int cor_kpi_period_parse(const char *s, cor_kpi_period *p)
     unsigned y, m, d;
     char tail;
     size_t n = s ? strlen(s) : 0;
-    if (n == 7 && sscanf(s, "%4u-%2u%c", &y, &m, &tail) == 2 && s[4] == '-' && m >= 1 &&
-        m <= 12 && y >= 1970 && y <= 9999 && isdigit((unsigned char)s[6])) {
+    if (n == 7 && sscanf(s, "%4u-%2u%c", &y, &m, &tail) == 2 && s[4] == '-' && m >= 1 && m <= 12 &&
+        y >= 1970 && y <= 9999 && isdigit((unsigned char)s[6])) {
         p->is_day = false;
         p->key = (int64_t)y * 12 + m - 1;
         return 0;
@@ -1057,11 +1084,16 @@ static bool target_met(const cfg_target *t, double actual)
     /* Compare the value as printed, so the sheet never shows "95.00 >= 95: not met". */
     double a = kpi_kinds[t->kpi] == COR_KPI_PCT ? (double)llround(actual * 100) / 100 : actual;
     switch (t->op) {
-    case OP_GE: return a >= t->value;
-    case OP_LE: return a <= t->value;
-    case OP_GT: return a > t->value;
-    case OP_LT: return a < t->value;
-    default: return a == t->value;
+    case OP_GE:
+        return a >= t->value;
+    case OP_LE:
+        return a <= t->value;
+    case OP_GT:
+        return a > t->value;
+    case OP_LT:
+        return a < t->value;
+    default:
+        return a == t->value;
     }
 }
 
@@ -1185,8 +1217,9 @@ static void write_record(const cor_kpi *k, const kop *o, cor_kpi_period p, cor_b
             cor_buf_putc(b, ',');
         cor_buf_puts(b, "{\"rule\":");
         cor_buf_json_str(b, r[i].rule, strlen(r[i].rule));
-        snprintf(tmp, sizeof(tmp), ",\"incidents\":%" PRId64 ",\"false_positives\":%" PRId64
-                 ",\"rate_pct\":", r[i].incidents, r[i].fps);
+        snprintf(tmp, sizeof(tmp),
+                 ",\"incidents\":%" PRId64 ",\"false_positives\":%" PRId64 ",\"rate_pct\":",
+                 r[i].incidents, r[i].fps);
         cor_buf_puts(b, tmp);
         put_num(b, COR_KPI_PCT, 100.0 * (double)r[i].fps / (double)r[i].incidents);
         cor_buf_putc(b, '}');
@@ -1443,7 +1476,8 @@ void cor_kpi_write_prometheus(const cor_kpi *k, cor_buf *b)
          offsetof(kop, total_events)},
         {"pasban_kpi_parse_failures_total", "Unparsable events received since start",
          offsetof(kop, total_parse_failures)},
-        {"pasban_kpi_incidents_total", "Incidents raised since start", offsetof(kop, total_incidents)},
+        {"pasban_kpi_incidents_total", "Incidents raised since start",
+         offsetof(kop, total_incidents)},
     };
     for (size_t t = 0; t < sizeof(totals) / sizeof(totals[0]); t++) {
         prom_head(b, totals[t].name, totals[t].help, "counter");

@@ -70,8 +70,8 @@ cor_kpi_val *cor_kpi_values_at(cor_kpi_values *v, int i);
 
 /* Limits. */
 #define COR_KPI_MAX_OPERATORS 4096
-#define COR_KPI_MAX_SOURCES 4096     /* designated sources of one operator */
-#define COR_KPI_MAX_ID_LEN 128       /* operator, rule, incident id, host */
+#define COR_KPI_MAX_SOURCES 4096 /* designated sources of one operator */
+#define COR_KPI_MAX_ID_LEN 128   /* operator, rule, incident id, host */
 #define COR_KPI_MAX_INCIDENTS 10000000
 
 /* Configuration. Defaults (cor_kpi_config_default): SLA critical 4 h, high 24 h,
@@ -115,8 +115,8 @@ typedef struct cor_kpi_incident {
     const char *id;
     const char *op;
     const char *rule_id;
-    int severity;           /* 0 info .. 4 critical */
-    const char *category;   /* "class/type"; the class part is counted */
+    int severity;         /* 0 info .. 4 critical */
+    const char *category; /* "class/type"; the class part is counted */
     int64_t first_seen;
     int64_t detected_at;
 } cor_kpi_incident;
@@ -135,7 +135,7 @@ void cor_kpi_on_latency(cor_kpi *k, const char *op, int64_t at_ms, int64_t laten
 /* Periods: "2026-11" (a month) or "2026-11-23" (a day). */
 typedef struct cor_kpi_period {
     bool is_day;
-    int64_t key;   /* months since year 0 (y*12+m-1), or days since 1970-01-01 */
+    int64_t key; /* months since year 0 (y*12+m-1), or days since 1970-01-01 */
 } cor_kpi_period;
 
 int cor_kpi_period_parse(const char *s, cor_kpi_period *p);
@@ -162,7 +162,8 @@ const char *cor_kpi_operator(const cor_kpi *k, size_t i);
 int cor_kpi_write_json(const cor_kpi *k, const char *op, cor_kpi_period p, cor_buf *b);
 /* {"period": ..., "records": [record per operator]} for every operator. */
 void cor_kpi_write_json_all(const cor_kpi *k, cor_kpi_period p, cor_buf *b);
-/* Day-by-day records of a month for op: {"operator":..,"period":..,"days":[{"period":day,"kpi":{..}}]} */
+/* Day-by-day records of a month for op:
+ * {"operator":..,"period":..,"days":[{"period":day,"kpi":{..}}]} */
 int cor_kpi_write_days_json(const cor_kpi *k, const char *op, cor_kpi_period month, cor_buf *b);
 /* The monthly sheet: header row then one row per operator (only_op: just that
  * one, or NULL), RFC 4180 (CRLF, quoted where needed). */

@@ -27,8 +27,9 @@ static const char config_text[] =
     "  \"op-b\": {\"sources\": [\"core1\", \"core2\", \"core3\"]},"
     "  \"op-c\": {\"sources\": [\"edge1\", \"edge2\"]}}}";
 
-static const char *const sources[3][4] = {
-    {"gw1", "fw1", "aaa1", "vpn1"}, {"core1", "core2", "core3", NULL}, {"edge1", "edge2", NULL, NULL}};
+static const char *const sources[3][4] = {{"gw1", "fw1", "aaa1", "vpn1"},
+                                          {"core1", "core2", "core3", NULL},
+                                          {"edge1", "edge2", NULL, NULL}};
 static const char *const ops[3] = {"op-a", "op-b", "op-c"};
 
 static const struct {
@@ -59,7 +60,8 @@ static void add_incident(cor_kpi *k, cor_incstore *s, int n, int op, int64_t fir
     psb_format_time_ms(first + (int64_t)detect_min * 60000, t2);
     snprintf(rec, sizeof(rec),
              "{\"id\":\"%s\",\"rule\":{\"id\":\"%s\",\"title\":\"%s\"},\"severity\":\"%s\","
-             "\"category\":\"%s\",\"organization\":{\"id\":\"%s\"},\"group\":{\"src\":\"198.51.100.%d\"},"
+             "\"category\":\"%s\",\"organization\":{\"id\":\"%s\"},\"group\":{\"src\":\"198.51.100."
+             "%d\"},"
              "\"first_seen\":\"%s\",\"last_seen\":\"%s\",\"detected_at\":\"%s\",\"count\":%d,"
              "\"suppressed\":0,\"evidence\":[\"fixture event %d\"],\"status\":\"new\"}",
              id, rules[r].id, rules[r].title,
@@ -92,7 +94,8 @@ static void fill(cor_kpi *k, cor_incstore *s)
                 /* op-b's core3 went silent on 20 November; op-c's edge2 never sent. */
                 if ((o == 1 && i == 2 && t > end - 3 * 86400000LL) || (o == 2 && i == 1))
                     continue;
-                cor_kpi_on_event(k, ops[o], t + i * 1000, sources[o][i], (t / 3600000LL + i) % 50 == 0);
+                cor_kpi_on_event(k, ops[o], t + i * 1000, sources[o][i],
+                                 (t / 3600000LL + i) % 50 == 0);
             }
         lcg = lcg * 1103515245u + 12345u;
         if ((lcg >> 16) % 7 != 0)
@@ -116,7 +119,8 @@ static void fill(cor_kpi *k, cor_incstore *s)
         n++;
     }
     for (int i = 0; i < 100; i++)
-        cor_kpi_on_latency(k, ops[i % 3], end - i * 3600000LL, 800 + (i * 37) % 2000 + (i == 7 ? 400000 : 0));
+        cor_kpi_on_latency(k, ops[i % 3], end - i * 3600000LL,
+                           800 + (i * 37) % 2000 + (i == 7 ? 400000 : 0));
 }
 
 int main(int argc, char **argv)
@@ -126,7 +130,8 @@ int main(int argc, char **argv)
         return 2;
     }
     char err[256];
-    cor_kpi_config *cfg = cor_kpi_config_parse(config_text, sizeof(config_text) - 1, err, sizeof(err));
+    cor_kpi_config *cfg =
+        cor_kpi_config_parse(config_text, sizeof(config_text) - 1, err, sizeof(err));
     if (!cfg) {
         fprintf(stderr, "serve_fixture: config: %s\n", err);
         return 1;

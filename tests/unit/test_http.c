@@ -47,12 +47,13 @@ static void add_incident(fixture *f, const char *id, const char *op, const char 
                          const char *first)
 {
     char rec[768], err[128];
-    snprintf(rec, sizeof(rec),
-             "{\"id\":\"%s\",\"rule\":{\"id\":\"PSB-SSH-001\",\"title\":\"SSH\"},\"severity\":\"%s\","
-             "\"category\":\"intrusion-attempts/login-attempts\",\"organization\":{\"id\":\"%s\"},"
-             "\"first_seen\":\"%s\",\"last_seen\":\"%s\",\"detected_at\":\"%s\",\"count\":1,"
-             "\"status\":\"new\"}",
-             id, sev, op, first, first, first);
+    snprintf(
+        rec, sizeof(rec),
+        "{\"id\":\"%s\",\"rule\":{\"id\":\"PSB-SSH-001\",\"title\":\"SSH\"},\"severity\":\"%s\","
+        "\"category\":\"intrusion-attempts/login-attempts\",\"organization\":{\"id\":\"%s\"},"
+        "\"first_seen\":\"%s\",\"last_seen\":\"%s\",\"detected_at\":\"%s\",\"count\":1,"
+        "\"status\":\"new\"}",
+        id, sev, op, first, first, first);
     cor_kpi_incident ki;
     assert_int_equal(cor_incstore_add_json(f->store, rec, strlen(rec), &ki, err, sizeof(err)), 1);
     assert_int_equal(cor_kpi_on_incident(f->kpi, &ki), 0);
@@ -105,8 +106,14 @@ static int setup_with(void **state, bool hook)
     return 0;
 }
 
-static int setup(void **state) { return setup_with(state, false); }
-static int setup_hook(void **state) { return setup_with(state, true); }
+static int setup(void **state)
+{
+    return setup_with(state, false);
+}
+static int setup_hook(void **state)
+{
+    return setup_with(state, true);
+}
 
 static int teardown(void **state)
 {
@@ -256,13 +263,18 @@ static void test_operator_sees_only_its_own(void **state)
 static void test_status_updates(void **state)
 {
     fixture *f = *state;
-    const char *ack = "{\"status\": \"acknowledged\", \"at\": \"2026-11-02T10:10:00Z\", \"note\": \"on it\"}";
+    const char *ack =
+        "{\"status\": \"acknowledged\", \"at\": \"2026-11-02T10:10:00Z\", \"note\": \"on it\"}";
     expect_error(call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-reg", ack), 403);
     expect_error(call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-b", ack), 404);
-    expect_error(call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", "{\"status\":"), 400);
-    expect_error(call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", "{\"status\": \"done\"}"), 400);
+    expect_error(call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", "{\"status\":"),
+                 400);
+    expect_error(
+        call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", "{\"status\": \"done\"}"),
+        400);
     expect_error(call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a",
-                      "{\"status\": \"resolved\", \"at\": \"soon\"}"), 400);
+                      "{\"status\": \"resolved\", \"at\": \"soon\"}"),
+                 400);
     expect_error(call(f, EVHTTP_REQ_GET, "/api/incidents/a1/status", "tok-a", NULL), 405);
     resp r = call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", ack);
     assert_int_equal(r.code, 200);
@@ -307,7 +319,8 @@ static void test_publish_hook(void **state)
     assert_int_equal(cor_incstore_status(f->store, "b1"), COR_INC_NEW);
     /* An invalid one never reaches Kafka. */
     expect_error(call(f, EVHTTP_REQ_POST, "/api/incidents/b1/status", "tok-b",
-                      "{\"status\": \"resolved\", \"at\": \"2026-11-01T00:00:00Z\"}"), 409);
+                      "{\"status\": \"resolved\", \"at\": \"2026-11-01T00:00:00Z\"}"),
+                 409);
     assert_int_equal(f->published, 1);
 }
 

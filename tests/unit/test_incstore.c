@@ -38,7 +38,8 @@ static cor_incstore *store3(void)
     cor_incstore *s = cor_incstore_new();
     char err[128];
     cor_kpi_incident ki;
-    char *r = record("a1", "op-a", "high", "intrusion-attempts/login-attempts", "2026-11-02T10:00:00.000Z");
+    char *r = record("a1", "op-a", "high", "intrusion-attempts/login-attempts",
+                     "2026-11-02T10:00:00.000Z");
     assert_int_equal(cor_incstore_add_json(s, r, strlen(r), &ki, err, sizeof(err)), 1);
     assert_string_equal(ki.op, "op-a");
     assert_int_equal(ki.severity, 3);
@@ -90,7 +91,7 @@ static void test_lifecycle_valid_path(void **state)
                         "2026-11-02T12:00:00.000Z");
     assert_int_equal(yajl_tree_get(r, p_up, yajl_t_array)->u.array.len, 4);
     assert_non_null(yajl_tree_get(r, p_ev, yajl_t_array)); /* the correlator's fields stay */
-    assert_null(strstr(b.p, "\"status\":\"new\"")); /* one status, the current one */
+    assert_null(strstr(b.p, "\"status\":\"new\""));        /* one status, the current one */
     yajl_tree_free(r);
     cor_buf_free(&b);
     cor_incstore_free(s);
@@ -151,7 +152,8 @@ static void test_bad_records_refused(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
-        assert_int_equal(cor_incstore_add_json(s, bad[i], strlen(bad[i]), NULL, err, sizeof(err)), -1);
+        assert_int_equal(cor_incstore_add_json(s, bad[i], strlen(bad[i]), NULL, err, sizeof(err)),
+                         -1);
         assert_true(err[0] != '\0');
     }
     assert_int_equal(cor_incstore_count(s), 0);
@@ -191,7 +193,8 @@ static size_t query(cor_incstore *s, const cor_inc_query *q, char ids[][8], size
     yajl_val a = yajl_tree_get(r, p_i, yajl_t_array);
     size_t n = a->u.array.len;
     for (size_t i = 0; i < n; i++)
-        snprintf(ids[i], 8, "%s", YAJL_GET_STRING(yajl_tree_get(a->u.array.values[i], p_id, yajl_t_string)));
+        snprintf(ids[i], 8, "%s",
+                 YAJL_GET_STRING(yajl_tree_get(a->u.array.values[i], p_id, yajl_t_string)));
     yajl_tree_free(r);
     cor_buf_free(&b);
     return n;

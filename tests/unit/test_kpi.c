@@ -37,13 +37,14 @@ typedef struct hinc {
     const char *id, *op, *rule;
     int sev;
     const char *cat;
-    int first, detected;     /* minutes */
+    int first, detected;                   /* minutes */
     int ack, contain, resolve, fp, report; /* minutes, -1 none */
 } hinc;
 
 static const hinc incs[] = {
     {"i01", "op-a", "SSH-1", 3, "intrusion-attempts/login-attempts", 0, 2, 10, 30, 200, -1, 300},
-    {"i02", "op-a", "SSH-1", 3, "intrusion-attempts/login-attempts", 60, 75, 80, -1, 2000, -1, 2000},
+    {"i02", "op-a", "SSH-1", 3, "intrusion-attempts/login-attempts", 60, 75, 80, -1, 2000, -1,
+     2000},
     {"i03", "op-a", "SSH-1", 3, "intrusion-attempts/login-attempts", 100, 101, -1, -1, -1, 150, -1},
     {"i04", "op-a", "SCAN-1", 1, "information-gathering/scanner", 500, 530, 600, -1, 700, -1, -1},
     {"i05", "op-a", "MAL-1", 4, "malicious-code/c2", 1000, 1003, 1010, 1020, 1100, -1, 1200},
@@ -57,12 +58,16 @@ static const hinc incs[] = {
 };
 #define N_INCS (sizeof(incs) / sizeof(incs[0]))
 
-static int64_t at(int min) { return T("2026-11-10T00:00:00Z") + (int64_t)min * 60000; }
+static int64_t at(int min)
+{
+    return T("2026-11-10T00:00:00Z") + (int64_t)min * 60000;
+}
 
 static cor_kpi *build(void)
 {
     char err[256];
-    cor_kpi_config *c = cor_kpi_config_parse(config_text, sizeof(config_text) - 1, err, sizeof(err));
+    cor_kpi_config *c =
+        cor_kpi_config_parse(config_text, sizeof(config_text) - 1, err, sizeof(err));
     assert_non_null(c);
     cor_kpi *k = cor_kpi_new(c);
     /* October: every designated source of op-a reports on the last day. */
@@ -79,8 +84,8 @@ static cor_kpi *build(void)
     cor_kpi_on_event(k, "op-a", T("2026-11-30T10:00:00Z"), "not-designated", false);
     cor_kpi_on_event(k, "op-b", T("2026-11-30T20:00:00Z"), "x", true); /* the clock */
     for (size_t i = 0; i < N_INCS; i++) {
-        cor_kpi_incident in = {incs[i].id, incs[i].op, incs[i].rule, incs[i].sev, incs[i].cat,
-                               at(incs[i].first), at(incs[i].detected)};
+        cor_kpi_incident in = {incs[i].id,  incs[i].op,        incs[i].rule,        incs[i].sev,
+                               incs[i].cat, at(incs[i].first), at(incs[i].detected)};
         assert_int_equal(cor_kpi_on_incident(k, &in), 0);
         if (incs[i].ack >= 0)
             assert_int_equal(cor_kpi_on_update(k, incs[i].id, "acknowledged", at(incs[i].ack)), 0);
@@ -261,7 +266,8 @@ static void test_daily_periods(void **state)
     const char *p_inc[] = {"kpi", "incidents", NULL};
     long total = 0;
     for (size_t i = 0; i < 30; i++)
-        total += (long)YAJL_GET_INTEGER(yajl_tree_get(days->u.array.values[i], p_inc, yajl_t_number));
+        total +=
+            (long)YAJL_GET_INTEGER(yajl_tree_get(days->u.array.values[i], p_inc, yajl_t_number));
     assert_int_equal(total, 8); /* the days add up to the month */
     yajl_tree_free(root);
     cor_buf_free(&b);
@@ -297,8 +303,8 @@ static void test_record_targets_and_change(void **state)
     /* Rules in byte order: DOS-1, MAL-1, ODD-1, SCAN-1, SSH-1; SSH-1 has 1 of 3. */
     assert_int_equal(fp->u.array.len, 5);
     const char *p_rule[] = {"rule", NULL}, *p_rate[] = {"rate_pct", NULL};
-    assert_string_equal(YAJL_GET_STRING(yajl_tree_get(fp->u.array.values[4], p_rule, yajl_t_string)),
-                        "SSH-1");
+    assert_string_equal(
+        YAJL_GET_STRING(yajl_tree_get(fp->u.array.values[4], p_rule, yajl_t_string)), "SSH-1");
     double rate = YAJL_GET_DOUBLE(yajl_tree_get(fp->u.array.values[4], p_rate, yajl_t_number));
     assert_true(rate > 33.32 && rate < 33.34);
     const char *p_ch[] = {"change", "incidents", NULL};
@@ -377,7 +383,8 @@ static void test_csv_opens_as_a_sheet(void **state)
     assert_int_equal(rows, 1 + 4); /* op,"quoted", op-a, op-b, op-c */
     assert_non_null(strstr(b.p, "\r\n\"op,\"\"quoted\"\"\",2026-11,1,"));
     assert_non_null(strstr(b.p, "\r\nop-a,2026-11,105,10,4,2,50.00,8,1,1,1,3,2,"));
-    assert_non_null(strstr(b.p, ",3,0,coverage_pct >= 75; mttd_s <= 900; resolved_within_sla_pct >= 90,"));
+    assert_non_null(
+        strstr(b.p, ",3,0,coverage_pct >= 75; mttd_s <= 900; resolved_within_sla_pct >= 90,"));
     cor_buf_free(&b);
     cor_kpi_free(k);
 }
@@ -389,10 +396,12 @@ static void test_prometheus_text(void **state)
     cor_buf b = {0};
     cor_kpi_write_prometheus(k, &b);
     cor_buf_putc(&b, '\0');
-    assert_non_null(strstr(b.p, "# TYPE pasban_kpi_coverage_percent gauge\n"
-                                "pasban_kpi_coverage_percent{operator=\"op-a\",period=\"2026-11\"} 50.00\n"));
-    assert_non_null(strstr(b.p, "pasban_kpi_incidents_by_severity{operator=\"op-a\",period=\"2026-11\","
-                                "severity=\"critical\"} 2\n"));
+    assert_non_null(
+        strstr(b.p, "# TYPE pasban_kpi_coverage_percent gauge\n"
+                    "pasban_kpi_coverage_percent{operator=\"op-a\",period=\"2026-11\"} 50.00\n"));
+    assert_non_null(strstr(b.p,
+                           "pasban_kpi_incidents_by_severity{operator=\"op-a\",period=\"2026-11\","
+                           "severity=\"critical\"} 2\n"));
     assert_non_null(strstr(b.p, "pasban_kpi_events_total{operator=\"op-b\"} 1\n"));
     /* promtool, when installed (package prometheus), must accept it. */
     if (access("/usr/bin/promtool", X_OK) == 0) {
@@ -443,7 +452,12 @@ static void test_config_errors_and_periods(void **state)
     assert_string_equal(buf, "2024-02-29");
     /* Defaults: critical 4 h. An incident resolved in 4 h 1 min misses it. */
     cor_kpi *k = cor_kpi_new(NULL);
-    cor_kpi_incident in = {"x", "op", "R", 4, "availability/dos", T("2026-05-01T00:00:00Z"),
+    cor_kpi_incident in = {"x",
+                           "op",
+                           "R",
+                           4,
+                           "availability/dos",
+                           T("2026-05-01T00:00:00Z"),
                            T("2026-05-01T00:00:00Z")};
     cor_kpi_on_incident(k, &in);
     cor_kpi_on_update(k, "x", "resolved", T("2026-05-01T04:01:00Z"));
@@ -531,11 +545,13 @@ static void test_psb_events_and_report(void **state)
     const char *p_m[] = {"months", NULL};
     yajl_val months = yajl_tree_get(r, p_m, yajl_t_array);
     assert_int_equal(months->u.array.len, 2); /* October and November */
-    const char *p_per[] = {"period", NULL}, *p_rec[] = {"records", NULL}, *p_days[] = {"days", NULL};
-    assert_string_equal(YAJL_GET_STRING(yajl_tree_get(months->u.array.values[1], p_per, yajl_t_string)),
-                        "2026-11");
+    const char *p_per[] = {"period", NULL}, *p_rec[] = {"records", NULL},
+               *p_days[] = {"days", NULL};
+    assert_string_equal(
+        YAJL_GET_STRING(yajl_tree_get(months->u.array.values[1], p_per, yajl_t_string)), "2026-11");
     assert_int_equal(yajl_tree_get(months->u.array.values[1], p_rec, yajl_t_array)->u.array.len, 2);
-    assert_int_equal(yajl_tree_get(months->u.array.values[1], p_days, yajl_t_array)->u.array.len, 2);
+    assert_int_equal(yajl_tree_get(months->u.array.values[1], p_days, yajl_t_array)->u.array.len,
+                     2);
     yajl_tree_free(r);
     /* The same replay twice: the same bytes. */
     cor_buf b2 = {0};
