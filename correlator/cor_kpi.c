@@ -416,6 +416,7 @@ typedef struct kinc {
     int sev, cat;
     int64_t first_seen, detected_at;
     int64_t acted_at, contained_at, resolved_at, fp_at, reported_at;
+    struct kop *owner;
 } kinc;
 
 typedef struct kop {
@@ -427,6 +428,7 @@ typedef struct kop {
     kinc **incs; /* sorted by first_seen, then id */
     size_t n_incs, cap_incs;
     int64_t total_events, total_parse_failures, total_incidents;
+    uint64_t generation; /* bumped by every input about this operator */
 } kop;
 
 struct cor_kpi {
@@ -613,6 +615,7 @@ int cor_kpi_on_event(cor_kpi *k, const char *op, int64_t t, const char *host, bo
     kday *d = day_get(o, floor_div(t, DAY_MS), true);
     d->events++;
     o->total_events++;
+    o->generation++;
     if (is_parse_failure) {
         d->parse_failures++;
         o->total_parse_failures++;
@@ -711,6 +714,7 @@ int cor_kpi_on_incident(cor_kpi *k, const cor_kpi_incident *in)
     x->cat = cat_from_category(in->category);
     x->first_seen = in->first_seen;
     x->detected_at = in->detected_at;
+    x->owner = o;
     x->acted_at = x->contained_at = x->resolved_at = x->fp_at = x->reported_at = NONE;
     tab_insert(k, x);
     if (k->first == NONE || x->first_seen < k->first)
@@ -726,6 +730,7 @@ int cor_kpi_on_incident(cor_kpi *k, const cor_kpi_incident *in)
     o->incs[i] = x;
     o->n_incs++;
     o->total_incidents++;
+    o->generation++;
     return 0;
 }
 
@@ -749,6 +754,7 @@ int cor_kpi_on_update(cor_kpi *k, const char *id, const char *status, int64_t at
         return -1;
     if (x->acted_at == NONE || at < x->acted_at)
         x->acted_at = at;
+    x->owner->generation++;
     if (slot && (*slot == NONE || at < *slot))
         *slot = at;
     return 0;
@@ -784,6 +790,7 @@ void cor_kpi_on_latency(cor_kpi *k, const char *op, int64_t at_ms, int64_t laten
     if (!d->lat)
         d->lat = psb_xcalloc(LAT_BUCKETS, sizeof(uint32_t));
     d->lat[lat_bucket(latency_us)]++;
+    o->generation++;
 }
 
 /* ---- periods ---- */

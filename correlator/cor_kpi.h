@@ -155,6 +155,9 @@ int cor_kpi_compute(const cor_kpi *k, const char *op, cor_kpi_period p, cor_kpi_
 /* Operators, configured and seen, in byte order of their ids. */
 size_t cor_kpi_n_operators(const cor_kpi *k);
 const char *cor_kpi_operator(const cor_kpi *k, size_t i);
+/* A number that changes whenever an input about operator i arrives: publish its
+ * records to pasban.kpi when it differs from the one last published. */
+uint64_t cor_kpi_operator_generation(const cor_kpi *k, size_t i);
 
 /* Outputs, appended to b. */
 /* The KPI record of (op, period): kpi values, change since the previous period,
