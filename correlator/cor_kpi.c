@@ -531,6 +531,11 @@ size_t cor_kpi_n_operators(const cor_kpi *k)
 {
     return k->n_ops;
 }
+
+uint64_t cor_kpi_operator_generation(const cor_kpi *k, size_t i)
+{
+    return k->ops[i]->generation;
+}
 const char *cor_kpi_operator(const cor_kpi *k, size_t i)
 {
     return k->ops[i]->id;
