@@ -419,6 +419,18 @@ typedef struct kinc {
     struct kop *owner;
 } kinc;
 
+/* A record another instance published on pasban.kpi, with what the CSV and
+ * /metrics need from it already taken out. */
+typedef struct remote_rec {
+    int64_t month;
+    char *json;
+    cor_kpi_values v;
+    size_t n_targets, n_met;
+    char *not_met, *fp_rules; /* CSV cells */
+} remote_rec;
+
+#define MAX_REMOTE_PER_OP 1200 /* a century of months */
+
 typedef struct kop {
     char *id;
     const cfg_op *cfg; /* NULL for an operator seen but not configured */
@@ -429,6 +441,8 @@ typedef struct kop {
     size_t n_incs, cap_incs;
     int64_t total_events, total_parse_failures, total_incidents;
     uint64_t generation; /* bumped by every input about this operator */
+    remote_rec *remote;  /* sorted by month */
+    size_t n_remote;
 } kop;
 
 struct cor_kpi {
@@ -458,6 +472,12 @@ static void op_free(kop *o)
     }
     free(o->days);
     free(o->incs);
+    for (size_t i = 0; i < o->n_remote; i++) {
+        free(o->remote[i].json);
+        free(o->remote[i].not_met);
+        free(o->remote[i].fp_rules);
+    }
+    free(o->remote);
     free(o->id);
     free(o);
 }
@@ -1143,8 +1163,138 @@ static rule_fp *fp_by_rule(const kop *o, int64_t from, int64_t to, size_t *n_out
     return r;
 }
 
+bool cor_kpi_has_events(const cor_kpi *k, const char *op, cor_kpi_period p)
+{
+    const kop *o = op ? op_find(k, op) : NULL;
+    int64_t from, to;
+    if (!o)
+        return false;
+    cor_kpi_period_bounds(p, &from, &to);
+    for (size_t i = 0; i < o->n_days; i++)
+        if (o->days[i].events > 0 && o->days[i].day >= floor_div(from, DAY_MS) &&
+            o->days[i].day < floor_div(to, DAY_MS))
+            return true;
+    return false;
+}
+
+/* The imported record to show for (o, p): only for a month in which this
+ * instance has no events of o (then the publisher knows more than we do). */
+static const remote_rec *remote_for(const cor_kpi *k, const kop *o, cor_kpi_period p)
+{
+    if (p.is_day || !o->n_remote || cor_kpi_has_events(k, o->id, p))
+        return NULL;
+    for (size_t i = 0; i < o->n_remote; i++)
+        if (o->remote[i].month == p.key)
+            return &o->remote[i];
+    return NULL;
+}
+
+int cor_kpi_import_record(cor_kpi *k, const char *key, size_t key_len, const char *json, size_t len)
+{
+    char kbuf[COR_KPI_MAX_ID_LEN + 16], ybuf[128];
+    const char *slash = key ? memchr(key, '/', key_len) : NULL;
+    cor_kpi_period p;
+    if (!slash || key_len >= sizeof(kbuf) || len > (1u << 20))
+        return -1;
+    memcpy(kbuf, key, key_len);
+    kbuf[key_len] = '\0';
+    kbuf[slash - key] = '\0';
+    const char *op = kbuf, *per = kbuf + (slash - key) + 1;
+    if (cor_kpi_period_parse(per, &p) < 0 || p.is_day)
+        return -1;
+    char *copy = psb_xstrndup(json, len);
+    yajl_val r = yajl_tree_parse(copy, ybuf, sizeof(ybuf));
+    remote_rec rec;
+    memset(&rec, 0, sizeof(rec));
+    int rc = -1;
+    const char *p_op[] = {"operator", NULL}, *p_per[] = {"period", NULL}, *p_kpi[] = {"kpi", NULL};
+    const char *p_t[] = {"targets", NULL}, *p_fp[] = {"false_positives_by_rule", NULL};
+    yajl_val vop = yajl_tree_get(r, p_op, yajl_t_string),
+             vper = yajl_tree_get(r, p_per, yajl_t_string);
+    yajl_val vk = yajl_tree_get(r, p_kpi, yajl_t_object), vt = yajl_tree_get(r, p_t, yajl_t_object);
+    yajl_val vfp = yajl_tree_get(r, p_fp, yajl_t_array);
+    if (!r || !vop || !vper || !vk || strcmp(vop->u.string, op) != 0 ||
+        strcmp(vper->u.string, per) != 0)
+        goto out;
+    for (int i = 0; i < COR_KPI__N; i++) {
+        const char *p_v[] = {kpi_names[i], NULL};
+        yajl_val x = yajl_tree_get(vk, p_v, yajl_t_number);
+        if (x)
+            set(cor_kpi_values_at(&rec.v, i), YAJL_GET_DOUBLE(x));
+    }
+    cor_buf cell = {0};
+    for (size_t i = 0; vt && i < vt->u.object.len; i++) {
+        const char *p_met[] = {"met", NULL}, *p_tg[] = {"target", NULL};
+        yajl_val met = yajl_tree_get(vt->u.object.values[i], p_met, yajl_t_any);
+        yajl_val tg = yajl_tree_get(vt->u.object.values[i], p_tg, yajl_t_string);
+        rec.n_targets++;
+        if (YAJL_IS_TRUE(met)) {
+            rec.n_met++;
+            continue;
+        }
+        if (cell.len)
+            cor_buf_puts(&cell, "; ");
+        cor_buf_puts(&cell, vt->u.object.keys[i]);
+        cor_buf_putc(&cell, ' ');
+        cor_buf_puts(&cell, tg ? tg->u.string : "?");
+    }
+    cor_buf_putc(&cell, '\0');
+    rec.not_met = cell.p;
+    cell = (cor_buf){0};
+    for (size_t i = 0; vfp && i < vfp->u.array.len; i++) {
+        const char *p_r[] = {"rule", NULL}, *p_i[] = {"incidents", NULL},
+                   *p_f[] = {"false_positives", NULL};
+        yajl_val vr = yajl_tree_get(vfp->u.array.values[i], p_r, yajl_t_string);
+        yajl_val vi = yajl_tree_get(vfp->u.array.values[i], p_i, yajl_t_number);
+        yajl_val vf = yajl_tree_get(vfp->u.array.values[i], p_f, yajl_t_number);
+        if (!vr || !vi || !vf || YAJL_GET_INTEGER(vf) == 0)
+            continue;
+        char t[64];
+        if (cell.len)
+            cor_buf_puts(&cell, "; ");
+        cor_buf_puts(&cell, vr->u.string);
+        snprintf(t, sizeof(t), " %lld/%lld", YAJL_GET_INTEGER(vf), YAJL_GET_INTEGER(vi));
+        cor_buf_puts(&cell, t);
+    }
+    cor_buf_putc(&cell, '\0');
+    rec.fp_rules = cell.p;
+    kop *o = op_get(k, op);
+    if (!o)
+        goto out;
+    size_t i = 0;
+    while (i < o->n_remote && o->remote[i].month < p.key)
+        i++;
+    if (i < o->n_remote && o->remote[i].month == p.key) {
+        free(o->remote[i].json);
+        free(o->remote[i].not_met);
+        free(o->remote[i].fp_rules);
+    } else {
+        if (o->n_remote >= MAX_REMOTE_PER_OP)
+            goto out;
+        o->remote = psb_xrealloc(o->remote, (o->n_remote + 1) * sizeof(remote_rec));
+        memmove(o->remote + i + 1, o->remote + i, (o->n_remote - i) * sizeof(remote_rec));
+        o->n_remote++;
+    }
+    rec.month = p.key;
+    rec.json = psb_xstrndup(json, len);
+    o->remote[i] = rec;
+    rec.not_met = rec.fp_rules = NULL;
+    rc = 0;
+out:
+    free(rec.not_met);
+    free(rec.fp_rules);
+    yajl_tree_free(r);
+    free(copy);
+    return rc;
+}
+
 static void write_record(const cor_kpi *k, const kop *o, cor_kpi_period p, cor_buf *b)
 {
+    const remote_rec *rr = remote_for(k, o, p);
+    if (rr) {
+        cor_buf_puts(b, rr->json);
+        return;
+    }
     char per[16], prev_s[16];
     cor_kpi_values cur, prev;
     cor_kpi_period pp = cor_kpi_period_prev(p);
@@ -1361,7 +1511,11 @@ void cor_kpi_write_csv(const cor_kpi *k, cor_kpi_period p, const char *only_op, 
             continue;
         cor_kpi_values v;
         int64_t from, to;
-        compute(k, o, p, &v);
+        const remote_rec *rr = remote_for(k, o, p);
+        if (rr)
+            v = rr->v;
+        else
+            compute(k, o, p, &v);
         cor_kpi_period_bounds(p, &from, &to);
         csv_field(b, o->id);
         cor_buf_putc(b, ',');
@@ -1371,6 +1525,16 @@ void cor_kpi_write_csv(const cor_kpi *k, cor_kpi_period p, const char *only_op, 
             const cor_kpi_val *x = val_at(&v, i);
             if (x->set)
                 put_num(b, kpi_kinds[i], x->v);
+        }
+        if (rr) {
+            char cnt[48];
+            snprintf(cnt, sizeof(cnt), ",%zu,%zu,", rr->n_targets, rr->n_met);
+            cor_buf_puts(b, cnt);
+            csv_field(b, rr->not_met);
+            cor_buf_putc(b, ',');
+            csv_field(b, rr->fp_rules);
+            cor_buf_puts(b, "\r\n");
+            continue;
         }
         cfg_target tg[COR_KPI__N];
         size_t nt = targets_of(k, o, tg), met = 0;
@@ -1447,7 +1611,10 @@ void cor_kpi_write_prometheus(const cor_kpi *k, cor_buf *b)
     cor_kpi_period month = cor_kpi_current_month(k);
     cor_kpi_period_format(month, per);
     for (size_t i = 0; i < k->n_ops; i++)
-        compute(k, k->ops[i], month, &vals[i]);
+        if (remote_for(k, k->ops[i], month))
+            vals[i] = remote_for(k, k->ops[i], month)->v;
+        else
+            compute(k, k->ops[i], month, &vals[i]);
 
     for (int i = 0; i < COR_KPI__N;) {
         int j = i;

@@ -159,6 +159,18 @@ const char *cor_kpi_operator(const cor_kpi *k, size_t i);
  * records to pasban.kpi when it differs from the one last published. */
 uint64_t cor_kpi_operator_generation(const cor_kpi *k, size_t i);
 
+/* Scale-out. Each instance consumes only its partitions of pasban.events, so it
+ * knows the event KPIs of the operators whose partitions it holds; incidents and
+ * updates it reads whole. It publishes to pasban.kpi (key "op/period", a month)
+ * the records of (op, month) for which cor_kpi_has_events is true, and imports
+ * every record it reads there: outputs then show, for a month in which this
+ * instance saw no events of op, the imported record instead of its own partial
+ * one. Day-by-day records stay local. Import returns 0, or -1 for a malformed key
+ * or record (the key must name the record's operator and month). */
+bool cor_kpi_has_events(const cor_kpi *k, const char *op, cor_kpi_period p);
+int cor_kpi_import_record(cor_kpi *k, const char *key, size_t key_len, const char *json,
+                          size_t len);
+
 /* Outputs, appended to b. */
 /* The KPI record of (op, period): kpi values, change since the previous period,
  * targets, false positives per rule. -1 for an unknown operator. */

@@ -566,6 +566,61 @@ static void test_psb_events_and_report(void **state)
     cor_kpi_free(k);
 }
 
+/* Two instances, each with one operator's events (its partitions) and every
+ * incident: after importing each other's pasban.kpi records both answer alike. */
+static void test_scale_out_import(void **state)
+{
+    (void)state;
+    cor_kpi *full = build(), *a = cor_kpi_new(NULL), *b = cor_kpi_new(NULL);
+    cor_kpi_period nov;
+    cor_kpi_period_parse("2026-11", &nov);
+    /* a sees op-a's events only, b op-b's; both see the incidents. */
+    cor_kpi_on_event(a, "op-a", T("2026-11-05T00:00:00Z"), "gw1", false);
+    cor_kpi_on_event(b, "op-b", T("2026-11-30T20:00:00Z"), "x", true);
+    cor_kpi_incident in = {"i01", "op-a", "SSH-1", 3, "intrusion-attempts/x", at(0), at(2)};
+    cor_kpi_on_incident(a, &in);
+    cor_kpi_on_incident(b, &in);
+    assert_true(cor_kpi_has_events(full, "op-a", nov));
+    assert_true(cor_kpi_has_events(a, "op-a", nov));
+    assert_false(cor_kpi_has_events(b, "op-a", nov));
+
+    /* op-a's record as the full instance computes it, published under op-a/2026-11. */
+    cor_buf rec = {0}, got = {0}, csv_full = {0}, csv_b = {0};
+    assert_int_equal(cor_kpi_write_json(full, "op-a", nov, &rec), 0);
+    assert_int_equal(cor_kpi_import_record(b, "op-a/2026-11", 12, rec.p, rec.len), 0);
+    assert_int_equal(cor_kpi_write_json(b, "op-a", nov, &got), 0);
+    assert_int_equal(got.len, rec.len);
+    assert_memory_equal(got.p, rec.p, rec.len);
+    cor_kpi_write_csv(full, nov, "op-a", &csv_full);
+    cor_kpi_write_csv(b, nov, "op-a", &csv_b);
+    cor_buf_putc(&csv_full, '\0');
+    cor_buf_putc(&csv_b, '\0');
+    assert_string_equal(csv_b.p, csv_full.p);
+    cor_buf m = {0};
+    cor_kpi_write_prometheus(b, &m);
+    cor_buf_putc(&m, '\0');
+    assert_non_null(
+        strstr(m.p, "pasban_kpi_coverage_percent{operator=\"op-a\",period=\"2026-11\"} 50.00\n"));
+    /* An instance with events of its own keeps its own numbers. */
+    assert_int_equal(cor_kpi_import_record(a, "op-a/2026-11", 12, rec.p, rec.len), 0);
+    got.len = 0;
+    cor_kpi_write_json(a, "op-a", nov, &got);
+    assert_false(got.len == rec.len && memcmp(got.p, rec.p, rec.len) == 0);
+    /* A key that does not name the record is refused. */
+    assert_int_equal(cor_kpi_import_record(b, "op-b/2026-11", 12, rec.p, rec.len), -1);
+    assert_int_equal(cor_kpi_import_record(b, "op-a/2026-10", 12, rec.p, rec.len), -1);
+    assert_int_equal(cor_kpi_import_record(b, "op-a", 4, rec.p, rec.len), -1);
+    assert_int_equal(cor_kpi_import_record(b, "op-a/2026-11", 12, "{}", 2), -1);
+    cor_buf_free(&rec);
+    cor_buf_free(&got);
+    cor_buf_free(&csv_full);
+    cor_buf_free(&csv_b);
+    cor_buf_free(&m);
+    cor_kpi_free(full);
+    cor_kpi_free(a);
+    cor_kpi_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -578,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_config_errors_and_periods),
         cmocka_unit_test(test_grafana_dashboard_names_exist),
         cmocka_unit_test(test_psb_events_and_report),
+        cmocka_unit_test(test_scale_out_import),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
