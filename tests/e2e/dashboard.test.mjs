@@ -6,7 +6,7 @@
 // PASBAN_E2E_OUT (where screenshots go), PASBAN_CHROMIUM (default /usr/bin/chromium).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -97,6 +97,15 @@ try {
   assert.ok(openAll.total > 0, 'fixture has open incidents');
   assert.equal(await page.$$eval('#open-table tbody tr', (r) => r.length), openAll.total);
   await page.screenshot({ path: path.join(out, 'dashboard.png'), fullPage: true });
+
+  // The CSV button hands over the same sheet as /api/kpi.csv.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#csv')]);
+  assert.equal(download.suggestedFilename(), `pasban-kpi-${PERIOD}.csv`);
+  const sheet = readFileSync(await download.path(), 'utf8');
+  const direct = await (await fetch(`${base}/api/kpi.csv?period=${PERIOD}`,
+    { headers: { Authorization: `Bearer ${REGULATOR}` } })).text();
+  assert.equal(sheet, direct);
+  assert.equal(sheet.split('\r\n').filter((l) => l).length, 1 + all.records.length);
 
   // Filter by operator.
   await page.selectOption('#operator', 'op-b');
