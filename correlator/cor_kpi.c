@@ -552,9 +552,10 @@ size_t cor_kpi_n_operators(const cor_kpi *k)
     return k->n_ops;
 }
 
-uint64_t cor_kpi_operator_generation(const cor_kpi *k, size_t i)
+uint64_t cor_kpi_generation(const cor_kpi *k, const char *op)
 {
-    return k->ops[i]->generation;
+    const kop *o = op ? op_find(k, op) : NULL;
+    return o ? o->generation : 0;
 }
 const char *cor_kpi_operator(const cor_kpi *k, size_t i)
 {

@@ -155,9 +155,10 @@ int cor_kpi_compute(const cor_kpi *k, const char *op, cor_kpi_period p, cor_kpi_
 /* Operators, configured and seen, in byte order of their ids. */
 size_t cor_kpi_n_operators(const cor_kpi *k);
 const char *cor_kpi_operator(const cor_kpi *k, size_t i);
-/* A number that changes whenever an input about operator i arrives: publish its
- * records to pasban.kpi when it differs from the one last published. */
-uint64_t cor_kpi_operator_generation(const cor_kpi *k, size_t i);
+/* A number that changes whenever an input about op arrives (0 for an unknown
+ * operator): publish its records to pasban.kpi when it differs from the one last
+ * published. */
+uint64_t cor_kpi_generation(const cor_kpi *k, const char *op);
 
 /* Scale-out. Each instance consumes only its partitions of pasban.events, so it
  * knows the event KPIs of the operators whose partitions it holds; incidents and

@@ -461,9 +461,9 @@ static void test_config_errors_and_periods(void **state)
                            T("2026-05-01T00:00:00Z")};
     cor_kpi_on_incident(k, &in);
     assert_int_equal(cor_kpi_n_operators(k), 1);
-    uint64_t gen = cor_kpi_operator_generation(k, 0);
+    uint64_t gen = cor_kpi_generation(k, "op");
     cor_kpi_on_update(k, "x", "resolved", T("2026-05-01T04:01:00Z"));
-    assert_true(cor_kpi_operator_generation(k, 0) != gen); /* time to publish again */
+    assert_true(cor_kpi_generation(k, "op") != gen); /* time to publish again */
     assert_int_equal(cor_kpi_on_update(k, "x", "bogus", T("2026-05-01T04:01:00Z")), -1);
     assert_int_equal(cor_kpi_on_update(k, "y", "resolved", T("2026-05-01T04:01:00Z")), -1);
     cor_kpi_values v;
