@@ -619,10 +619,13 @@ cor_http *cor_http_new(struct event_base *base, const char *addr, uint16_t port,
     h->http = evhttp_new(base);
     if (!h->http)
         goto fail;
-    evhttp_set_max_body_size(h->http, COR_HTTP_MAX_BODY);
+    /* Our handler refuses bodies over COR_HTTP_MAX_BODY and methods it does not
+     * serve with a JSON error; libevent's own limits, which answer in HTML, only
+     * stop what is far past them. */
+    evhttp_set_max_body_size(h->http, 64 * COR_HTTP_MAX_BODY);
     evhttp_set_max_headers_size(h->http, 16384);
     evhttp_set_timeout(h->http, 30);
-    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
+    evhttp_set_allowed_methods(h->http, 0xffff);
     evhttp_set_gencb(h->http, handle, h);
     struct evhttp_bound_socket *s = evhttp_bind_socket_with_handle(h->http, addr, port);
     if (!s)

@@ -276,6 +276,15 @@ static void test_status_updates(void **state)
                       "{\"status\": \"resolved\", \"at\": \"soon\"}"),
                  400);
     expect_error(call(f, EVHTTP_REQ_GET, "/api/incidents/a1/status", "tok-a", NULL), 405);
+    expect_error(call(f, EVHTTP_REQ_PUT, "/api/incidents/a1/status", "tok-a", ack), 405);
+    expect_error(call(f, EVHTTP_REQ_DELETE, "/api/incidents/a1", "tok-a", NULL), 405);
+    char *big = psb_xmalloc(COR_HTTP_MAX_BODY + 100);
+    memset(big, ' ', COR_HTTP_MAX_BODY + 99);
+    big[COR_HTTP_MAX_BODY + 99] = '\0';
+    big[0] = '{';
+    big[COR_HTTP_MAX_BODY + 98] = '}';
+    expect_error(call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", big), 413);
+    free(big);
     resp r = call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", ack);
     assert_int_equal(r.code, 200);
     yajl_val v = json_of(&r);
