@@ -138,7 +138,6 @@ static void group_free(group *g)
             partial_clear(&g->partial[i]);
         free(g->partial);
     }
-    free(g->key);
     free(g->org);
     free(g->group_json);
     free(g->last_orig);
@@ -321,10 +320,11 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
         }
     }
     build_key(e, ev, r, caps, n_caps, true);
-    g = psb_xcalloc(1, sizeof(*g));
+    /* One block for the group and its key: groups come and go at event rate. */
+    g = psb_xcalloc(1, sizeof(*g) + e->key.len + 1);
     g->rule = r;
     g->hash = h;
-    g->key = psb_xmalloc(e->key.len + 1);
+    g->key = (char *)(g + 1);
     memcpy(g->key, e->key.p, e->key.len);
     g->key_len = e->key.len;
     g->group_json = psb_xstrndup(e->json.p, e->json.len);
@@ -491,7 +491,7 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
         cor_matcher_stats(e->m)[r->index].evicted++;
     }
     if (g->n == g->cap) {
-        g->cap = g->cap ? g->cap * 2 : 4;
+        g->cap = g->cap ? g->cap * 2 : (r->count < 8 ? (size_t)r->count : 8);
         g->win = psb_xrealloc(g->win, g->cap * sizeof(*g->win));
     }
     size_t pos = g->n;
@@ -518,8 +518,10 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
         return;
     cor_incident *inc =
         incident_new(e, r, g, g->win[0].t, g->win[g->n - 1].t, newest, (long)g->n);
-    for (size_t i = 0; i < g->n && i < COR_MAX_EVIDENCE; i++)
-        cor_incident_add_evidence(inc, g->win[i].orig, g->win[i].olen);
+    for (size_t i = 0; i < g->n && i < COR_MAX_EVIDENCE; i++) {
+        cor_incident_take_evidence(inc, g->win[i].orig, g->win[i].olen);
+        g->win[i].orig = NULL;
+    }
     window_clear(g);
 }
 

@@ -33,6 +33,8 @@ void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_le
 /* Append the record as one line of JSON (no newline). */
 void cor_incident_write(const cor_incident *inc, cor_buf *b);
 void cor_incident_add_evidence(cor_incident *inc, const char *p, size_t n);
+/* Same, taking ownership of p (a heap string of n bytes); frees it when full. */
+void cor_incident_take_evidence(cor_incident *inc, char *p, size_t n);
 void cor_incident_free(cor_incident *inc);
 
 #endif

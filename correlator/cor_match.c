@@ -23,6 +23,8 @@ struct cor_matcher {
     cor_field_value *values; /* per field id, for the current event */
     field_slot *slots;
     uint32_t *units;         /* candidate units of the current event */
+    uint32_t *unit_rule;     /* unit -> rule index */
+    size_t *field_len;
     cor_capture caps[COR_MAX_CAPTURES * COR_MAX_PATTERNS];
     size_t n_caps;
     cor_rule_stats *stats;
@@ -52,6 +54,13 @@ cor_matcher *cor_matcher_new(const cor_ruleset *rs, const cor_match_opts *opts)
     m->values = psb_xcalloc(rs->n_fields + 1, sizeof(*m->values));
     m->slots = psb_xcalloc(rs->n_fields + 1, sizeof(*m->slots));
     m->units = psb_xcalloc(rs->n_units + 1, sizeof(*m->units));
+    m->unit_rule = psb_xcalloc(rs->n_units + 1, sizeof(*m->unit_rule));
+    m->field_len = psb_xcalloc(rs->n_fields + 1, sizeof(*m->field_len));
+    for (size_t f = 0; f < rs->n_fields; f++)
+        m->field_len[f] = strlen(rs->fields[f]);
+    for (size_t i = 0; i < rs->n_rules; i++)
+        for (size_t s = 0; s < rs->rules[i]->n_steps; s++)
+            m->unit_rule[rs->rules[i]->unit_base + s] = (uint32_t)i;
     m->stats = psb_xcalloc(rs->n_rules + 1, sizeof(*m->stats));
     return m;
 }
@@ -67,6 +76,8 @@ void cor_matcher_free(cor_matcher *m)
     free(m->values);
     free(m->slots);
     free(m->units);
+    free(m->unit_rule);
+    free(m->field_len);
     free(m->stats);
     free(m);
 }
@@ -86,7 +97,11 @@ static uint64_t now_ns(void)
 static int run(cor_matcher *m, const cor_rule *r, const cor_cond *c, psb_str v)
 {
     uint64_t t0 = m->timing ? now_ns() : 0;
-    int rc = pcre2_match(c->re, (PCRE2_SPTR)(v.ptr ? v.ptr : ""), v.len, 0, 0, m->md, m->mctx);
+    /* pcre2_jit_match skips the option checks; the match context still carries
+     * the match limit and the JIT stack (whose size bounds recursion). */
+    PCRE2_SPTR subj = (PCRE2_SPTR)(v.ptr ? v.ptr : "");
+    int rc = c->jit ? pcre2_jit_match(c->re, subj, v.len, 0, 0, m->md, m->mctx)
+                    : pcre2_match(c->re, subj, v.len, 0, 0, m->md, m->mctx);
     if (m->timing)
         m->stats[r->index].regex_ns += now_ns() - t0;
     if (rc >= 0)
@@ -155,7 +170,7 @@ static void load_values(cor_matcher *m, const psb_event *ev)
     const cor_ruleset *rs = m->rs;
     for (size_t f = 0; f < rs->n_fields; f++) {
         psb_str v;
-        if (psb_event_get(ev, rs->fields[f], strlen(rs->fields[f]), m->slots[f].buf, &v)) {
+        if (psb_event_get(ev, rs->fields[f], m->field_len[f], m->slots[f].buf, &v)) {
             m->values[f].ptr = v.ptr ? v.ptr : "";
             m->values[f].len = v.len;
         } else {
@@ -169,22 +184,6 @@ static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
-}
-
-/* Unit -> (rule, step): binary search over the rules' unit bases. */
-static const cor_rule *unit_rule(const cor_ruleset *rs, uint32_t u, size_t *step)
-{
-    size_t lo = 0, hi = rs->n_rules;
-    while (hi - lo > 1) {
-        size_t mid = (lo + hi) / 2;
-        if (rs->rules[mid]->unit_base <= u)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    const cor_rule *r = rs->rules[lo];
-    *step = r->n_steps - 1 - (u - r->unit_base);
-    return r;
 }
 
 void cor_matcher_run(cor_matcher *m, const psb_event *ev, cor_hit_fn fn, void *ctx)
@@ -202,8 +201,9 @@ void cor_matcher_run(cor_matcher *m, const psb_event *ev, cor_hit_fn fn, void *c
             m->units[u] = (uint32_t)u;
     }
     for (size_t i = 0; i < n; i++) {
-        size_t step;
-        const cor_rule *r = unit_rule(rs, m->units[i], &step);
+        uint32_t u = m->units[i];
+        const cor_rule *r = rs->rules[m->unit_rule[u]];
+        size_t step = r->n_steps - 1 - (u - r->unit_base);
         m->stats[r->index].candidates++;
         if (!eval_step(m, ev, r, &r->steps[step]))
             continue;

@@ -338,11 +338,12 @@ static void print_stats(const cor_run_opts *o, const cor_ruleset *rs, cor_engine
                 (double)s->regex_ns / 1e6);
     }
     fprintf(f,
-            "events %llu, parse failures %llu, rules %zu, prefilter %s (%zu patterns in %zu "
-            "databases), groups held %zu\n",
+            "events %llu, parse failures %llu, rules %zu, prefilter %s (%zu ids, %zu of them "
+            "literals, in %zu databases), groups held %zu\n",
             (unsigned long long)t->events, (unsigned long long)t->parse_failures, rs->n_rules,
             rs->prefilter && !o->no_prefilter ? "hyperscan" : "off",
-            cor_prefilter_patterns(rs->prefilter), cor_prefilter_databases(rs->prefilter),
+            cor_prefilter_patterns(rs->prefilter), cor_prefilter_literals(rs->prefilter),
+            cor_prefilter_databases(rs->prefilter),
             cor_engine_groups(e));
     fprintf(f, "wall %.3f s, cpu %.3f s, %.0f events/s, %.0f events per CPU-second\n", wall, cpu,
             wall > 0 ? (double)t->events / wall : 0.0, cpu > 0 ? (double)t->events / cpu : 0.0);

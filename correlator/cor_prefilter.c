@@ -28,8 +28,12 @@ typedef struct pf_db {
 struct cor_prefilter {
     pf_db *dbs;
     size_t n_dbs;
-    uint32_t *pattern_unit; /* Hyperscan id -> unit */
-    size_t n_patterns;
+    uint32_t *id_first;     /* Hyperscan id -> its units: id_units[first .. first+count) */
+    uint32_t *id_count;
+    uint32_t *id_units;
+    size_t n_id_units, cap_id_units;
+    size_t n_ids;
+    size_t n_literals;      /* of the ids, those that are required literals */
     uint16_t *need;         /* per unit: prefiltered patterns that must all hit */
     uint32_t *always;       /* units with no prefiltered pattern: always candidates */
     size_t n_always;
@@ -47,76 +51,445 @@ struct cor_prefilter_scratch {
     size_t n_out;
 };
 
-/* One pattern waiting for its database. */
-typedef struct pf_pat {
-    const char *expr;
-    uint32_t unit;
-    cor_step *step;
-    int ok;
-} pf_pat;
 
-static int build_field(cor_prefilter *pf, int field_id, pf_pat *pats, size_t n, FILE *errors)
+
+/* ---- required literals ----
+ *
+ * A pattern's required literals are runs of plain characters that every match
+ * must contain, found by a conservative walk of the top level of the pattern:
+ * groups, classes, escapes like \d and anchors end a run; a quantifier that
+ * allows zero drops the character before it; any top-level alternation, inline
+ * option other than a leading (?i), \Q or extended mode gives up (no literals),
+ * and the pattern then goes to Hyperscan whole, in prefilter mode. Literal sets
+ * scan far faster than prefilter automata (FDR/Teddy), and requiring all of a
+ * step's literals keeps the candidates few. */
+
+#define LIT_MIN 3    /* shorter runs are in almost every log line */
+#define LIT_MAX_PER_PATTERN 6
+
+typedef struct lit {
+    char *s;
+    size_t len;
+} lit;
+
+static void lit_push(lit *out, size_t *n, const char *run, size_t len)
 {
-    const char **exprs = psb_xcalloc(n, sizeof(*exprs));
-    unsigned *flags = psb_xcalloc(n, sizeof(*flags));
-    unsigned *ids = psb_xcalloc(n, sizeof(*ids));
-    size_t *map = psb_xcalloc(n, sizeof(*map));
-    hs_database_t *db = NULL;
-    for (;;) {
-        size_t m = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!pats[i].ok)
-                continue;
-            exprs[m] = pats[i].expr;
-            flags[m] = HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
-            ids[m] = (unsigned)(pf->n_patterns + m);
-            map[m] = i;
-            m++;
+    if (len < LIT_MIN)
+        return;
+    if (*n < LIT_MAX_PER_PATTERN) {
+        out[*n].s = psb_xstrndup(run, len);
+        out[*n].len = len;
+        (*n)++;
+        return;
+    }
+    /* Keep the longest: they are the most selective. */
+    size_t shortest = 0;
+    for (size_t i = 1; i < *n; i++)
+        if (out[i].len < out[shortest].len)
+            shortest = i;
+    if (out[shortest].len >= len)
+        return;
+    free(out[shortest].s);
+    out[shortest].s = psb_xstrndup(run, len);
+    out[shortest].len = len;
+}
+
+/* Skip a group starting at p[i] == '('; returns the index after its ')' or 0. */
+static size_t skip_group(const char *p, size_t n, size_t i)
+{
+    int depth = 0;
+    bool in_class = false;
+    for (; i < n; i++) {
+        char c = p[i];
+        if (c == '\\') {
+            i++;
+            continue;
         }
-        if (m == 0)
-            break;
-        hs_compile_error_t *cerr = NULL;
-        if (hs_compile_multi(exprs, flags, ids, (unsigned)m, HS_MODE_BLOCK, NULL, &db, &cerr) ==
-            HS_SUCCESS)
+        if (in_class) {
+            if (c == ']')
+                in_class = false;
+            continue;
+        }
+        if (c == '[') {
+            in_class = true;
+            if (i + 1 < n && p[i + 1] == '^')
+                i++;
+            if (i + 1 < n && p[i + 1] == ']')
+                i++;
+        } else if (c == '(') {
+            depth++;
+        } else if (c == ')') {
+            if (--depth == 0)
+                return i + 1;
+        }
+    }
+    return 0;
+}
+
+static size_t quantifier(const char *p, size_t n, size_t i, unsigned long *min);
+
+/* After a group or class: its quantifier, if any (it only matters that the
+ * group is skipped). Returns the index after it, or 0 when it is malformed. */
+static size_t skip_quantifier(const char *p, size_t n, size_t i)
+{
+    unsigned long min;
+    if (i < n && (p[i] == '*' || p[i] == '+' || p[i] == '?'))
+        i++;
+    else if (i < n && p[i] == '{') {
+        size_t ql = quantifier(p, n, i, &min);
+        if (ql == 0)
+            return 0;
+        i += ql;
+    } else
+        return i;
+    if (i < n && (p[i] == '?' || p[i] == '+'))
+        i++;
+    return i;
+}
+
+/* Parse a {n}, {n,}, {n,m} quantifier at p[i]; sets *min. Returns length or 0. */
+static size_t quantifier(const char *p, size_t n, size_t i, unsigned long *min)
+{
+    size_t j = i + 1;
+    unsigned long v = 0;
+    if (j >= n || p[j] < '0' || p[j] > '9')
+        return 0;
+    while (j < n && p[j] >= '0' && p[j] <= '9')
+        v = v * 10 + (unsigned long)(p[j++] - '0');
+    if (j < n && p[j] == ',') {
+        j++;
+        while (j < n && p[j] >= '0' && p[j] <= '9')
+            j++;
+    }
+    if (j >= n || p[j] != '}')
+        return 0;
+    *min = v;
+    return j - i + 1;
+}
+
+static size_t required_literals(const char *p, size_t n, lit *out, bool *caseless)
+{
+    size_t count = 0;
+    char run[COR_MAX_PATTERN_LEN];
+    size_t rl = 0;
+    size_t i = 0;
+    *caseless = false;
+    if (n >= 4 && memcmp(p, "(?i)", 4) == 0) {
+        *caseless = true;
+        i = 4;
+    }
+    while (i < n) {
+        char c = p[i];
+        char litc;
+        if (c == '\\') {
+            if (i + 1 >= n)
+                goto give_up;
+            char e = p[i + 1];
+            if (e == 'Q' || e == 'E')
+                goto give_up;
+            if ((e >= 'a' && e <= 'z') || (e >= 'A' && e <= 'Z') || (e >= '0' && e <= '9')) {
+                /* \d \S \b \x.. \1 ...: not a plain character */
+                lit_push(out, &count, run, rl);
+                rl = 0;
+                if (e == 'x' || e == 'p' || e == 'P' || e == 'g' || e == 'k' || e == 'N' ||
+                    e == 'o' || e == 'c' || (e >= '0' && e <= '9'))
+                    goto give_up; /* may take arguments (or be octal); not worth parsing */
+                if ((i = skip_quantifier(p, n, i + 2)) == 0)
+                    goto give_up;
+                continue;
+            }
+            litc = e;
+            i += 2;
+        } else if (c == '|') {
+            goto give_up;
+        } else if (c == '(') {
+            if (i + 2 < n && p[i + 1] == '?' && p[i + 2] != ':' && p[i + 2] != '<' &&
+                p[i + 2] != 'P' && p[i + 2] != '=' && p[i + 2] != '!' && p[i + 2] != '>')
+                goto give_up; /* inline options and the like change what follows */
+            lit_push(out, &count, run, rl);
+            rl = 0;
+            size_t j = skip_group(p, n, i);
+            if (j == 0 || (j = skip_quantifier(p, n, j)) == 0)
+                goto give_up;
+            i = j;
+            continue;
+        } else if (c == '[' || c == '.' || c == '^' || c == '$') {
+            lit_push(out, &count, run, rl);
+            rl = 0;
+            if (c == '[') {
+                /* skip the class */
+                size_t j = i + 1;
+                if (j < n && p[j] == '^')
+                    j++;
+                if (j < n && p[j] == ']')
+                    j++;
+                while (j < n && p[j] != ']') {
+                    if (p[j] == '\\')
+                        j++;
+                    j++;
+                }
+                if (j >= n || (j = skip_quantifier(p, n, j + 1)) == 0)
+                    goto give_up;
+                i = j;
+            } else {
+                i++;
+                if (c == '.' && (i = skip_quantifier(p, n, i)) == 0)
+                    goto give_up;
+            }
+            continue;
+        } else if (c == '*' || c == '+' || c == '?' || c == '{' || c == ')') {
+            goto give_up; /* a quantifier on a group or class, or something odd */
+        } else {
+            litc = c;
+            i++;
+        }
+        /* A quantifier after this character? */
+        unsigned long min = 1;
+        size_t ql = 0;
+        if (i < n && (p[i] == '*' || p[i] == '?')) {
+            min = 0;
+            ql = 1;
+        } else if (i < n && p[i] == '+') {
+            ql = 1;
+        } else if (i < n && p[i] == '{') {
+            ql = quantifier(p, n, i, &min);
+            if (ql == 0)
+                goto give_up;
+        }
+        if (ql) {
+            i += ql;
+            if (i < n && (p[i] == '?' || p[i] == '+'))
+                i++; /* lazy or possessive */
+            if (min > 0)
+                run[rl++] = litc;
+            lit_push(out, &count, run, rl);
+            rl = 0;
+            continue;
+        }
+        run[rl++] = litc;
+    }
+    lit_push(out, &count, run, rl);
+    return count;
+give_up:
+    for (size_t k = 0; k < count; k++)
+        free(out[k].s);
+    return 0;
+}
+
+/* One requirement of one unit before de-duplication: a literal, or a whole
+ * pattern for the prefilter-mode database. */
+typedef struct pf_key {
+    int kind;            /* 0 literal, 1 regex */
+    bool caseless;
+    const char *s;
+    size_t len;
+    uint32_t unit;
+} pf_key;
+
+static int cmp_key(const void *a, const void *b)
+{
+    const pf_key *x = a, *y = b;
+    if (x->kind != y->kind)
+        return x->kind - y->kind;
+    if (x->caseless != y->caseless)
+        return (int)x->caseless - (int)y->caseless;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    int c = memcmp(x->s, y->s, x->len);
+    if (c)
+        return c;
+    return (x->unit > y->unit) - (x->unit < y->unit);
+}
+
+static bool same_key(const pf_key *x, const pf_key *y)
+{
+    return x->kind == y->kind && x->caseless == y->caseless && x->len == y->len &&
+           memcmp(x->s, y->s, x->len) == 0;
+}
+
+static void add_db(cor_prefilter *pf, int field_id, hs_database_t *db)
+{
+    pf->dbs = psb_xrealloc(pf->dbs, (pf->n_dbs + 1) * sizeof(*pf->dbs));
+    pf->dbs[pf->n_dbs].field_id = field_id;
+    pf->dbs[pf->n_dbs].db = db;
+    pf->n_dbs++;
+    if (hs_alloc_scratch(db, &pf->proto) != HS_SUCCESS)
+        abort();
+}
+
+/* Register Hyperscan id pf->n_ids for the units of keys[a..b) (sorted by unit). */
+static void add_id(cor_prefilter *pf, const pf_key *keys, size_t a, size_t b)
+{
+    pf->id_first = psb_xrealloc(pf->id_first, (pf->n_ids + 1) * sizeof(*pf->id_first));
+    pf->id_count = psb_xrealloc(pf->id_count, (pf->n_ids + 1) * sizeof(*pf->id_count));
+    pf->id_first[pf->n_ids] = (uint32_t)pf->n_id_units;
+    uint32_t count = 0;
+    for (size_t i = a; i < b; i++) {
+        if (i > a && keys[i].unit == keys[i - 1].unit)
+            continue; /* a unit needing the same literal twice needs it once */
+        if (pf->n_id_units == pf->cap_id_units) {
+            pf->cap_id_units = pf->cap_id_units ? pf->cap_id_units * 2 : 1024;
+            pf->id_units =
+                psb_xrealloc(pf->id_units, pf->cap_id_units * sizeof(*pf->id_units));
+        }
+        pf->id_units[pf->n_id_units++] = keys[i].unit;
+        pf->need[keys[i].unit]++;
+        count++;
+    }
+    pf->id_count[pf->n_ids] = count;
+    pf->n_ids++;
+}
+
+/* Distinct keys of one kind: [starts[j], starts[j+1]) in keys. */
+static size_t distinct(const pf_key *keys, size_t a, size_t b, size_t *starts)
+{
+    size_t m = 0;
+    for (size_t i = a; i < b; i++)
+        if (i == a || !same_key(&keys[i], &keys[i - 1]))
+            starts[m++] = i;
+    starts[m] = b;
+    return m;
+}
+
+/* Keep, per unit, the LIT_PER_UNIT literals that the fewest units share: a
+ * literal many rules need (" from ", "sshd") is in many events too, so it
+ * costs a counter per rule on each of them and selects little. */
+#define LIT_PER_UNIT 2
+#define LIT_RARE 8 /* units sharing a literal for it to suffice alone */
+
+typedef struct pick {
+    uint32_t unit;
+    size_t share;
+    size_t len;
+    size_t key;
+} pick;
+
+static int cmp_pick(const void *a, const void *b)
+{
+    const pick *x = a, *y = b;
+    if (x->unit != y->unit)
+        return x->unit < y->unit ? -1 : 1;
+    if (x->share != y->share)
+        return x->share < y->share ? -1 : 1;
+    if (x->len != y->len)
+        return x->len > y->len ? -1 : 1;
+    return (x->key > y->key) - (x->key < y->key);
+}
+
+static size_t keep_rarest(pf_key *keys, size_t n)
+{
+    qsort(keys, n, sizeof(*keys), cmp_key);
+    pick *pk = psb_xcalloc(n + 1, sizeof(*pk));
+    size_t np = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && same_key(&keys[j], &keys[i]))
+            j++;
+        if (keys[i].kind == 0)
+            for (size_t k = i; k < j; k++)
+                pk[np++] = (pick){keys[k].unit, j - i, keys[k].len, k};
+        i = j;
+    }
+    qsort(pk, np, sizeof(*pk), cmp_pick);
+    size_t kept = 0, first_share = 0;
+    for (size_t i = 0; i < np; i++) {
+        if (i > 0 && pk[i].unit == pk[i - 1].unit) {
+            kept++;
+        } else {
+            kept = 0;
+            first_share = pk[i].share;
+        }
+        /* A literal few rules share selects well alone: a second adds counting
+         * work on every event that has it for little gain. */
+        if (kept >= LIT_PER_UNIT || (kept >= 1 && first_share <= LIT_RARE))
+            keys[pk[i].key].kind = 2; /* left out */
+    }
+    free(pk);
+    qsort(keys, n, sizeof(*keys), cmp_key);
+    while (n > 0 && keys[n - 1].kind == 2)
+        n--;
+    return n;
+}
+
+static void build_field(cor_prefilter *pf, int field_id, pf_key *keys, size_t n, FILE *errors)
+{
+    n = keep_rarest(keys, n);
+    size_t nlit = 0;
+    while (nlit < n && keys[nlit].kind == 0)
+        nlit++;
+    size_t *starts = psb_xcalloc(n + 1, sizeof(*starts));
+    const char **exprs = psb_xcalloc(n + 1, sizeof(*exprs));
+    size_t *lens = psb_xcalloc(n + 1, sizeof(*lens));
+    unsigned *flags = psb_xcalloc(n + 1, sizeof(*flags));
+    unsigned *ids = psb_xcalloc(n + 1, sizeof(*ids));
+    bool *drop = psb_xcalloc(n + 1, sizeof(*drop));
+
+    size_t m = distinct(keys, 0, nlit, starts);
+    for (size_t j = 0; j < m; j++) {
+        exprs[j] = keys[starts[j]].s;
+        lens[j] = keys[starts[j]].len;
+        flags[j] = HS_FLAG_SINGLEMATCH | (keys[starts[j]].caseless ? HS_FLAG_CASELESS : 0);
+        ids[j] = (unsigned)(pf->n_ids + j);
+    }
+    hs_database_t *db = NULL;
+    hs_compile_error_t *cerr = NULL;
+    if (m && hs_compile_lit_multi(exprs, flags, ids, lens, (unsigned)m, HS_MODE_BLOCK, NULL, &db,
+                                  &cerr) == HS_SUCCESS) {
+        add_db(pf, field_id, db);
+        for (size_t j = 0; j < m; j++)
+            add_id(pf, keys, starts[j], starts[j + 1]);
+        pf->n_literals += m;
+    } else if (m) {
+        /* Not expected for plain literals. Leaving them out only admits more
+         * candidates; PCRE2 still decides. */
+        if (errors)
+            fprintf(errors, "prefilter: literals of field %d left out: %s\n", field_id,
+                    cerr->message);
+        hs_free_compile_error(cerr);
+    }
+
+    /* Whole patterns without a usable literal, in prefilter mode. */
+    size_t r = distinct(keys, nlit, n, starts);
+    for (;;) {
+        size_t k = 0;
+        size_t *map = lens; /* reuse: index of the distinct key */
+        for (size_t j = 0; j < r; j++) {
+            if (drop[j])
+                continue;
+            exprs[k] = keys[starts[j]].s;
+            flags[k] = HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
+            ids[k] = (unsigned)(pf->n_ids + k);
+            map[k] = j;
+            k++;
+        }
+        if (k == 0)
             break;
         db = NULL;
-        /* A pattern Hyperscan cannot take stays with PCRE2 alone; others retry. */
-        if (cerr->expression >= 0 && (size_t)cerr->expression < m) {
-            pats[map[cerr->expression]].ok = 0;
+        cerr = NULL;
+        if (hs_compile_multi(exprs, flags, ids, (unsigned)k, HS_MODE_BLOCK, NULL, &db, &cerr) ==
+            HS_SUCCESS) {
+            add_db(pf, field_id, db);
+            for (size_t j = 0; j < k; j++)
+                add_id(pf, keys, starts[map[j]], starts[map[j] + 1]);
+            break;
+        }
+        /* A pattern Hyperscan cannot take stays with PCRE2 alone; the others retry. */
+        if (cerr->expression >= 0 && (size_t)cerr->expression < k) {
+            drop[map[cerr->expression]] = true;
             hs_free_compile_error(cerr);
             continue;
         }
         if (errors)
             fprintf(errors, "prefilter: field %d left to PCRE2: %s\n", field_id, cerr->message);
         hs_free_compile_error(cerr);
-        for (size_t i = 0; i < n; i++)
-            pats[i].ok = 0;
         break;
     }
-    if (db) {
-        pf->dbs = psb_xrealloc(pf->dbs, (pf->n_dbs + 1) * sizeof(*pf->dbs));
-        pf->dbs[pf->n_dbs].field_id = field_id;
-        pf->dbs[pf->n_dbs].db = db;
-        pf->n_dbs++;
-        if (hs_alloc_scratch(db, &pf->proto) != HS_SUCCESS)
-            abort();
-        size_t m = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!pats[i].ok)
-                continue;
-            pf->pattern_unit = psb_xrealloc(pf->pattern_unit,
-                                            (pf->n_patterns + 1) * sizeof(*pf->pattern_unit));
-            pf->pattern_unit[pf->n_patterns++] = pats[i].unit;
-            pf->need[pats[i].unit]++;
-            pats[i].step->n_prefiltered++;
-            m++;
-        }
-    }
+    free(starts);
     free(exprs);
+    free(lens);
     free(flags);
     free(ids);
-    free(map);
-    return 0;
+    free(drop);
 }
 
 cor_prefilter *cor_prefilter_build(cor_ruleset *rs, FILE *errors)
@@ -126,11 +499,10 @@ cor_prefilter *cor_prefilter_build(cor_ruleset *rs, FILE *errors)
     cor_prefilter *pf = psb_xcalloc(1, sizeof(*pf));
     pf->n_units = rs->n_units;
     pf->need = psb_xcalloc(rs->n_units ? rs->n_units : 1, sizeof(*pf->need));
-    pf_pat *pats = NULL;
+    pf_key *keys = NULL;
     size_t cap = 0;
-    for (size_t i = 0; i < rs->n_rules; i++)
-        for (size_t s = 0; s < rs->rules[i]->n_steps; s++)
-            rs->rules[i]->steps[s].n_prefiltered = 0;
+    char **owned = NULL; /* literal copies, freed once the databases are built */
+    size_t n_owned = 0, cap_owned = 0;
     for (size_t f = 0; f < rs->n_fields; f++) {
         size_t n = 0;
         for (size_t i = 0; i < rs->n_rules; i++) {
@@ -140,22 +512,37 @@ cor_prefilter *cor_prefilter_build(cor_ruleset *rs, FILE *errors)
                 for (size_t c = 0; c < st->n_where; c++) {
                     if (st->where[c].field_id != (int)f)
                         continue;
-                    if (n == cap) {
-                        cap = cap ? cap * 2 : 256;
-                        pats = psb_xrealloc(pats, cap * sizeof(*pats));
+                    lit l[LIT_MAX_PER_PATTERN];
+                    bool caseless;
+                    const char *pat = st->where[c].pattern;
+                    size_t k = required_literals(pat, strlen(pat), l, &caseless);
+                    size_t want = k ? k : 1;
+                    if (n + want > cap) {
+                        cap = (n + want) * 2;
+                        keys = psb_xrealloc(keys, cap * sizeof(*keys));
                     }
-                    pats[n].expr = st->where[c].pattern;
-                    pats[n].unit = cor_unit_of(rs, i, s);
-                    pats[n].step = st;
-                    pats[n].ok = 1;
-                    n++;
+                    if (n_owned + k > cap_owned) {
+                        cap_owned = (n_owned + k) * 2 + 16;
+                        owned = psb_xrealloc(owned, cap_owned * sizeof(*owned));
+                    }
+                    uint32_t unit = cor_unit_of(rs, i, s);
+                    for (size_t j = 0; j < k; j++) {
+                        keys[n++] = (pf_key){0, caseless, l[j].s, l[j].len, unit};
+                        owned[n_owned++] = l[j].s;
+                    }
+                    if (!k)
+                        keys[n++] = (pf_key){1, false, pat, strlen(pat), unit};
+                    st->n_prefiltered++;
                 }
             }
         }
         if (n)
-            build_field(pf, (int)f, pats, n, errors);
+            build_field(pf, (int)f, keys, n, errors);
     }
-    free(pats);
+    for (size_t i = 0; i < n_owned; i++)
+        free(owned[i]);
+    free(owned);
+    free(keys);
     for (size_t u = 0; u < rs->n_units; u++)
         if (pf->need[u] == 0) {
             pf->always = psb_xrealloc(pf->always, (pf->n_always + 1) * sizeof(*pf->always));
@@ -171,7 +558,9 @@ void cor_prefilter_free(cor_prefilter *pf)
     for (size_t i = 0; i < pf->n_dbs; i++)
         hs_free_database(pf->dbs[i].db);
     free(pf->dbs);
-    free(pf->pattern_unit);
+    free(pf->id_first);
+    free(pf->id_count);
+    free(pf->id_units);
     free(pf->need);
     free(pf->always);
     if (pf->proto)
@@ -210,13 +599,16 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
     (void)flags;
     cor_prefilter_scratch *s = ctx;
     const cor_prefilter *pf = s->pf;
-    uint32_t u = pf->pattern_unit[id];
-    if (s->stamp[u] != s->epoch) {
-        s->stamp[u] = s->epoch;
-        s->hits[u] = 0;
+    const uint32_t *u = pf->id_units + pf->id_first[id];
+    for (uint32_t k = 0, n = pf->id_count[id]; k < n; k++) {
+        uint32_t x = u[k];
+        if (s->stamp[x] != s->epoch) {
+            s->stamp[x] = s->epoch;
+            s->hits[x] = 0;
+        }
+        if (++s->hits[x] == pf->need[x])
+            s->out[s->n_out++] = x;
     }
-    if (++s->hits[u] == pf->need[u])
-        s->out[s->n_out++] = u;
     return 0;
 }
 
@@ -240,7 +632,8 @@ size_t cor_prefilter_scan(const cor_prefilter *pf, cor_prefilter_scratch *s,
     return s->n_out + pf->n_always;
 }
 
-size_t cor_prefilter_patterns(const cor_prefilter *pf) { return pf ? pf->n_patterns : 0; }
+size_t cor_prefilter_patterns(const cor_prefilter *pf) { return pf ? pf->n_ids : 0; }
+size_t cor_prefilter_literals(const cor_prefilter *pf) { return pf ? pf->n_literals : 0; }
 size_t cor_prefilter_databases(const cor_prefilter *pf) { return pf ? pf->n_dbs : 0; }
 
 #else /* no Hyperscan: every step runs */
@@ -273,6 +666,11 @@ size_t cor_prefilter_patterns(const cor_prefilter *pf)
     return 0;
 }
 size_t cor_prefilter_databases(const cor_prefilter *pf)
+{
+    (void)pf;
+    return 0;
+}
+size_t cor_prefilter_literals(const cor_prefilter *pf)
 {
     (void)pf;
     return 0;

@@ -1,11 +1,13 @@
 /* cor_prefilter.h -- which rules could match an event, before any PCRE2 runs.
  *
- * Every where pattern goes into a Hyperscan database in prefilter mode (a
- * superset matcher: it may say "maybe" when PCRE2 will say no, never the
- * reverse), one database per field name, built once per rule-set load. A scan
- * of each field gives the patterns that may match; a step is a candidate when
- * all of its prefiltered patterns may match. PCRE2 then confirms and captures.
- * Patterns Hyperscan refuses are left to PCRE2 (their steps always run).
+ * Per field name used in a where, built once per rule-set load: a Hyperscan
+ * literal database of the required literals of each pattern (runs of plain
+ * characters every match must contain), and for patterns without such a
+ * literal a database of the whole patterns in prefilter mode (a superset
+ * matcher: it may say "maybe" when PCRE2 will say no, never the reverse). A
+ * scan of each field gives what may match; a step is a candidate when all of
+ * its literals and prefiltered patterns hit. PCRE2 then confirms and captures.
+ * Patterns Hyperscan refuses are left to PCRE2 alone.
  *
  * A "unit" is one (rule, step). Units are numbered rule by rule, and within a
  * rule from the last step to the first, so that ascending unit order is the
@@ -51,5 +53,7 @@ size_t cor_prefilter_scan(const cor_prefilter *pf, cor_prefilter_scratch *s,
 /* Number of patterns the prefilter holds, and of databases (for --stats). */
 size_t cor_prefilter_patterns(const cor_prefilter *pf);
 size_t cor_prefilter_databases(const cor_prefilter *pf);
+/* Of the patterns, how many are required literals (the rest: whole regexes). */
+size_t cor_prefilter_literals(const cor_prefilter *pf);
 
 #endif

@@ -215,7 +215,7 @@ static int compile_cond(const char *field, size_t field_len, const cor_jnode *pa
     }
     /* JIT is an optimisation: without it (no executable memory) the interpreter
      * runs with the same limits. */
-    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    c->jit = pcre2_jit_compile(re, PCRE2_JIT_COMPLETE) == 0;
     c->re = re;
     c->field = psb_xstrndup(field, field_len);
     c->field_len = field_len;

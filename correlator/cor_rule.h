@@ -44,6 +44,7 @@ typedef struct cor_cond {
     char *pattern;
     int line;
     pcre2_code *re;
+    bool jit;            /* JIT-compiled: matched through pcre2_jit_match */
     cor_capname *caps;   /* named captures, in group order */
     size_t n_caps;
     int field_id;        /* where: index into the set's field table */

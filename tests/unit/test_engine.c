@@ -451,6 +451,47 @@ static void test_replay_twice_is_byte_identical_and_prefilter_agrees(void **stat
     stop(&c);
 }
 
+/* Patterns the required-literal walk must read right (or give up on): optional
+ * characters, quantified groups and classes, escapes, alternation, case. A
+ * wrong literal would make the prefilter drop a real match. */
+static void test_prefilter_never_loses_a_match(void **state)
+{
+    (void)state;
+    static const char *const pats[] = {
+        "colou?r", "ab{0,2}cde", "ab{2}cde", "(?:invalid user )?root from", "x[abc]+yz0",
+        "foo|barbaz", "(?i)ACCEPTED pass", "DPT=22\\\\b", "a\\\\.b\\\\.c", "\\\\d+ms later",
+        "^Failed (?<m>password|publickey) for", "error\\\\x3a boom", "(?i:MiXeD) case", "tab\\\\there",
+        "a.*bcd.*efg", "\\\\Qa.b\\\\E", "(?=look)lookahead", "qu+ick", "zz*top", "(ab)+c{1,}dd",
+        "[[]x]yz", "end$", "a\\\\/b\\\\/c", "\\\\101BC"};
+    char rules[8192];
+    size_t n = (size_t)snprintf(rules, sizeof(rules), "{\"rules\": [");
+    for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++)
+        n += (size_t)snprintf(rules + n, sizeof(rules) - n,
+                              "%s{\"id\": \"P%zu\", \"where\": {\"message\": \"%s\"}}",
+                              i ? "," : "", i, pats[i]);
+    snprintf(rules + n, sizeof(rules) - n, "]}");
+    static const char *const msgs[] = {
+        "the color red", "the colour red", "acde", "abbcde", "abcde", "root from 1.2.3.4",
+        "invalid user root from x", "xaaayz0", "xyz0", "foo", "barbaz", "bar", "accepted PASS",
+        "DPT=22 ", "DPT=2222", "a.b.c", "axbxc", "12ms later", "ms later",
+        "Failed password for x", "Failed publickey for y", "error: boom", "mixed case",
+        "MIXED case", "tab\there", "a bcd efg", "a.b", "lookahead", "quuuick", "ztop", "zzzztop",
+        "ababcccdd", "[yz", "]yz", "xyz", "the end", "a/b/c", "ABC"};
+    fixture a, b;
+    start_opts(&a, rules, NULL, true);
+    start_opts(&b, rules, NULL, false);
+    for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+        feed(&a, (int64_t)i, "h", "app", msgs[i]);
+        feed(&b, (int64_t)i, "h", "app", msgs[i]);
+    }
+    const char *x = render(&a);
+    assert_string_equal(x, render(&b));
+    cor_incident *const *inc;
+    assert_true(cor_engine_incidents(a.e, &inc) >= 30);
+    stop(&a);
+    stop(&b);
+}
+
 static void test_group_cap_evicts_oldest(void **state)
 {
     (void)state;
@@ -550,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_unless_allowlist),
         cmocka_unit_test(test_redos_pattern_stopped_by_limit),
         cmocka_unit_test(test_replay_twice_is_byte_identical_and_prefilter_agrees),
+        cmocka_unit_test(test_prefilter_never_loses_a_match),
         cmocka_unit_test(test_group_cap_evicts_oldest),
         cmocka_unit_test(test_expired_groups_are_freed),
         cmocka_unit_test(test_incident_id_is_stable),
