@@ -1,0 +1,12 @@
+# Run at build time (cmake -P): copy the page and the vendored Chart.js.
+file(MAKE_DIRECTORY ${OUT}/vendor)
+foreach(f index.html app.js style.css)
+  file(COPY_FILE ${SRC}/${f} ${OUT}/${f} ONLY_IF_DIFFERENT)
+endforeach()
+set(chart ${SRC}/node_modules/chart.js/dist/chart.umd.js)
+if(EXISTS ${chart})
+  file(COPY_FILE ${chart} ${OUT}/vendor/chart.umd.js ONLY_IF_DIFFERENT)
+  file(COPY_FILE ${SRC}/node_modules/chart.js/LICENSE.md ${OUT}/vendor/chart.js-LICENSE.md ONLY_IF_DIFFERENT)
+else()
+  message(WARNING "Chart.js not installed (npm ci --prefix correlator/web): the dashboard will show tables without charts")
+endif()

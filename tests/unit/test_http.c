@@ -1,0 +1,415 @@
+/* HTTP API over a real socket on 127.0.0.1: access rules per token, filters,
+ * lifecycle updates (direct and through the publish hook), KPI JSON and CSV,
+ * /metrics and the dashboard files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <yajl/yajl_tree.h>
+
+#include "cor_http.h"
+#include "pasban/util.h"
+
+typedef struct fixture {
+    struct event_base *base;
+    cor_kpi *kpi;
+    cor_incstore *store;
+    cor_http_tokens *tokens;
+    cor_http *http;
+    char web[64];
+    /* what the publish hook saw */
+    int published;
+    char pub_id[64], pub_op[64];
+    int pub_status;
+} fixture;
+
+typedef struct resp {
+    int code;
+    char *body;
+    size_t len;
+    char ctype[128];
+    struct event_base *base;
+} resp;
+
+static const char kpi_cfg[] = "{\"operators\": {\"op-a\": {\"sources\": [\"gw1\", \"gw2\"],"
+                              " \"targets\": {\"coverage_pct\": \">= 95\"}}, \"op-b\": {}}}";
+
+static void add_incident(fixture *f, const char *id, const char *op, const char *sev,
+                         const char *first)
+{
+    char rec[768], err[128];
+    snprintf(
+        rec, sizeof(rec),
+        "{\"id\":\"%s\",\"rule\":{\"id\":\"PSB-SSH-001\",\"title\":\"SSH\"},\"severity\":\"%s\","
+        "\"category\":\"intrusion-attempts/login-attempts\",\"organization\":{\"id\":\"%s\"},"
+        "\"first_seen\":\"%s\",\"last_seen\":\"%s\",\"detected_at\":\"%s\",\"count\":1,"
+        "\"status\":\"new\"}",
+        id, sev, op, first, first, first);
+    cor_kpi_incident ki;
+    assert_int_equal(cor_incstore_add_json(f->store, rec, strlen(rec), &ki, err, sizeof(err)), 1);
+    assert_int_equal(cor_kpi_on_incident(f->kpi, &ki), 0);
+}
+
+static int publish(void *arg, const cor_inc_update *u, const char *op, char *err, size_t errlen)
+{
+    fixture *f = arg;
+    (void)err;
+    (void)errlen;
+    f->published++;
+    snprintf(f->pub_id, sizeof(f->pub_id), "%s", u->id);
+    snprintf(f->pub_op, sizeof(f->pub_op), "%s", op);
+    f->pub_status = u->status;
+    return 0;
+}
+
+static int setup_with(void **state, bool hook)
+{
+    fixture *f = psb_xcalloc(1, sizeof(*f));
+    char err[128];
+    f->base = event_base_new();
+    f->kpi = cor_kpi_new(cor_kpi_config_parse(kpi_cfg, strlen(kpi_cfg), err, sizeof(err)));
+    f->store = cor_incstore_new();
+    const char *toks = "{\"tokens\": [{\"token\": \"tok-a\", \"operator\": \"op-a\"},"
+                       " {\"token\": \"tok-b\", \"operator\": \"op-b\"},"
+                       " {\"token\": \"tok-reg\", \"role\": \"regulator\"}]}";
+    f->tokens = cor_http_tokens_parse(toks, strlen(toks), err, sizeof(err));
+    assert_non_null(f->tokens);
+    int64_t t0 = 0;
+    psb_parse_rfc3339("2026-11-05T00:00:00Z", 20, &t0);
+    for (int i = 0; i < 10; i++)
+        cor_kpi_on_event(f->kpi, "op-a", t0 + i * 1000, "gw1", false);
+    cor_kpi_on_event(f->kpi, "op-b", t0, "x", true);
+    add_incident(f, "a1", "op-a", "high", "2026-11-02T10:00:00.000Z");
+    add_incident(f, "a2", "op-a", "low", "2026-11-03T10:00:00.000Z");
+    add_incident(f, "b1", "op-b", "critical", "2026-11-04T10:00:00.000Z");
+    snprintf(f->web, sizeof(f->web), "/tmp/test_http_web_XXXXXX");
+    assert_non_null(mkdtemp(f->web));
+    char path[128];
+    snprintf(path, sizeof(path), "%s/index.html", f->web);
+    FILE *fp = fopen(path, "w");
+    fputs("<!doctype html><title>Pasban</title>", fp);
+    fclose(fp);
+    cor_http_config cfg = {f->kpi, f->store, f->tokens, f->web, hook ? publish : NULL, f};
+    f->http = cor_http_new(f->base, "127.0.0.1", 0, &cfg);
+    assert_non_null(f->http);
+    assert_true(cor_http_port(f->http) > 0);
+    *state = f;
+    return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, false);
+}
+static int setup_hook(void **state)
+{
+    return setup_with(state, true);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/index.html", f->web);
+    unlink(path);
+    rmdir(f->web);
+    cor_http_free(f->http);
+    cor_http_tokens_free(f->tokens);
+    cor_incstore_free(f->store);
+    cor_kpi_free(f->kpi);
+    event_base_free(f->base);
+    free(f);
+    return 0;
+}
+
+static void on_done(struct evhttp_request *req, void *arg)
+{
+    resp *r = arg;
+    if (req) {
+        r->code = evhttp_request_get_response_code(req);
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        r->len = evbuffer_get_length(in);
+        r->body = psb_xmalloc(r->len + 1);
+        evbuffer_copyout(in, r->body, r->len);
+        r->body[r->len] = '\0';
+        const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+        snprintf(r->ctype, sizeof(r->ctype), "%s", ct ? ct : "");
+    }
+    event_base_loopbreak(r->base);
+}
+
+static resp call(fixture *f, enum evhttp_cmd_type cmd, const char *path, const char *token,
+                 const char *body)
+{
+    resp r = {-1, NULL, 0, "", f->base};
+    struct evhttp_connection *c =
+        evhttp_connection_base_new(f->base, NULL, "127.0.0.1", cor_http_port(f->http));
+    struct evhttp_request *req = evhttp_request_new(on_done, &r);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Host", "127.0.0.1");
+    if (token) {
+        char a[128];
+        snprintf(a, sizeof(a), "Bearer %s", token);
+        evhttp_add_header(h, "Authorization", a);
+    }
+    if (body) {
+        evhttp_add_header(h, "Content-Type", "application/json");
+        evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
+    }
+    assert_int_equal(evhttp_make_request(c, req, cmd, path), 0);
+    event_base_dispatch(f->base);
+    evhttp_connection_free(c);
+    assert_true(r.code > 0);
+    return r;
+}
+
+static resp get(fixture *f, const char *path, const char *token)
+{
+    return call(f, EVHTTP_REQ_GET, path, token, NULL);
+}
+
+static yajl_val json_of(const resp *r)
+{
+    yajl_val v = yajl_tree_parse(r->body, NULL, 0);
+    assert_non_null(v);
+    return v;
+}
+
+static const char *jstr(yajl_val v, const char *a, const char *b)
+{
+    const char *p[] = {a, b, NULL};
+    yajl_val x = yajl_tree_get(v, p, yajl_t_string);
+    return x ? x->u.string : NULL;
+}
+
+static long long jint(yajl_val v, const char *a, const char *b)
+{
+    const char *p[] = {a, b, NULL};
+    yajl_val x = yajl_tree_get(v, p, yajl_t_number);
+    assert_non_null(x);
+    return YAJL_GET_INTEGER(x);
+}
+
+/* 4xx with {"error": "..."} */
+static void expect_error(resp r, int code)
+{
+    if (r.code != code)
+        print_error("got %d: %s\n", r.code, r.body);
+    assert_int_equal(r.code, code);
+    assert_non_null(strstr(r.ctype, "application/json"));
+    yajl_val v = json_of(&r);
+    assert_non_null(jstr(v, "error", NULL));
+    yajl_tree_free(v);
+    free(r.body);
+}
+
+static void test_tokens_required(void **state)
+{
+    fixture *f = *state;
+    expect_error(get(f, "/api/incidents", NULL), 401);
+    expect_error(get(f, "/api/incidents", "tok-x"), 401);
+    expect_error(get(f, "/api/incidents", "tok-a2"), 401);
+    expect_error(get(f, "/metrics", NULL), 401);
+    expect_error(get(f, "/api/kpi.csv", "tok"), 401);
+    expect_error(get(f, "/api/nothing", "tok-a"), 404);
+}
+
+static void test_operator_sees_only_its_own(void **state)
+{
+    fixture *f = *state;
+    resp r = get(f, "/api/incidents", "tok-a");
+    assert_int_equal(r.code, 200);
+    yajl_val v = json_of(&r);
+    assert_int_equal(jint(v, "total", NULL), 2);
+    assert_null(strstr(r.body, "op-b"));
+    yajl_tree_free(v);
+    free(r.body);
+    expect_error(get(f, "/api/incidents?operator=op-b", "tok-a"), 403);
+    expect_error(get(f, "/api/incidents/b1", "tok-a"), 404); /* not even its existence */
+    r = get(f, "/api/incidents/b1", "tok-b");
+    assert_int_equal(r.code, 200);
+    v = json_of(&r);
+    assert_string_equal(jstr(v, "organization", "id"), "op-b");
+    yajl_tree_free(v);
+    free(r.body);
+    /* The regulator sees all, and filters. */
+    r = get(f, "/api/incidents?operator=op-b&severity=critical", "tok-reg");
+    v = json_of(&r);
+    assert_int_equal(jint(v, "total", NULL), 1);
+    yajl_tree_free(v);
+    free(r.body);
+    r = get(f, "/api/incidents?from=2026-11-02T12:00:00Z&limit=1", "tok-reg");
+    v = json_of(&r);
+    assert_int_equal(jint(v, "total", NULL), 2);
+    assert_int_equal(jint(v, "limit", NULL), 1);
+    assert_non_null(strstr(r.body, "\"id\":\"b1\"")); /* newest first */
+    yajl_tree_free(v);
+    free(r.body);
+    expect_error(get(f, "/api/incidents?severity=urgent", "tok-reg"), 400);
+    expect_error(get(f, "/api/incidents?limit=100000", "tok-reg"), 400);
+    expect_error(get(f, "/api/incidents?from=yesterday", "tok-reg"), 400);
+    expect_error(get(f, "/api/incidents?status=closed", "tok-reg"), 400);
+}
+
+static void test_status_updates(void **state)
+{
+    fixture *f = *state;
+    const char *ack =
+        "{\"status\": \"acknowledged\", \"at\": \"2026-11-02T10:10:00Z\", \"note\": \"on it\"}";
+    expect_error(call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-reg", ack), 403);
+    expect_error(call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-b", ack), 404);
+    expect_error(call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", "{\"status\":"),
+                 400);
+    expect_error(
+        call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", "{\"status\": \"done\"}"),
+        400);
+    expect_error(call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a",
+                      "{\"status\": \"resolved\", \"at\": \"soon\"}"),
+                 400);
+    expect_error(call(f, EVHTTP_REQ_GET, "/api/incidents/a1/status", "tok-a", NULL), 405);
+    expect_error(call(f, EVHTTP_REQ_PUT, "/api/incidents/a1/status", "tok-a", ack), 405);
+    expect_error(call(f, EVHTTP_REQ_DELETE, "/api/incidents/a1", "tok-a", NULL), 405);
+    char *big = psb_xmalloc(COR_HTTP_MAX_BODY + 100);
+    memset(big, ' ', COR_HTTP_MAX_BODY + 99);
+    big[COR_HTTP_MAX_BODY + 99] = '\0';
+    big[0] = '{';
+    big[COR_HTTP_MAX_BODY + 98] = '}';
+    expect_error(call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", big), 413);
+    free(big);
+    resp r = call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", ack);
+    assert_int_equal(r.code, 200);
+    yajl_val v = json_of(&r);
+    assert_string_equal(jstr(v, "status", NULL), "acknowledged");
+    yajl_tree_free(v);
+    free(r.body);
+    /* The same again is a conflict, with the reason. */
+    r = call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", ack);
+    assert_int_equal(r.code, 409);
+    assert_non_null(strstr(r.body, "already acknowledged"));
+    free(r.body);
+    /* The KPI engine saw it: MTTA of op-a is 10 min over 1 acknowledged incident. */
+    r = get(f, "/api/kpi?operator=op-a&period=2026-11", "tok-a");
+    assert_int_equal(r.code, 200);
+    assert_non_null(strstr(r.body, "\"mtta_s\":600.000"));
+    free(r.body);
+    r = call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a",
+             "{\"status\": \"resolved\", \"at\": \"2026-11-02T12:00:00Z\"}");
+    assert_int_equal(r.code, 200);
+    free(r.body);
+    assert_int_equal(cor_incstore_status(f->store, "a1"), COR_INC_RESOLVED);
+    r = get(f, "/api/incidents?status=open", "tok-a");
+    v = json_of(&r);
+    assert_int_equal(jint(v, "total", NULL), 1);
+    yajl_tree_free(v);
+    free(r.body);
+}
+
+static void test_publish_hook(void **state)
+{
+    fixture *f = *state;
+    resp r = call(f, EVHTTP_REQ_POST, "/api/incidents/b1/status", "tok-b",
+                  "{\"status\": \"reported\", \"at\": \"2026-11-04T11:00:00Z\"}");
+    assert_int_equal(r.code, 202);
+    free(r.body);
+    assert_int_equal(f->published, 1);
+    assert_string_equal(f->pub_id, "b1");
+    assert_string_equal(f->pub_op, "op-b");
+    assert_int_equal(f->pub_status, COR_INC_REPORTED);
+    /* Not applied here: it comes back from Kafka. */
+    assert_int_equal(cor_incstore_status(f->store, "b1"), COR_INC_NEW);
+    /* An invalid one never reaches Kafka. */
+    expect_error(call(f, EVHTTP_REQ_POST, "/api/incidents/b1/status", "tok-b",
+                      "{\"status\": \"resolved\", \"at\": \"2026-11-01T00:00:00Z\"}"),
+                 409);
+    assert_int_equal(f->published, 1);
+}
+
+static void test_kpi_api_and_csv(void **state)
+{
+    fixture *f = *state;
+    resp r = get(f, "/api/kpi?operator=op-a&period=2026-11", "tok-a");
+    assert_int_equal(r.code, 200);
+    yajl_val v = json_of(&r);
+    assert_string_equal(jstr(v, "operator", NULL), "op-a");
+    assert_int_equal(jint(v, "kpi", "events_ingested"), 10);
+    assert_int_equal(jint(v, "kpi", "incidents"), 2);
+    yajl_tree_free(v);
+    free(r.body);
+    /* A month is the default period: the month of the latest event. */
+    r = get(f, "/api/kpi", "tok-a");
+    v = json_of(&r);
+    assert_string_equal(jstr(v, "period", NULL), "2026-11");
+    const char *p_rec[] = {"records", NULL};
+    assert_int_equal(yajl_tree_get(v, p_rec, yajl_t_array)->u.array.len, 1);
+    assert_null(strstr(r.body, "op-b"));
+    yajl_tree_free(v);
+    free(r.body);
+    expect_error(get(f, "/api/kpi?operator=op-b", "tok-a"), 403);
+    expect_error(get(f, "/api/kpi?operator=op-z", "tok-reg"), 404);
+    expect_error(get(f, "/api/kpi?period=2026-13", "tok-reg"), 400);
+    r = get(f, "/api/kpi?period=2026-11", "tok-reg");
+    v = json_of(&r);
+    const char *p[] = {"records", NULL};
+    assert_int_equal(yajl_tree_get(v, p, yajl_t_array)->u.array.len, 2);
+    yajl_tree_free(v);
+    free(r.body);
+    r = get(f, "/api/kpi/days?operator=op-a&period=2026-11", "tok-reg");
+    assert_int_equal(r.code, 200);
+    assert_non_null(strstr(r.body, "{\"period\":\"2026-11-05\",\"kpi\":{\"events_ingested\":10,"));
+    free(r.body);
+    r = get(f, "/api/kpi.csv?period=2026-11", "tok-reg");
+    assert_int_equal(r.code, 200);
+    assert_non_null(strstr(r.ctype, "text/csv"));
+    assert_true(strncmp(r.body, "operator,period,", 16) == 0);
+    assert_non_null(strstr(r.body, "\r\nop-a,2026-11,10,"));
+    assert_non_null(strstr(r.body, "\r\nop-b,2026-11,1,1,"));
+    free(r.body);
+    r = get(f, "/api/kpi.csv?period=2026-11", "tok-b");
+    assert_null(strstr(r.body, "op-a"));
+    assert_non_null(strstr(r.body, "\r\nop-b,"));
+    free(r.body);
+    r = get(f, "/metrics", "tok-reg");
+    assert_int_equal(r.code, 200);
+    assert_non_null(strstr(r.ctype, "version=0.0.4"));
+    assert_non_null(strstr(r.body, "pasban_kpi_events{operator=\"op-a\",period=\"2026-11\"} 10\n"));
+    free(r.body);
+    r = get(f, "/api/whoami", "tok-b");
+    assert_string_equal(r.body, "{\"role\":\"operator\",\"operator\":\"op-b\"}");
+    free(r.body);
+}
+
+static void test_dashboard_files(void **state)
+{
+    fixture *f = *state;
+    resp r = get(f, "/", NULL);
+    assert_int_equal(r.code, 200);
+    assert_non_null(strstr(r.ctype, "text/html"));
+    assert_non_null(strstr(r.body, "<title>Pasban</title>"));
+    free(r.body);
+    expect_error(get(f, "/../../etc/passwd", NULL), 404);
+    expect_error(get(f, "/%2e%2e/%2e%2e/etc/passwd", NULL), 404);
+    expect_error(get(f, "/missing.js", NULL), 404);
+    expect_error(call(f, EVHTTP_REQ_POST, "/", NULL, "{}"), 405);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_tokens_required, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operator_sees_only_its_own, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status_updates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_hook, setup_hook, teardown),
+        cmocka_unit_test_setup_teardown(test_kpi_api_and_csv, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dashboard_files, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
