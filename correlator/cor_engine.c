@@ -252,17 +252,31 @@ static void rehash(cor_engine *e)
 
 /* Build the group key (operator, then each by value, length-prefixed so values
  * cannot run into each other) and the group object shown in incidents. */
+/* "len:" without snprintf: keys are built on every match. */
+static void put_len(cor_buf *b, size_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    tmp[--i] = ':';
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    cor_buf_put(b, tmp + i, sizeof(tmp) - i);
+}
+
 static void build_key(cor_engine *e, const psb_event *ev, const cor_rule *r,
                       const cor_capture *caps, size_t n_caps, bool want_json)
 {
-    char num[32];
     e->key.len = 0;
     e->json.len = 0;
     psb_str org = ev->organization_id;
-    snprintf(num, sizeof(num), "%zu:", org.ptr ? org.len : 0);
-    cor_buf_puts(&e->key, org.ptr ? num : "-");
-    if (org.ptr)
+    if (org.ptr) {
+        put_len(&e->key, org.len);
         cor_buf_put(&e->key, org.ptr, org.len);
+    } else {
+        cor_buf_putc(&e->key, '-');
+    }
     if (want_json)
         cor_buf_putc(&e->json, '{');
     bool first = true;
@@ -273,8 +287,7 @@ static void build_key(cor_engine *e, const psb_event *ev, const cor_rule *r,
             cor_buf_putc(&e->key, '-');
             continue;
         }
-        snprintf(num, sizeof(num), "%zu:", v.len);
-        cor_buf_puts(&e->key, num);
+        put_len(&e->key, v.len);
         cor_buf_put(&e->key, v.ptr, v.len);
         if (want_json) {
             if (!first)
@@ -642,8 +655,9 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
     list_insert_by_time(rs, g);
 }
 
-/* The watermark moved to w: every absence group silent since w - within fires,
- * with detected_at = last_seen + within, the moment its silence became a fact. */
+/* The watermark moved to w: every absence group silent since w - within fires.
+ * detected_at = w, the time of the event that showed the silence (design.md:
+ * the triggering event's time in a replay). */
 static void fire_absences(cor_engine *e, int64_t w)
 {
     for (size_t a = 0; a < e->n_absence; a++) {
@@ -651,7 +665,7 @@ static void fire_absences(cor_engine *e, int64_t w)
         rule_state *rs = &e->rules[r->index];
         while (rs->head && rs->head->last_seen + r->within_ms <= w) {
             group *g = rs->head;
-            int64_t at = g->last_seen + r->within_ms;
+            int64_t at = w;
             if (g->incident && at < g->suppress_until) {
                 g->incident->suppressed++;
                 cor_matcher_stats(e->m)[r->index].suppressed++;

@@ -66,7 +66,7 @@ want = [
   ("T-SSH-ROOT", {"host.hostname": "gw1"}, "2026-12-10T06:56:20.000Z", "2026-12-10T06:56:20.000Z",
    "2026-12-10T06:56:20.000Z", 1, 0),
   ("T-SILENT", {"host.hostname": "gw1"}, "2026-12-10T06:55:46.000Z", "2026-12-10T06:57:00.000Z",
-   "2026-12-10T07:12:00.000Z", 6, 0),
+   "2026-12-10T07:20:00.000Z", 6, 0),
 ]
 for got, (rid, group, first, last, det, count, supp) in zip(inc, want):
     assert got["rule"]["id"] == rid, got

@@ -325,17 +325,22 @@ static void test_absence_fires_once_then_again_after_return(void **state)
     feed(&f, 0, "fw1", "app", "a");
     feed(&f, 0, "fw2", "app", "a");
     feed(&f, 10 * 60 * S, "fw2", "app", "a2");
-    feed(&f, 20 * 60 * S, "fw2", "app", "b");      /* fw1 fires at 15m */
-    feed(&f, 40 * 60 * S, "fw2", "app", "c");      /* fw1 silent still: no repeat; fw2 fires at 35m */
+    feed(&f, 20 * 60 * S, "fw2", "app", "b");      /* shows fw1 silent since 0 */
+    feed(&f, 40 * 60 * S, "fw2", "app", "c");      /* fw1 still silent: no repeat; fw2 fires */
     feed(&f, 41 * 60 * S, "fw1", "app", "back");   /* fw1 is watched again */
-    feed(&f, 60 * 60 * S, "fw2", "app", "d");      /* fw1 fires at 56m, fw2 at 55m */
+    feed(&f, 60 * 60 * S, "fw2", "app", "d");      /* fw2 (since 40m) and fw1 (since 41m) fire */
     cor_incident *const *inc;
     assert_int_equal(finish(&f, &inc), 4);
-    assert_int_equal(inc[0]->detected_at, T0 + 15 * 60 * S);
-    assert_int_equal(inc[1]->detected_at, T0 + 35 * 60 * S);
-    assert_int_equal(inc[2]->detected_at, T0 + 55 * 60 * S);
-    assert_int_equal(inc[3]->detected_at, T0 + 56 * 60 * S);
+    assert_int_equal(inc[0]->detected_at, T0 + 20 * 60 * S);
+    assert_string_equal(inc[0]->group_json, "{\"host.hostname\":\"fw1\"}");
+    assert_int_equal(inc[0]->last_seen, T0);
+    assert_int_equal(inc[1]->detected_at, T0 + 40 * 60 * S);
+    assert_int_equal(inc[1]->last_seen, T0 + 20 * 60 * S);
+    assert_int_equal(inc[2]->detected_at, T0 + 60 * 60 * S);
+    assert_string_equal(inc[2]->group_json, "{\"host.hostname\":\"fw2\"}");
+    assert_int_equal(inc[3]->detected_at, T0 + 60 * 60 * S);
     assert_string_equal(inc[3]->group_json, "{\"host.hostname\":\"fw1\"}");
+    assert_int_equal(inc[3]->first_seen, T0 + 41 * 60 * S);
     stop(&f);
 }
 
