@@ -411,6 +411,62 @@ static size_t keep_rarest(pf_key *keys, size_t n)
     return n;
 }
 
+/* A copy of a pattern for Hyperscan's prefilter mode: branch resets "(?|" and
+ * named groups become plain groups. Neither changes which subjects match, only
+ * capture numbering, which the prefilter does not use; Hyperscan refuses both. */
+static char *hs_dialect(const char *p, size_t n)
+{
+    char *out = psb_xmalloc(n + 1);
+    size_t o = 0;
+    bool in_class = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '\\' && i + 1 < n) {
+            out[o++] = c;
+            out[o++] = p[++i];
+            continue;
+        }
+        if (in_class) {
+            if (c == ']')
+                in_class = false;
+            out[o++] = c;
+            continue;
+        }
+        if (c == '[') {
+            in_class = true;
+            out[o++] = c;
+            if (i + 1 < n && p[i + 1] == '^')
+                out[o++] = p[++i];
+            if (i + 1 < n && p[i + 1] == ']')
+                out[o++] = p[++i];
+            continue;
+        }
+        if (c == '(' && i + 2 < n && p[i + 1] == '?' && p[i + 2] == '|') {
+            memcpy(out + o, "(?:", 3);
+            o += 3;
+            i += 2;
+            continue;
+        }
+        if (c == '(' && i + 2 < n && p[i + 1] == '?' &&
+            ((p[i + 2] == '<' && i + 3 < n && p[i + 3] != '=' && p[i + 3] != '!') ||
+             (p[i + 2] == 'P' && i + 3 < n && p[i + 3] == '<') || p[i + 2] == '\'')) {
+            char close = p[i + 2] == '\'' ? '\'' : '>';
+            size_t j = i + 3;
+            while (j < n && p[j] != close)
+                j++;
+            if (j < n) {
+                memcpy(out + o, "(?:", 3);
+                o += 3;
+                i = j;
+                continue;
+            }
+        }
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 static void build_field(cor_prefilter *pf, int field_id, pf_key *keys, size_t n, FILE *errors)
 {
     n = keep_rarest(keys, n);
@@ -456,7 +512,7 @@ static void build_field(cor_prefilter *pf, int field_id, pf_key *keys, size_t n,
         for (size_t j = 0; j < r; j++) {
             if (drop[j])
                 continue;
-            exprs[k] = keys[starts[j]].s;
+            exprs[k] = hs_dialect(keys[starts[j]].s, keys[starts[j]].len);
             flags[k] = HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
             ids[k] = (unsigned)(pf->n_ids + k);
             map[k] = j;
@@ -466,8 +522,10 @@ static void build_field(cor_prefilter *pf, int field_id, pf_key *keys, size_t n,
             break;
         db = NULL;
         cerr = NULL;
-        if (hs_compile_multi(exprs, flags, ids, (unsigned)k, HS_MODE_BLOCK, NULL, &db, &cerr) ==
-            HS_SUCCESS) {
+        int rc = hs_compile_multi(exprs, flags, ids, (unsigned)k, HS_MODE_BLOCK, NULL, &db, &cerr);
+        for (size_t j = 0; j < k; j++)
+            free((char *)exprs[j]);
+        if (rc == HS_SUCCESS) {
             add_db(pf, field_id, db);
             for (size_t j = 0; j < k; j++)
                 add_id(pf, keys, starts[map[j]], starts[map[j] + 1]);

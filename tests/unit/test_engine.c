@@ -467,7 +467,8 @@ static void test_prefilter_never_loses_a_match(void **state)
         "foo|barbaz", "(?i)ACCEPTED pass", "DPT=22\\\\b", "a\\\\.b\\\\.c", "\\\\d+ms later",
         "^Failed (?<m>password|publickey) for", "error\\\\x3a boom", "(?i:MiXeD) case", "tab\\\\there",
         "a.*bcd.*efg", "\\\\Qa.b\\\\E", "(?=look)lookahead", "qu+ick", "zz*top", "(ab)+c{1,}dd",
-        "[[]x]yz", "end$", "a\\\\/b\\\\/c", "\\\\101BC"};
+        "[[]x]yz", "end$", "a\\\\/b\\\\/c", "\\\\101BC",
+        "(?|user (?<u>\\\\w+) failed|(?<u>\\\\w+) was denied)", "(?'q'fo+)bar[(?|]"};
     char rules[8192];
     size_t n = (size_t)snprintf(rules, sizeof(rules), "{\"rules\": [");
     for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++)
@@ -481,7 +482,8 @@ static void test_prefilter_never_loses_a_match(void **state)
         "DPT=22 ", "DPT=2222", "a.b.c", "axbxc", "12ms later", "ms later",
         "Failed password for x", "Failed publickey for y", "error: boom", "mixed case",
         "MIXED case", "tab\there", "a bcd efg", "a.b", "lookahead", "quuuick", "ztop", "zzzztop",
-        "ababcccdd", "[yz", "]yz", "xyz", "the end", "a/b/c", "ABC"};
+        "ababcccdd", "[yz", "]yz", "xyz", "the end", "a/b/c", "ABC",
+        "user bob failed", "alice was denied", "foobar|", "fbar"};
     fixture a, b;
     start_opts(&a, rules, NULL, true);
     start_opts(&b, rules, NULL, false);
