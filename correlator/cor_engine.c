@@ -41,10 +41,8 @@ typedef struct group {
     bool fired;          /* absence: raised and waiting for its suppress time to pass */
     uint64_t hash;
     const cor_rule *rule;
-    char *key;
+    char *key;           /* operator and by values, length-prefixed (see build_key) */
     size_t key_len;
-    char *org;
-    char *group_json;
     int64_t newest;
     int64_t suppress_until;
     cor_incident *incident; /* the last one raised, which suppressed events are counted on */
@@ -138,8 +136,6 @@ static void group_free(group *g)
             partial_clear(&g->partial[i]);
         free(g->partial);
     }
-    free(g->org);
-    free(g->group_json);
     free(g->last_orig);
     free(g);
 }
@@ -250,8 +246,6 @@ static void rehash(cor_engine *e)
 
 /* ---- groups ---- */
 
-/* Build the group key (operator, then each by value, length-prefixed so values
- * cannot run into each other) and the group object shown in incidents. */
 /* "len:" without snprintf: keys are built on every match. */
 static void put_len(cor_buf *b, size_t v)
 {
@@ -265,11 +259,14 @@ static void put_len(cor_buf *b, size_t v)
     cor_buf_put(b, tmp + i, sizeof(tmp) - i);
 }
 
+/* Build the group key: the operator, then each by value, length-prefixed
+ * ("4:op-a7:1.2.3.4", "-" for an absent one) so values cannot run into each
+ * other. The incident's organization and group object are read back from it,
+ * so a group stores nothing else. */
 static void build_key(cor_engine *e, const psb_event *ev, const cor_rule *r,
-                      const cor_capture *caps, size_t n_caps, bool want_json)
+                      const cor_capture *caps, size_t n_caps)
 {
     e->key.len = 0;
-    e->json.len = 0;
     psb_str org = ev->organization_id;
     if (org.ptr) {
         put_len(&e->key, org.len);
@@ -277,9 +274,6 @@ static void build_key(cor_engine *e, const psb_event *ev, const cor_rule *r,
     } else {
         cor_buf_putc(&e->key, '-');
     }
-    if (want_json)
-        cor_buf_putc(&e->json, '{');
-    bool first = true;
     for (size_t i = 0; i < r->n_by; i++) {
         char buf[32];
         psb_str v;
@@ -289,19 +283,49 @@ static void build_key(cor_engine *e, const psb_event *ev, const cor_rule *r,
         }
         put_len(&e->key, v.len);
         cor_buf_put(&e->key, v.ptr, v.len);
-        if (want_json) {
-            if (!first)
-                cor_buf_putc(&e->json, ',');
-            first = false;
-            cor_buf_json_str(&e->json, r->by[i], strlen(r->by[i]));
-            cor_buf_putc(&e->json, ':');
-            cor_buf_json_str(&e->json, v.ptr, v.len);
-        }
     }
-    if (want_json)
-        cor_buf_putc(&e->json, '}');
-    if (!e->key.p)
-        cor_buf_put(&e->key, "", 0);
+}
+
+/* One length-prefixed item of a key at *pos: 1 with the value, 0 when absent. */
+static int key_item(const char *key, size_t len, size_t *pos, psb_str *out)
+{
+    size_t i = *pos;
+    if (i >= len || key[i] == '-') {
+        *pos = i + 1;
+        return 0;
+    }
+    size_t n = 0;
+    while (i < len && key[i] != ':')
+        n = n * 10 + (size_t)(key[i++] - '0');
+    i++;
+    *out = psb_str_make(key + i, n);
+    *pos = i + n;
+    return 1;
+}
+
+/* The incident's organization.id and group object, from a key. */
+static void decode_key(const cor_rule *r, const char *key, size_t len, cor_incident *inc,
+                       cor_buf *json)
+{
+    size_t pos = 0;
+    psb_str v;
+    if (key_item(key, len, &pos, &v))
+        inc->org = psb_xstrndup(v.ptr, v.len);
+    json->len = 0;
+    cor_buf_putc(json, '{');
+    bool first = true;
+    for (size_t i = 0; i < r->n_by; i++) {
+        if (!key_item(key, len, &pos, &v))
+            continue;
+        if (!first)
+            cor_buf_putc(json, ',');
+        first = false;
+        cor_buf_json_str(json, r->by[i], strlen(r->by[i]));
+        cor_buf_putc(json, ':');
+        cor_buf_json_str(json, v.ptr, v.len);
+    }
+    cor_buf_putc(json, '}');
+    inc->group_json = psb_xstrndup(json->p, json->len);
 }
 
 static group *group_find(cor_engine *e, const cor_rule *r, uint64_t h)
@@ -316,7 +340,7 @@ static group *group_find(cor_engine *e, const cor_rule *r, uint64_t h)
 static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
                         const cor_capture *caps, size_t n_caps, bool *created)
 {
-    build_key(e, ev, r, caps, n_caps, false);
+    build_key(e, ev, r, caps, n_caps);
     uint64_t h = hash_bytes(e->key.p, e->key.len, 1469598103934665603ULL + r->index);
     group *g = group_find(e, r, h);
     *created = false;
@@ -332,7 +356,6 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
             group_remove(e, victim);
         }
     }
-    build_key(e, ev, r, caps, n_caps, true);
     /* One block for the group and its key: groups come and go at event rate. */
     g = psb_xcalloc(1, sizeof(*g) + e->key.len + 1);
     g->rule = r;
@@ -340,9 +363,6 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
     g->key = (char *)(g + 1);
     memcpy(g->key, e->key.p, e->key.len);
     g->key_len = e->key.len;
-    g->group_json = psb_xstrndup(e->json.p, e->json.len);
-    if (ev->organization_id.ptr)
-        g->org = psb_xstrndup(ev->organization_id.ptr, ev->organization_id.len);
     g->newest = INT64_MIN;
     g->suppress_until = INT64_MIN;
     if (r->kind == COR_KIND_SEQUENCE)
@@ -369,8 +389,7 @@ static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, in
     inc->count = count;
     inc->seq = e->incident_seq++;
     if (g) {
-        inc->org = g->org ? psb_xstrdup(g->org) : NULL;
-        inc->group_json = psb_xstrdup(g->group_json);
+        decode_key(r, g->key, g->key_len, inc, &e->json);
         cor_incident_set_id(inc, g->key, g->key_len);
         g->incident = inc;
         g->suppress_until = detected + r->suppress_ms;
@@ -413,19 +432,14 @@ static void on_single(cor_engine *e, const psb_event *ev, const cor_rule *r,
 {
     int64_t t = ev->timestamp_ms;
     if (r->suppress_ms == 0) {
-        /* No state to keep: a throw-away group carries the by values. */
-        build_key(e, ev, r, caps, n_caps, true);
+        /* No state to keep: a throw-away group carries the key. */
+        build_key(e, ev, r, caps, n_caps);
         group tmp;
         memset(&tmp, 0, sizeof(tmp));
         tmp.rule = r;
         tmp.key = e->key.p;
         tmp.key_len = e->key.len;
-        tmp.group_json = e->json.p;
-        tmp.org = ev->organization_id.ptr
-                      ? psb_xstrndup(ev->organization_id.ptr, ev->organization_id.len)
-                      : NULL;
         cor_incident *inc = incident_new(e, r, &tmp, t, t, t, 1);
-        free(tmp.org);
         cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
         return;
     }
@@ -504,7 +518,7 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
         cor_matcher_stats(e->m)[r->index].evicted++;
     }
     if (g->n == g->cap) {
-        g->cap = g->cap ? g->cap * 2 : (r->count < 8 ? (size_t)r->count : 8);
+        g->cap = g->cap ? g->cap * 2 : 2;
         g->win = psb_xrealloc(g->win, g->cap * sizeof(*g->win));
     }
     size_t pos = g->n;
