@@ -76,6 +76,7 @@ struct cor_engine {
     uint64_t incident_seq;
     cor_incident **incidents;
     size_t n_incidents, cap_incidents;
+    size_t taken;          /* incidents[0 .. taken) were handed out live */
     cor_buf key;
     cor_buf json;
     size_t *absence_rules;
@@ -129,6 +130,8 @@ static void partial_clear(seq_partial *p)
 
 static void group_free(group *g)
 {
+    if (g->incident && g->incident->owner == g)
+        g->incident->owner = NULL;
     window_clear(g);
     free(g->win);
     if (g->partial) {
@@ -391,7 +394,10 @@ static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, in
     if (g) {
         decode_key(r, g->key, g->key_len, inc, &e->json);
         cor_incident_set_id(inc, g->key, g->key_len);
+        if (g->incident && g->incident->owner == g)
+            g->incident->owner = NULL;
         g->incident = inc;
+        inc->owner = g;
         g->suppress_until = detected + r->suppress_ms;
     }
     if (e->n_incidents == e->cap_incidents) {
@@ -440,6 +446,7 @@ static void on_single(cor_engine *e, const psb_event *ev, const cor_rule *r,
         tmp.key = e->key.p;
         tmp.key_len = e->key.len;
         cor_incident *inc = incident_new(e, r, &tmp, t, t, t, 1);
+        inc->owner = NULL; /* tmp does not outlive this call */
         cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
         return;
     }
@@ -777,6 +784,37 @@ size_t cor_engine_incidents(const cor_engine *e, cor_incident *const **out)
 {
     *out = e->incidents;
     return e->n_incidents;
+}
+
+size_t cor_engine_take(cor_engine *e, cor_incident *const **out)
+{
+    size_t from = e->taken;
+    int64_t now = psb_now_ms();
+    for (size_t i = from; i < e->n_incidents; i++)
+        e->incidents[i]->detected_at = now; /* live: the wall clock (design.md) */
+    e->taken = e->n_incidents;
+    *out = e->incidents ? e->incidents + from : NULL;
+    return e->n_incidents - from;
+}
+
+void cor_engine_forget(cor_engine *e)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < e->n_incidents; i++) {
+        cor_incident *inc = e->incidents[i];
+        bool done = i < e->taken &&
+                    (!inc->owner || inc->rule->suppress_ms == 0 ||
+                     ((group *)inc->owner)->suppress_until <= e->watermark);
+        if (!done) {
+            e->incidents[keep++] = inc;
+            continue;
+        }
+        if (inc->owner)
+            ((group *)inc->owner)->incident = NULL;
+        cor_incident_free(inc);
+    }
+    e->taken -= e->n_incidents - keep;
+    e->n_incidents = keep;
 }
 
 cor_matcher *cor_engine_matcher(cor_engine *e) { return e->m; }

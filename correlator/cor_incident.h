@@ -26,6 +26,7 @@ typedef struct cor_incident {
     size_t evidence_len[COR_MAX_EVIDENCE];
     size_t n_evidence;
     uint64_t seq;           /* order raised, to break ties in time order */
+    void *owner;            /* engine-private: the group that may still count on it */
 } cor_incident;
 
 /* Compute id from the rule id, the group key (org and by values) and first_seen. */

@@ -579,6 +579,32 @@ static void test_incident_record_shape(void **state)
     stop(&f);
 }
 
+static void test_live_take_and_forget(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 2, \"within\": \"60s\", \"by\": [\"src\"]},"
+                       " \"suppress\": \"30s\""));
+    cor_incident *const *inc;
+    fail_from(&f, 0, "1.2.3.4");
+    assert_int_equal(cor_engine_take(f.e, &inc), 0);
+    fail_from(&f, 1 * S, "1.2.3.4");
+    assert_int_equal(cor_engine_take(f.e, &inc), 1); /* raised once ... */
+    assert_string_equal(inc[0]->rule->id, "SSH-BF");
+    assert_true(inc[0]->detected_at > T0 + 1 * S); /* live: the wall clock */
+    assert_int_equal(cor_engine_take(f.e, &inc), 0); /* ... and handed out once */
+    cor_engine_forget(f.e); /* still within its suppress time: kept */
+    fail_from(&f, 2 * S, "1.2.3.4");
+    fail_from(&f, 40 * S, "9.9.9.9"); /* the watermark passes 31 s */
+    cor_engine_forget(f.e);
+    fail_from(&f, 41 * S, "1.2.3.4");
+    fail_from(&f, 42 * S, "1.2.3.4");
+    assert_int_equal(cor_engine_take(f.e, &inc), 1);
+    assert_int_equal(cor_engine_stats(f.e)[0].suppressed, 1);
+    assert_int_equal(cor_engine_stats(f.e)[0].incidents, 2);
+    stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -603,6 +629,7 @@ int main(void)
         cmocka_unit_test(test_expired_groups_are_freed),
         cmocka_unit_test(test_incident_id_is_stable),
         cmocka_unit_test(test_incident_record_shape),
+        cmocka_unit_test(test_live_take_and_forget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
