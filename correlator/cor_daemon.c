@@ -1,6 +1,9 @@
 /* cor_daemon.c -- consume events, produce incidents, commit after delivery. */
 #include "cor_daemon.h"
 
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -29,7 +32,63 @@ typedef struct daemon_ctx {
     long outstanding;       /* incidents produced, not yet delivered */
     long failed;            /* deliveries that failed */
     bool uncommitted;       /* events consumed since the last commit */
+    uint64_t events, parse_failures, reloads, reloads_refused;
+    const cor_ruleset *rs;  /* in use, for /metrics */
+    cor_engine *e;
 } daemon_ctx;
+
+/* Prometheus text exposition 0.0.4. Rule ids are [A-Za-z0-9._:-], safe in a
+ * label value. */
+static void metrics(struct evhttp_request *req, void *arg)
+{
+    daemon_ctx *d = arg;
+    if (strcmp(evhttp_request_get_uri(req), "/metrics") != 0) {
+        evhttp_send_error(req, HTTP_NOTFOUND, "try /metrics");
+        return;
+    }
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add_printf(out,
+                        "# HELP pasban_correlator_events_total Events consumed.\n"
+                        "# TYPE pasban_correlator_events_total counter\n"
+                        "pasban_correlator_events_total %llu\n"
+                        "# HELP pasban_correlator_parse_failures_total Events that did not parse.\n"
+                        "# TYPE pasban_correlator_parse_failures_total counter\n"
+                        "pasban_correlator_parse_failures_total %llu\n"
+                        "# HELP pasban_correlator_reloads_total Rule reloads taken and refused.\n"
+                        "# TYPE pasban_correlator_reloads_total counter\n"
+                        "pasban_correlator_reloads_total{result=\"taken\"} %llu\n"
+                        "pasban_correlator_reloads_total{result=\"refused\"} %llu\n"
+                        "# HELP pasban_correlator_groups Groups held in windows now.\n"
+                        "# TYPE pasban_correlator_groups gauge\n"
+                        "pasban_correlator_groups %zu\n",
+                        (unsigned long long)d->events, (unsigned long long)d->parse_failures,
+                        (unsigned long long)d->reloads, (unsigned long long)d->reloads_refused,
+                        cor_engine_groups(d->e));
+    static const char *const names[] = {"matches", "incidents", "suppressed", "limit_errors",
+                                        "late", "evicted"};
+    static const char *const help[] = {
+        "Events whose where and unless held.", "Incidents raised.",
+        "Events suppressed after an incident.", "PCRE2 match or depth limits hit.",
+        "Events too late for their window.", "Groups evicted at the per-rule cap."};
+    const cor_rule_stats *st = cor_engine_stats(d->e);
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        evbuffer_add_printf(out,
+                            "# HELP pasban_correlator_rule_%s_total %s\n"
+                            "# TYPE pasban_correlator_rule_%s_total counter\n",
+                            names[k], help[k], names[k]);
+        for (size_t i = 0; i < d->rs->n_rules; i++) {
+            const cor_rule_stats *x = &st[i];
+            uint64_t v = k == 0 ? x->matches : k == 1 ? x->incidents : k == 2 ? x->suppressed
+                       : k == 3 ? x->limit_errors : k == 4 ? x->late : x->evicted;
+            evbuffer_add_printf(out, "pasban_correlator_rule_%s_total{rule=\"%s\"} %llu\n",
+                                names[k], d->rs->rules[i]->id, (unsigned long long)v);
+        }
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4");
+    evhttp_send_reply(req, HTTP_OK, "OK", out);
+    evbuffer_free(out);
+}
 
 static void logf_(const cor_daemon_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logf_(const cor_daemon_opts *o, const char *fmt, ...)
@@ -124,7 +183,11 @@ int cor_daemon_run(const cor_daemon_opts *o)
 {
     char err[512];
     int rc = 1;
-    daemon_ctx d = {o, 0, 0, false};
+    daemon_ctx d;
+    memset(&d, 0, sizeof(d));
+    d.o = o;
+    struct event_base *base = NULL;
+    struct evhttp *http = NULL;
     rd_kafka_t *prod = NULL, *cons = NULL;
     cor_engine *e = NULL;
     psb_event *ev = psb_event_new();
@@ -134,6 +197,26 @@ int cor_daemon_run(const cor_daemon_opts *o)
         goto out;
     logf_(o, "%zu rules loaded (%zu refused)", rs->n_rules, rs->n_errors);
     e = cor_engine_new(rs, &o->engine);
+    d.rs = rs;
+    d.e = e;
+    if (o->http) {
+        char host[256];
+        const char *colon = strrchr(o->http, ':');
+        long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+        if (!colon || (size_t)(colon - o->http) >= sizeof(host) || port <= 0 || port > 65535) {
+            logf_(o, "--http wants ADDR:PORT, not %s", o->http);
+            goto out;
+        }
+        memcpy(host, o->http, (size_t)(colon - o->http));
+        host[colon - o->http] = '\0';
+        base = event_base_new();
+        http = base ? evhttp_new(base) : NULL;
+        if (!http || !evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port)) {
+            logf_(o, "cannot listen on %s", o->http);
+            goto out;
+        }
+        evhttp_set_gencb(http, metrics, &d);
+    }
 
     rd_kafka_conf_t *pc = base_conf(o, err, sizeof(err));
     if (!pc || set(pc, "enable.idempotence", "true", err, sizeof(err)) ||
@@ -193,6 +276,7 @@ int cor_daemon_run(const cor_daemon_opts *o)
             /* Built aside; swapped in whole, or not at all. */
             cor_ruleset *nrs = load(o);
             if (!nrs || nrs->n_errors) {
+                d.reloads_refused++;
                 logf_(o, "reload refused (%s); keeping the %zu rules in use",
                       nrs ? "a rule was refused, see above" : "rules unreadable", rs->n_rules);
                 cor_ruleset_free(nrs);
@@ -206,6 +290,9 @@ int cor_daemon_run(const cor_daemon_opts *o)
                 cor_ruleset_free(rs);
                 rs = nrs;
                 e = cor_engine_new(rs, &o->engine);
+                d.rs = rs;
+                d.e = e;
+                d.reloads++;
                 logf_(o, "reloaded: %zu rules", rs->n_rules);
             }
         }
@@ -219,7 +306,9 @@ int cor_daemon_run(const cor_daemon_opts *o)
                 memset(&po, 0, sizeof(po));
                 po.received_ms = psb_now_ms();
                 po.own_events = m->len && ((const char *)m->payload)[0] == '{';
-                psb_parse(&po, m->payload, m->len, ev);
+                if (psb_parse(&po, m->payload, m->len, ev) != 0)
+                    d.parse_failures++;
+                d.events++;
                 cor_engine_process(e, ev);
                 d.uncommitted = true;
                 seen++;
@@ -230,6 +319,8 @@ int cor_daemon_run(const cor_daemon_opts *o)
                 break;
             }
         }
+        if (base)
+            event_base_loop(base, EVLOOP_NONBLOCK);
         if (d.failed) {
             rc = 1; /* at least once: stop before committing past a lost incident */
             break;
@@ -258,6 +349,10 @@ out:
         rd_kafka_flush(prod, 5000);
         rd_kafka_destroy(prod);
     }
+    if (http)
+        evhttp_free(http);
+    if (base)
+        event_base_free(base);
     cor_buf_free(&b);
     psb_event_free(ev);
     cor_engine_free(e);

@@ -7,6 +7,8 @@
  * at least once. SIGHUP loads the rules aside and swaps them in whole when the
  * new set loads without a refused rule; otherwise the old set stays and the
  * reason is logged. SIGTERM/SIGINT stop after a final flush and commit.
+ * With `http`, GET /metrics serves per-rule counters in the Prometheus text
+ * format (served between polls, so within ~200 ms).
  */
 #ifndef COR_DAEMON_H
 #define COR_DAEMON_H
@@ -21,6 +23,7 @@ typedef struct cor_daemon_opts {
     const char *group_id;   /* default "pasban-correlator" */
     const char *topic_in;   /* default "pasban.events" */
     const char *topic_out;  /* default "pasban.incidents" */
+    const char *http;       /* ADDR:PORT for GET /metrics, or NULL */
     cor_engine_opts engine;
     FILE *log;
 } cor_daemon_opts;

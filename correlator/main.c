@@ -14,8 +14,8 @@ static const char usage_text[] =
     "  pasban-correlator --replay --rules PATH [--kpi FILE] [--stats] [OPTIONS] [FILE...]\n"
     "  pasban-correlator --match --rules PATH [OPTIONS] [FILE...]\n"
     "  pasban-correlator --check-rules PATH\n"
-    "  pasban-correlator --kafka BROKERS --rules PATH [--group ID] [--topic-in NAME]\n"
-    "                    [--topic-out NAME]\n"
+    "  pasban-correlator --kafka BROKERS --rules PATH [--http ADDR:PORT] [--group ID]\n"
+    "                    [--topic-in NAME] [--topic-out NAME]\n"
     "  pasban-correlator --help | --version\n"
     "\n"
     "Correlates Pasban events with PCRE2 rules into incidents (design.md).\n"
@@ -41,7 +41,10 @@ static const char usage_text[] =
     "                      and swapped in whole (windows start afresh); a set with a\n"
     "                      refused rule is not taken and the old one stays. SIGTERM or\n"
     "                      SIGINT: flush, commit, exit. First version: no -c config\n"
-    "                      file, no --http (API, /metrics) yet.\n"
+    "                      file yet.\n"
+    "  --http ADDR:PORT    (daemon) Serve GET /metrics: per-rule matches, incidents,\n"
+    "                      suppressed, limit errors, late, evicted; events, parse\n"
+    "                      failures, reloads, groups (Prometheus text format).\n"
     "  --group ID, --topic-in NAME, --topic-out NAME\n"
     "                      Daemon consumer group and topics.\n"
     "\n"
@@ -259,8 +262,7 @@ int main(int argc, char **argv)
             return bad_usage("the daemon needs --kafka BROKERS and --rules PATH", NULL);
         if (optind < argc)
             return bad_usage("the daemon takes no input files", argv[optind]);
-        if (http)
-            fprintf(stderr, "pasban-correlator: --http is not in this version; ignored\n");
+        d.http = http;
         d.rules = o.rules;
         d.engine = o.engine;
         d.log = stderr;

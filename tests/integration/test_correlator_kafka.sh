@@ -22,7 +22,9 @@ run=$RANDOM$$
 IN=test-cor-in-$run OUT=test-cor-out-$run GROUP=test-cor-$run
 
 count_out() { timeout 20 "$KCAT" -b "$K" -t "$OUT" -C -e -q -f '%k %s\n' 2>/dev/null | grep -c . || true; }
-start() { "$B" --kafka "$K" --rules "$1" --group "$GROUP" --topic-in "$IN" --topic-out "$OUT" 2>>"$T/log" & pid=$!; }
+HTTP=127.0.0.1:$((20000 + RANDOM % 20000))
+start() { "$B" --kafka "$K" --rules "$1" --group "$GROUP" --topic-in "$IN" --topic-out "$OUT" \
+            --http "$HTTP" 2>>"$T/log" & pid=$!; }
 stop() { kill -TERM "$pid"; local rc=0; wait "$pid" || rc=$?; pid=; [ "$rc" -eq 0 ] || fail "daemon exited $rc"; }
 wait_for() { # wait_for N: until OUT holds N incidents (60 s)
   for _ in $(seq 60); do [ "$(count_out)" -ge "$1" ] && return 0; sleep 1; done
@@ -33,6 +35,15 @@ grep -v '^$' "$D/correlator/ssh_small.log" | "$KCAT" -b "$K" -t "$IN" -P
 cp "$D/rules/ssh_small.rules" "$T/set.rules"
 start "$T/set.rules"
 wait_for 4
+# per-rule counters on /metrics, in the Prometheus text format
+curl -fsS "http://$HTTP/metrics" >"$T/metrics" || fail "GET /metrics"
+for want in 'pasban_correlator_events_total 7' \
+            'pasban_correlator_rule_incidents_total{rule="T-SSH-BF"} 1' \
+            'pasban_correlator_rule_matches_total{rule="T-SSH-BF"} 4' \
+            'pasban_correlator_rule_suppressed_total{rule="T-SSH-BF"} 1' \
+            '# TYPE pasban_correlator_rule_limit_errors_total counter'; do
+  grep -qF "$want" "$T/metrics" || fail "/metrics lacks: $want"
+done
 stop
 timeout 20 "$KCAT" -b "$K" -t "$OUT" -C -e -q -f '%k\t%s\n' >"$T/out"
 python3 - "$T/out" <<'PY'
