@@ -13,11 +13,11 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 "$B" --help >"$T/help"
 for f in --replay --match --check-rules --rules --kpi --stats --operator --received-at \
          --max-groups --max-window --match-limit --depth-limit --no-prefilter --version \
-         "Exit status"; do
+         --kafka --http --group --topic-in --topic-out "Exit status"; do
   grep -q -- "$f" "$T/help" || fail "--help does not mention $f"
 done
 "$B" --version | grep -q '^pasban-correlator [0-9]' || fail "--version"
-for args in "--bogus" "--replay" "--replay --match --rules x" "--match --rules" \
+for args in "--bogus" "--replay" "--replay --match --rules x" "--match --rules" "--kafka x" \
             "--check-rules $D/rules/ssh_small.rules extra.log" "--max-groups 0 --replay --rules x"; do
   rc=0; "$B" $args </dev/null >/dev/null 2>&1 || rc=$?
   [ "$rc" -eq 2 ] || fail "'$args' exited $rc, want 2"
