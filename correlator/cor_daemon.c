@@ -29,11 +29,11 @@ static void on_signal(int sig)
 
 typedef struct daemon_ctx {
     const cor_daemon_opts *o;
-    long outstanding;       /* incidents produced, not yet delivered */
-    long failed;            /* deliveries that failed */
-    bool uncommitted;       /* events consumed since the last commit */
+    long outstanding; /* incidents produced, not yet delivered */
+    long failed;      /* deliveries that failed */
+    bool uncommitted; /* events consumed since the last commit */
     uint64_t events, parse_failures, reloads, reloads_refused;
-    const cor_ruleset *rs;  /* in use, for /metrics */
+    const cor_ruleset *rs; /* in use, for /metrics */
     cor_engine *e;
 } daemon_ctx;
 
@@ -64,12 +64,12 @@ static void metrics(struct evhttp_request *req, void *arg)
                         (unsigned long long)d->events, (unsigned long long)d->parse_failures,
                         (unsigned long long)d->reloads, (unsigned long long)d->reloads_refused,
                         cor_engine_groups(d->e));
-    static const char *const names[] = {"matches", "incidents", "suppressed", "limit_errors",
-                                        "late", "evicted"};
+    static const char *const names[] = {"matches",      "incidents", "suppressed",
+                                        "limit_errors", "late",      "evicted"};
     static const char *const help[] = {
-        "Events whose where and unless held.", "Incidents raised.",
+        "Events whose where and unless held.",  "Incidents raised.",
         "Events suppressed after an incident.", "PCRE2 match or depth limits hit.",
-        "Events too late for their window.", "Groups evicted at the per-rule cap."};
+        "Events too late for their window.",    "Groups evicted at the per-rule cap."};
     const cor_rule_stats *st = cor_engine_stats(d->e);
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
         evbuffer_add_printf(out,
@@ -78,8 +78,12 @@ static void metrics(struct evhttp_request *req, void *arg)
                             names[k], help[k], names[k]);
         for (size_t i = 0; i < d->rs->n_rules; i++) {
             const cor_rule_stats *x = &st[i];
-            uint64_t v = k == 0 ? x->matches : k == 1 ? x->incidents : k == 2 ? x->suppressed
-                       : k == 3 ? x->limit_errors : k == 4 ? x->late : x->evicted;
+            uint64_t v = k == 0   ? x->matches
+                         : k == 1 ? x->incidents
+                         : k == 2 ? x->suppressed
+                         : k == 3 ? x->limit_errors
+                         : k == 4 ? x->late
+                                  : x->evicted;
             evbuffer_add_printf(out, "pasban_correlator_rule_%s_total{rule=\"%s\"} %llu\n",
                                 names[k], d->rs->rules[i]->id, (unsigned long long)v);
         }
@@ -90,7 +94,8 @@ static void metrics(struct evhttp_request *req, void *arg)
     evbuffer_free(out);
 }
 
-static void logf_(const cor_daemon_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(const cor_daemon_opts *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void logf_(const cor_daemon_opts *o, const char *fmt, ...)
 {
     char ts[PSB_TIME_BUFSZ];
@@ -146,10 +151,10 @@ static int produce_new(daemon_ctx *d, cor_engine *e, rd_kafka_t *prod, cor_buf *
         b->len = 0;
         cor_incident_write(inc[i], b);
         for (;;) {
-            rd_kafka_resp_err_t err = rd_kafka_producev(
-                prod, RD_KAFKA_V_TOPIC(d->o->topic_out), RD_KAFKA_V_KEY(inc[i]->id, 32),
-                RD_KAFKA_V_VALUE(b->p, b->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_END);
+            rd_kafka_resp_err_t err =
+                rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(d->o->topic_out),
+                                  RD_KAFKA_V_KEY(inc[i]->id, 32), RD_KAFKA_V_VALUE(b->p, b->len),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
             if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 d->outstanding++;
                 break;

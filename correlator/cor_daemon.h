@@ -20,10 +20,10 @@
 typedef struct cor_daemon_opts {
     const char *brokers;
     const char *rules;
-    const char *group_id;   /* default "pasban-correlator" */
-    const char *topic_in;   /* default "pasban.events" */
-    const char *topic_out;  /* default "pasban.incidents" */
-    const char *http;       /* ADDR:PORT for GET /metrics, or NULL */
+    const char *group_id;  /* default "pasban-correlator" */
+    const char *topic_in;  /* default "pasban.events" */
+    const char *topic_out; /* default "pasban.incidents" */
+    const char *http;      /* ADDR:PORT for GET /metrics, or NULL */
     cor_engine_opts engine;
     FILE *log;
 } cor_daemon_opts;

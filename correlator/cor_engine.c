@@ -22,7 +22,7 @@ typedef struct wentry {
     int64_t t;
     char *orig;
     size_t olen;
-    char *dv;            /* distinct value, or NULL */
+    char *dv; /* distinct value, or NULL */
     size_t dvlen;
 } wentry;
 
@@ -38,14 +38,14 @@ typedef struct seq_partial {
 typedef struct group {
     struct group *hnext;
     struct group *prev, *next;
-    bool fired;          /* absence: raised and waiting for its suppress time to pass */
+    bool fired; /* absence: raised and waiting for its suppress time to pass */
     uint64_t hash;
     const cor_rule *rule;
-    char *key;           /* operator and by values, length-prefixed (see build_key) */
+    char *key; /* operator and by values, length-prefixed (see build_key) */
     size_t key_len;
     int64_t newest;
     int64_t suppress_until;
-    cor_incident *incident; /* the last one raised, which suppressed events are counted on */
+    cor_incident *incident;  /* the last one raised, which suppressed events are counted on */
     uint64_t suppressed_seq; /* event already counted as suppressed */
     wentry *win;
     size_t n, cap;
@@ -76,7 +76,7 @@ struct cor_engine {
     uint64_t incident_seq;
     cor_incident **incidents;
     size_t n_incidents, cap_incidents;
-    size_t taken;          /* incidents[0 .. taken) were handed out live */
+    size_t taken; /* incidents[0 .. taken) were handed out live */
     cor_buf key;
     cor_buf json;
     size_t *absence_rules;
@@ -550,8 +550,7 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
     bool reached = r->distinct ? g->distinct >= (size_t)r->count : g->n >= (size_t)r->count;
     if (!reached)
         return;
-    cor_incident *inc =
-        incident_new(e, r, g, g->win[0].t, g->win[g->n - 1].t, newest, (long)g->n);
+    cor_incident *inc = incident_new(e, r, g, g->win[0].t, g->win[g->n - 1].t, newest, (long)g->n);
     for (size_t i = 0; i < g->n && i < COR_MAX_EVIDENCE; i++) {
         cor_incident_take_evidence(inc, g->win[i].orig, g->win[i].olen);
         g->win[i].orig = NULL;
@@ -691,7 +690,8 @@ static void fire_absences(cor_engine *e, int64_t w)
                 g->incident->suppressed++;
                 cor_matcher_stats(e->m)[r->index].suppressed++;
             } else {
-                cor_incident *inc = incident_new(e, r, g, g->first_seen, g->last_seen, at, g->count);
+                cor_incident *inc =
+                    incident_new(e, r, g, g->first_seen, g->last_seen, at, g->count);
                 cor_incident_add_evidence(inc, g->last_orig, g->last_olen);
             }
             if (g->suppress_until <= w) {
@@ -802,9 +802,8 @@ void cor_engine_forget(cor_engine *e)
     size_t keep = 0;
     for (size_t i = 0; i < e->n_incidents; i++) {
         cor_incident *inc = e->incidents[i];
-        bool done = i < e->taken &&
-                    (!inc->owner || inc->rule->suppress_ms == 0 ||
-                     ((group *)inc->owner)->suppress_until <= e->watermark);
+        bool done = i < e->taken && (!inc->owner || inc->rule->suppress_ms == 0 ||
+                                     ((group *)inc->owner)->suppress_until <= e->watermark);
         if (!done) {
             e->incidents[keep++] = inc;
             continue;
@@ -817,7 +816,19 @@ void cor_engine_forget(cor_engine *e)
     e->n_incidents = keep;
 }
 
-cor_matcher *cor_engine_matcher(cor_engine *e) { return e->m; }
-const cor_rule_stats *cor_engine_stats(cor_engine *e) { return cor_matcher_stats(e->m); }
-size_t cor_engine_groups(const cor_engine *e) { return e->n_groups; }
-int64_t cor_engine_watermark(const cor_engine *e) { return e->watermark; }
+cor_matcher *cor_engine_matcher(cor_engine *e)
+{
+    return e->m;
+}
+const cor_rule_stats *cor_engine_stats(cor_engine *e)
+{
+    return cor_matcher_stats(e->m);
+}
+size_t cor_engine_groups(const cor_engine *e)
+{
+    return e->n_groups;
+}
+int64_t cor_engine_watermark(const cor_engine *e)
+{
+    return e->watermark;
+}

@@ -10,7 +10,10 @@
 #include <hs/hs.h>
 #endif
 
-size_t cor_units_count(const cor_ruleset *rs) { return rs->n_units; }
+size_t cor_units_count(const cor_ruleset *rs)
+{
+    return rs->n_units;
+}
 
 uint32_t cor_unit_of(const cor_ruleset *rs, size_t rule, size_t step)
 {
@@ -28,14 +31,14 @@ typedef struct pf_db {
 struct cor_prefilter {
     pf_db *dbs;
     size_t n_dbs;
-    uint32_t *id_first;     /* Hyperscan id -> its units: id_units[first .. first+count) */
+    uint32_t *id_first; /* Hyperscan id -> its units: id_units[first .. first+count) */
     uint32_t *id_count;
     uint32_t *id_units;
     size_t n_id_units, cap_id_units;
     size_t n_ids;
-    size_t n_literals;      /* of the ids, those that are required literals */
-    uint16_t *need;         /* per unit: prefiltered patterns that must all hit */
-    uint32_t *always;       /* units with no prefiltered pattern: always candidates */
+    size_t n_literals; /* of the ids, those that are required literals */
+    uint16_t *need;    /* per unit: prefiltered patterns that must all hit */
+    uint32_t *always;  /* units with no prefiltered pattern: always candidates */
     size_t n_always;
     size_t n_units;
     hs_scratch_t *proto;
@@ -44,14 +47,12 @@ struct cor_prefilter {
 struct cor_prefilter_scratch {
     const cor_prefilter *pf;
     hs_scratch_t *hs;
-    uint32_t *stamp;        /* per unit: the scan epoch its hit count belongs to */
+    uint32_t *stamp; /* per unit: the scan epoch its hit count belongs to */
     uint16_t *hits;
     uint32_t epoch;
     uint32_t *out;
     size_t n_out;
 };
-
-
 
 /* ---- required literals ----
  *
@@ -64,7 +65,7 @@ struct cor_prefilter_scratch {
  * scan far faster than prefilter automata (FDR/Teddy), and requiring all of a
  * step's literals keeps the candidates few. */
 
-#define LIT_MIN 3    /* shorter runs are in almost every log line */
+#define LIT_MIN 3 /* shorter runs are in almost every log line */
 #define LIT_MAX_PER_PATTERN 6
 
 typedef struct lit {
@@ -279,7 +280,7 @@ give_up:
 /* One requirement of one unit before de-duplication: a literal, or a whole
  * pattern for the prefilter-mode database. */
 typedef struct pf_key {
-    int kind;            /* 0 literal, 1 regex */
+    int kind; /* 0 literal, 1 regex */
     bool caseless;
     const char *s;
     size_t len;
@@ -329,8 +330,7 @@ static void add_id(cor_prefilter *pf, const pf_key *keys, size_t a, size_t b)
             continue; /* a unit needing the same literal twice needs it once */
         if (pf->n_id_units == pf->cap_id_units) {
             pf->cap_id_units = pf->cap_id_units ? pf->cap_id_units * 2 : 1024;
-            pf->id_units =
-                psb_xrealloc(pf->id_units, pf->cap_id_units * sizeof(*pf->id_units));
+            pf->id_units = psb_xrealloc(pf->id_units, pf->cap_id_units * sizeof(*pf->id_units));
         }
         pf->id_units[pf->n_id_units++] = keys[i].unit;
         pf->need[keys[i].unit]++;
@@ -690,9 +690,18 @@ size_t cor_prefilter_scan(const cor_prefilter *pf, cor_prefilter_scratch *s,
     return s->n_out + pf->n_always;
 }
 
-size_t cor_prefilter_patterns(const cor_prefilter *pf) { return pf ? pf->n_ids : 0; }
-size_t cor_prefilter_literals(const cor_prefilter *pf) { return pf ? pf->n_literals : 0; }
-size_t cor_prefilter_databases(const cor_prefilter *pf) { return pf ? pf->n_dbs : 0; }
+size_t cor_prefilter_patterns(const cor_prefilter *pf)
+{
+    return pf ? pf->n_ids : 0;
+}
+size_t cor_prefilter_literals(const cor_prefilter *pf)
+{
+    return pf ? pf->n_literals : 0;
+}
+size_t cor_prefilter_databases(const cor_prefilter *pf)
+{
+    return pf ? pf->n_dbs : 0;
+}
 
 #else /* no Hyperscan: every step runs */
 
@@ -702,13 +711,19 @@ cor_prefilter *cor_prefilter_build(cor_ruleset *rs, FILE *errors)
     (void)errors;
     return NULL;
 }
-void cor_prefilter_free(cor_prefilter *pf) { (void)pf; }
+void cor_prefilter_free(cor_prefilter *pf)
+{
+    (void)pf;
+}
 cor_prefilter_scratch *cor_prefilter_scratch_new(const cor_prefilter *pf)
 {
     (void)pf;
     return NULL;
 }
-void cor_prefilter_scratch_free(cor_prefilter_scratch *s) { (void)s; }
+void cor_prefilter_scratch_free(cor_prefilter_scratch *s)
+{
+    (void)s;
+}
 size_t cor_prefilter_scan(const cor_prefilter *pf, cor_prefilter_scratch *s,
                           const cor_field_value *values, uint32_t *out)
 {
