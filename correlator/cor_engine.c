@@ -525,7 +525,7 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
         cor_matcher_stats(e->m)[r->index].evicted++;
     }
     if (g->n == g->cap) {
-        g->cap = g->cap ? g->cap * 2 : 2;
+        g->cap = g->cap ? g->cap * 2 : (r->count < 4 ? (size_t)r->count : 4);
         g->win = psb_xrealloc(g->win, g->cap * sizeof(*g->win));
     }
     size_t pos = g->n;
