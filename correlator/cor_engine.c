@@ -22,7 +22,7 @@ typedef struct wentry {
     int64_t t;
     char *orig;
     size_t olen;
-    char *dv;            /* distinct value, or NULL */
+    char *dv; /* distinct value, or NULL */
     size_t dvlen;
 } wentry;
 
@@ -38,16 +38,14 @@ typedef struct seq_partial {
 typedef struct group {
     struct group *hnext;
     struct group *prev, *next;
-    bool fired;          /* absence: raised and waiting for its suppress time to pass */
+    bool fired; /* absence: raised and waiting for its suppress time to pass */
     uint64_t hash;
     const cor_rule *rule;
-    char *key;
+    char *key; /* operator and by values, length-prefixed (see build_key) */
     size_t key_len;
-    char *org;
-    char *group_json;
     int64_t newest;
     int64_t suppress_until;
-    cor_incident *incident; /* the last one raised, which suppressed events are counted on */
+    cor_incident *incident;  /* the last one raised, which suppressed events are counted on */
     uint64_t suppressed_seq; /* event already counted as suppressed */
     wentry *win;
     size_t n, cap;
@@ -78,6 +76,7 @@ struct cor_engine {
     uint64_t incident_seq;
     cor_incident **incidents;
     size_t n_incidents, cap_incidents;
+    size_t taken; /* incidents[0 .. taken) were handed out live */
     cor_buf key;
     cor_buf json;
     size_t *absence_rules;
@@ -131,6 +130,8 @@ static void partial_clear(seq_partial *p)
 
 static void group_free(group *g)
 {
+    if (g->incident && g->incident->owner == g)
+        g->incident->owner = NULL;
     window_clear(g);
     free(g->win);
     if (g->partial) {
@@ -138,8 +139,6 @@ static void group_free(group *g)
             partial_clear(&g->partial[i]);
         free(g->partial);
     }
-    free(g->org);
-    free(g->group_json);
     free(g->last_orig);
     free(g);
 }
@@ -250,22 +249,34 @@ static void rehash(cor_engine *e)
 
 /* ---- groups ---- */
 
-/* Build the group key (operator, then each by value, length-prefixed so values
- * cannot run into each other) and the group object shown in incidents. */
-static void build_key(cor_engine *e, const psb_event *ev, const cor_rule *r,
-                      const cor_capture *caps, size_t n_caps, bool want_json)
+/* "len:" without snprintf: keys are built on every match. */
+static void put_len(cor_buf *b, size_t v)
 {
-    char num[32];
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    tmp[--i] = ':';
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    cor_buf_put(b, tmp + i, sizeof(tmp) - i);
+}
+
+/* Build the group key: the operator, then each by value, length-prefixed
+ * ("4:op-a7:1.2.3.4", "-" for an absent one) so values cannot run into each
+ * other. The incident's organization and group object are read back from it,
+ * so a group stores nothing else. */
+static void build_key(cor_engine *e, const psb_event *ev, const cor_rule *r,
+                      const cor_capture *caps, size_t n_caps)
+{
     e->key.len = 0;
-    e->json.len = 0;
     psb_str org = ev->organization_id;
-    snprintf(num, sizeof(num), "%zu:", org.ptr ? org.len : 0);
-    cor_buf_puts(&e->key, org.ptr ? num : "-");
-    if (org.ptr)
+    if (org.ptr) {
+        put_len(&e->key, org.len);
         cor_buf_put(&e->key, org.ptr, org.len);
-    if (want_json)
-        cor_buf_putc(&e->json, '{');
-    bool first = true;
+    } else {
+        cor_buf_putc(&e->key, '-');
+    }
     for (size_t i = 0; i < r->n_by; i++) {
         char buf[32];
         psb_str v;
@@ -273,22 +284,51 @@ static void build_key(cor_engine *e, const psb_event *ev, const cor_rule *r,
             cor_buf_putc(&e->key, '-');
             continue;
         }
-        snprintf(num, sizeof(num), "%zu:", v.len);
-        cor_buf_puts(&e->key, num);
+        put_len(&e->key, v.len);
         cor_buf_put(&e->key, v.ptr, v.len);
-        if (want_json) {
-            if (!first)
-                cor_buf_putc(&e->json, ',');
-            first = false;
-            cor_buf_json_str(&e->json, r->by[i], strlen(r->by[i]));
-            cor_buf_putc(&e->json, ':');
-            cor_buf_json_str(&e->json, v.ptr, v.len);
-        }
     }
-    if (want_json)
-        cor_buf_putc(&e->json, '}');
-    if (!e->key.p)
-        cor_buf_put(&e->key, "", 0);
+}
+
+/* One length-prefixed item of a key at *pos: 1 with the value, 0 when absent. */
+static int key_item(const char *key, size_t len, size_t *pos, psb_str *out)
+{
+    size_t i = *pos;
+    if (i >= len || key[i] == '-') {
+        *pos = i + 1;
+        return 0;
+    }
+    size_t n = 0;
+    while (i < len && key[i] != ':')
+        n = n * 10 + (size_t)(key[i++] - '0');
+    i++;
+    *out = psb_str_make(key + i, n);
+    *pos = i + n;
+    return 1;
+}
+
+/* The incident's organization.id and group object, from a key. */
+static void decode_key(const cor_rule *r, const char *key, size_t len, cor_incident *inc,
+                       cor_buf *json)
+{
+    size_t pos = 0;
+    psb_str v;
+    if (key_item(key, len, &pos, &v))
+        inc->org = psb_xstrndup(v.ptr, v.len);
+    json->len = 0;
+    cor_buf_putc(json, '{');
+    bool first = true;
+    for (size_t i = 0; i < r->n_by; i++) {
+        if (!key_item(key, len, &pos, &v))
+            continue;
+        if (!first)
+            cor_buf_putc(json, ',');
+        first = false;
+        cor_buf_json_str(json, r->by[i], strlen(r->by[i]));
+        cor_buf_putc(json, ':');
+        cor_buf_json_str(json, v.ptr, v.len);
+    }
+    cor_buf_putc(json, '}');
+    inc->group_json = psb_xstrndup(json->p, json->len);
 }
 
 static group *group_find(cor_engine *e, const cor_rule *r, uint64_t h)
@@ -303,7 +343,7 @@ static group *group_find(cor_engine *e, const cor_rule *r, uint64_t h)
 static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
                         const cor_capture *caps, size_t n_caps, bool *created)
 {
-    build_key(e, ev, r, caps, n_caps, false);
+    build_key(e, ev, r, caps, n_caps);
     uint64_t h = hash_bytes(e->key.p, e->key.len, 1469598103934665603ULL + r->index);
     group *g = group_find(e, r, h);
     *created = false;
@@ -319,7 +359,6 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
             group_remove(e, victim);
         }
     }
-    build_key(e, ev, r, caps, n_caps, true);
     /* One block for the group and its key: groups come and go at event rate. */
     g = psb_xcalloc(1, sizeof(*g) + e->key.len + 1);
     g->rule = r;
@@ -327,9 +366,6 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
     g->key = (char *)(g + 1);
     memcpy(g->key, e->key.p, e->key.len);
     g->key_len = e->key.len;
-    g->group_json = psb_xstrndup(e->json.p, e->json.len);
-    if (ev->organization_id.ptr)
-        g->org = psb_xstrndup(ev->organization_id.ptr, ev->organization_id.len);
     g->newest = INT64_MIN;
     g->suppress_until = INT64_MIN;
     if (r->kind == COR_KIND_SEQUENCE)
@@ -356,10 +392,12 @@ static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, in
     inc->count = count;
     inc->seq = e->incident_seq++;
     if (g) {
-        inc->org = g->org ? psb_xstrdup(g->org) : NULL;
-        inc->group_json = psb_xstrdup(g->group_json);
+        decode_key(r, g->key, g->key_len, inc, &e->json);
         cor_incident_set_id(inc, g->key, g->key_len);
+        if (g->incident && g->incident->owner == g)
+            g->incident->owner = NULL;
         g->incident = inc;
+        inc->owner = g;
         g->suppress_until = detected + r->suppress_ms;
     }
     if (e->n_incidents == e->cap_incidents) {
@@ -400,19 +438,15 @@ static void on_single(cor_engine *e, const psb_event *ev, const cor_rule *r,
 {
     int64_t t = ev->timestamp_ms;
     if (r->suppress_ms == 0) {
-        /* No state to keep: a throw-away group carries the by values. */
-        build_key(e, ev, r, caps, n_caps, true);
+        /* No state to keep: a throw-away group carries the key. */
+        build_key(e, ev, r, caps, n_caps);
         group tmp;
         memset(&tmp, 0, sizeof(tmp));
         tmp.rule = r;
         tmp.key = e->key.p;
         tmp.key_len = e->key.len;
-        tmp.group_json = e->json.p;
-        tmp.org = ev->organization_id.ptr
-                      ? psb_xstrndup(ev->organization_id.ptr, ev->organization_id.len)
-                      : NULL;
         cor_incident *inc = incident_new(e, r, &tmp, t, t, t, 1);
-        free(tmp.org);
+        inc->owner = NULL; /* tmp does not outlive this call */
         cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
         return;
     }
@@ -491,7 +525,7 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
         cor_matcher_stats(e->m)[r->index].evicted++;
     }
     if (g->n == g->cap) {
-        g->cap = g->cap ? g->cap * 2 : (r->count < 8 ? (size_t)r->count : 8);
+        g->cap = g->cap ? g->cap * 2 : (r->count < 4 ? (size_t)r->count : 4);
         g->win = psb_xrealloc(g->win, g->cap * sizeof(*g->win));
     }
     size_t pos = g->n;
@@ -516,8 +550,7 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
     bool reached = r->distinct ? g->distinct >= (size_t)r->count : g->n >= (size_t)r->count;
     if (!reached)
         return;
-    cor_incident *inc =
-        incident_new(e, r, g, g->win[0].t, g->win[g->n - 1].t, newest, (long)g->n);
+    cor_incident *inc = incident_new(e, r, g, g->win[0].t, g->win[g->n - 1].t, newest, (long)g->n);
     for (size_t i = 0; i < g->n && i < COR_MAX_EVIDENCE; i++) {
         cor_incident_take_evidence(inc, g->win[i].orig, g->win[i].olen);
         g->win[i].orig = NULL;
@@ -642,8 +675,9 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
     list_insert_by_time(rs, g);
 }
 
-/* The watermark moved to w: every absence group silent since w - within fires,
- * with detected_at = last_seen + within, the moment its silence became a fact. */
+/* The watermark moved to w: every absence group silent since w - within fires.
+ * detected_at = w, the time of the event that showed the silence (design.md:
+ * the triggering event's time in a replay). */
 static void fire_absences(cor_engine *e, int64_t w)
 {
     for (size_t a = 0; a < e->n_absence; a++) {
@@ -651,12 +685,13 @@ static void fire_absences(cor_engine *e, int64_t w)
         rule_state *rs = &e->rules[r->index];
         while (rs->head && rs->head->last_seen + r->within_ms <= w) {
             group *g = rs->head;
-            int64_t at = g->last_seen + r->within_ms;
+            int64_t at = w;
             if (g->incident && at < g->suppress_until) {
                 g->incident->suppressed++;
                 cor_matcher_stats(e->m)[r->index].suppressed++;
             } else {
-                cor_incident *inc = incident_new(e, r, g, g->first_seen, g->last_seen, at, g->count);
+                cor_incident *inc =
+                    incident_new(e, r, g, g->first_seen, g->last_seen, at, g->count);
                 cor_incident_add_evidence(inc, g->last_orig, g->last_olen);
             }
             if (g->suppress_until <= w) {
@@ -751,7 +786,49 @@ size_t cor_engine_incidents(const cor_engine *e, cor_incident *const **out)
     return e->n_incidents;
 }
 
-cor_matcher *cor_engine_matcher(cor_engine *e) { return e->m; }
-const cor_rule_stats *cor_engine_stats(cor_engine *e) { return cor_matcher_stats(e->m); }
-size_t cor_engine_groups(const cor_engine *e) { return e->n_groups; }
-int64_t cor_engine_watermark(const cor_engine *e) { return e->watermark; }
+size_t cor_engine_take(cor_engine *e, cor_incident *const **out)
+{
+    size_t from = e->taken;
+    int64_t now = psb_now_ms();
+    for (size_t i = from; i < e->n_incidents; i++)
+        e->incidents[i]->detected_at = now; /* live: the wall clock (design.md) */
+    e->taken = e->n_incidents;
+    *out = e->incidents ? e->incidents + from : NULL;
+    return e->n_incidents - from;
+}
+
+void cor_engine_forget(cor_engine *e)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < e->n_incidents; i++) {
+        cor_incident *inc = e->incidents[i];
+        bool done = i < e->taken && (!inc->owner || inc->rule->suppress_ms == 0 ||
+                                     ((group *)inc->owner)->suppress_until <= e->watermark);
+        if (!done) {
+            e->incidents[keep++] = inc;
+            continue;
+        }
+        if (inc->owner)
+            ((group *)inc->owner)->incident = NULL;
+        cor_incident_free(inc);
+    }
+    e->taken -= e->n_incidents - keep;
+    e->n_incidents = keep;
+}
+
+cor_matcher *cor_engine_matcher(cor_engine *e)
+{
+    return e->m;
+}
+const cor_rule_stats *cor_engine_stats(cor_engine *e)
+{
+    return cor_matcher_stats(e->m);
+}
+size_t cor_engine_groups(const cor_engine *e)
+{
+    return e->n_groups;
+}
+int64_t cor_engine_watermark(const cor_engine *e)
+{
+    return e->watermark;
+}

@@ -45,6 +45,14 @@ void cor_engine_finish(cor_engine *e);
 /* The incidents raised so far (ordered after cor_engine_finish); owned by the engine. */
 size_t cor_engine_incidents(const cor_engine *e, cor_incident *const **out);
 
+/* Live use (the daemon). cor_engine_take() returns the incidents raised since
+ * the previous call, in the order raised (detected_at set to the wall clock);
+ * they stay owned by the engine. cor_engine_forget() frees the taken ones whose
+ * suppress time has passed by the watermark, so memory stays flat; suppressed
+ * counts of later events go to the stats only. */
+size_t cor_engine_take(cor_engine *e, cor_incident *const **out);
+void cor_engine_forget(cor_engine *e);
+
 cor_matcher *cor_engine_matcher(cor_engine *e);
 /* Per-rule counters (indexed by rule->index). */
 const cor_rule_stats *cor_engine_stats(cor_engine *e);

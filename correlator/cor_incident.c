@@ -1,7 +1,7 @@
 /* cor_incident.c -- incident ids and their JSON form. */
 #include "cor_incident.h"
 
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,18 +10,22 @@
 
 void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_len)
 {
-    /* NUL separators keep ("ab","c") and ("a","bc") apart. */
+    /* SHA-256 of "rule id NUL group key NUL first_seen": NULs keep ("ab","c")
+     * and ("a","bc") apart. */
     char when[PSB_TIME_BUFSZ];
     size_t wl = psb_format_time_ms(inc->first_seen, when);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) ||
-        !EVP_DigestUpdate(c, inc->rule->id, strlen(inc->rule->id) + 1) ||
-        !EVP_DigestUpdate(c, group_key, key_len) || !EVP_DigestUpdate(c, "", 1) ||
-        !EVP_DigestUpdate(c, when, wl) || !EVP_DigestFinal_ex(c, md, &mdlen))
-        abort();
-    EVP_MD_CTX_free(c);
+    size_t il = strlen(inc->rule->id);
+    char stackbuf[512];
+    size_t n = il + 1 + key_len + 1 + wl;
+    char *buf = n <= sizeof(stackbuf) ? stackbuf : psb_xmalloc(n);
+    memcpy(buf, inc->rule->id, il + 1);
+    memcpy(buf + il + 1, group_key, key_len);
+    buf[il + 1 + key_len] = '\0';
+    memcpy(buf + il + 2 + key_len, when, wl);
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)buf, n, md);
+    if (buf != stackbuf)
+        free(buf);
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 16; i++) {
         inc->id[2 * i] = hex[md[i] >> 4];

@@ -16,16 +16,17 @@
 
 typedef struct cor_incident {
     const cor_rule *rule;
-    char id[33];            /* hex of the first 16 bytes of SHA-256(rule id, group, first_seen) */
-    char *org;              /* organization.id, or NULL */
-    char *group_json;       /* rendered object of the by fields, e.g. {"src":"1.2.3.4"} */
+    char id[33];      /* hex of the first 16 bytes of SHA-256(rule id, group, first_seen) */
+    char *org;        /* organization.id, or NULL */
+    char *group_json; /* rendered object of the by fields, e.g. {"src":"1.2.3.4"} */
     int64_t first_seen, last_seen, detected_at;
     long count;
     long suppressed;
     char *evidence[COR_MAX_EVIDENCE];
     size_t evidence_len[COR_MAX_EVIDENCE];
     size_t n_evidence;
-    uint64_t seq;           /* order raised, to break ties in time order */
+    uint64_t seq; /* order raised, to break ties in time order */
+    void *owner;  /* engine-private: the group that may still count on it */
 } cor_incident;
 
 /* Compute id from the rule id, the group key (org and by values) and first_seen. */

@@ -145,12 +145,12 @@ static int cb_start_array(void *ctx)
 }
 
 static const yajl_callbacks callbacks = {
-    cb_null, cb_bool, NULL, NULL, cb_number, cb_string, cb_start_map,
-    cb_key,  cb_end,  cb_start_array, cb_end,
+    cb_null,      cb_bool, NULL,   NULL,           cb_number, cb_string,
+    cb_start_map, cb_key,  cb_end, cb_start_array, cb_end,
 };
 
-static void set_error(yajl_handle h, const unsigned char *chunk, size_t len, builder *b,
-                      char *err, size_t errlen)
+static void set_error(yajl_handle h, const unsigned char *chunk, size_t len, builder *b, char *err,
+                      size_t errlen)
 {
     if (b->limit) {
         snprintf(err, errlen, "%s", b->limit);
@@ -235,9 +235,15 @@ void cor_buf_put(cor_buf *b, const char *p, size_t n)
     b->p[b->len] = '\0';
 }
 
-void cor_buf_puts(cor_buf *b, const char *s) { cor_buf_put(b, s, strlen(s)); }
+void cor_buf_puts(cor_buf *b, const char *s)
+{
+    cor_buf_put(b, s, strlen(s));
+}
 
-void cor_buf_putc(cor_buf *b, char c) { cor_buf_put(b, &c, 1); }
+void cor_buf_putc(cor_buf *b, char c)
+{
+    cor_buf_put(b, &c, 1);
+}
 
 void cor_buf_free(cor_buf *b)
 {

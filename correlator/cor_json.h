@@ -18,12 +18,12 @@ enum cor_jtype { COR_JNULL, COR_JBOOL, COR_JNUM, COR_JSTR, COR_JOBJ, COR_JARR };
 #define COR_JSON_MAX_NODES 1000000 /* a rule file bigger than this is a mistake */
 
 typedef struct cor_jnode {
-    int type;           /* enum cor_jtype */
-    int line;           /* 1-based line the value starts on */
-    int boolean;        /* COR_JBOOL */
-    char *str;          /* COR_JSTR value, COR_JNUM text; NUL-terminated, owned */
+    int type;    /* enum cor_jtype */
+    int line;    /* 1-based line the value starts on */
+    int boolean; /* COR_JBOOL */
+    char *str;   /* COR_JSTR value, COR_JNUM text; NUL-terminated, owned */
     size_t len;
-    char **keys;        /* COR_JOBJ: keys[i] names items[i] */
+    char **keys;              /* COR_JOBJ: keys[i] names items[i] */
     struct cor_jnode **items; /* COR_JOBJ values, COR_JARR elements */
     size_t n, cap;
 } cor_jnode;

@@ -22,8 +22,8 @@ struct cor_matcher {
     bool timing;
     cor_field_value *values; /* per field id, for the current event */
     field_slot *slots;
-    uint32_t *units;         /* candidate units of the current event */
-    uint32_t *unit_rule;     /* unit -> rule index */
+    uint32_t *units;     /* candidate units of the current event */
+    uint32_t *unit_rule; /* unit -> rule index */
     size_t *field_len;
     cor_capture caps[COR_MAX_CAPTURES * COR_MAX_PATTERNS];
     size_t n_caps;
@@ -42,8 +42,8 @@ cor_matcher *cor_matcher_new(const cor_ruleset *rs, const cor_match_opts *opts)
     m->jit = pcre2_jit_stack_create(js < 32768 ? js : 32768, js, NULL);
     if (m->jit)
         pcre2_jit_stack_assign(m->mctx, NULL, m->jit);
-    m->md = pcre2_match_data_create(rs->max_groups_per_pattern ? rs->max_groups_per_pattern : 1,
-                                    NULL);
+    m->md =
+        pcre2_match_data_create(rs->max_groups_per_pattern ? rs->max_groups_per_pattern : 1, NULL);
     if (!m->mctx || !m->md)
         abort();
     if (rs->prefilter) {
@@ -82,9 +82,15 @@ void cor_matcher_free(cor_matcher *m)
     free(m);
 }
 
-void cor_matcher_set_prefilter(cor_matcher *m, bool on) { m->use_prefilter = on && m->pf; }
+void cor_matcher_set_prefilter(cor_matcher *m, bool on)
+{
+    m->use_prefilter = on && m->pf;
+}
 
-cor_rule_stats *cor_matcher_stats(cor_matcher *m) { return m->stats; }
+cor_rule_stats *cor_matcher_stats(cor_matcher *m)
+{
+    return m->stats;
+}
 
 static uint64_t now_ns(void)
 {
@@ -127,8 +133,8 @@ static void take_captures(cor_matcher *m, const cor_cond *c, psb_str subject)
     }
 }
 
-int cor_field_lookup(const psb_event *ev, const cor_capture *caps, size_t n_caps,
-                     const char *name, char *buf, psb_str *out)
+int cor_field_lookup(const psb_event *ev, const cor_capture *caps, size_t n_caps, const char *name,
+                     char *buf, psb_str *out)
 {
     /* The last capture of a name wins: a later pattern refines an earlier one. */
     for (size_t i = n_caps; i-- > 0;)

@@ -22,10 +22,10 @@ typedef struct cor_capture {
 } cor_capture;
 
 typedef struct cor_match_opts {
-    uint32_t match_limit;   /* PCRE2 match limit (0 = COR_DEFAULT_MATCH_LIMIT) */
-    uint32_t depth_limit;   /* PCRE2 depth limit (0 = COR_DEFAULT_DEPTH_LIMIT) */
-    size_t jit_stack_max;   /* bytes (0 = COR_DEFAULT_JIT_STACK) */
-    bool timing;            /* measure regex time per rule (costs a clock read per pattern) */
+    uint32_t match_limit; /* PCRE2 match limit (0 = COR_DEFAULT_MATCH_LIMIT) */
+    uint32_t depth_limit; /* PCRE2 depth limit (0 = COR_DEFAULT_DEPTH_LIMIT) */
+    size_t jit_stack_max; /* bytes (0 = COR_DEFAULT_JIT_STACK) */
+    bool timing;          /* measure regex time per rule (costs a clock read per pattern) */
 } cor_match_opts;
 
 #define COR_DEFAULT_MATCH_LIMIT 100000
@@ -34,14 +34,14 @@ typedef struct cor_match_opts {
 
 /* Counters per rule, indexed by rule->index. */
 typedef struct cor_rule_stats {
-    uint64_t candidates;    /* steps the prefilter let through to PCRE2 */
-    uint64_t matches;       /* steps whose where and unless held */
-    uint64_t limit_errors;  /* PCRE2 match/depth/JIT-stack limit hit */
-    uint64_t regex_ns;      /* time in PCRE2 (with timing) */
-    uint64_t incidents;     /* kept by the engine */
+    uint64_t candidates;   /* steps the prefilter let through to PCRE2 */
+    uint64_t matches;      /* steps whose where and unless held */
+    uint64_t limit_errors; /* PCRE2 match/depth/JIT-stack limit hit */
+    uint64_t regex_ns;     /* time in PCRE2 (with timing) */
+    uint64_t incidents;    /* kept by the engine */
     uint64_t suppressed;
-    uint64_t late;          /* events too late for their group's window */
-    uint64_t evicted;       /* groups dropped at the per-rule cap */
+    uint64_t late;    /* events too late for their group's window */
+    uint64_t evicted; /* groups dropped at the per-rule cap */
 } cor_rule_stats;
 
 typedef struct cor_matcher cor_matcher;
@@ -65,7 +65,7 @@ cor_rule_stats *cor_matcher_stats(cor_matcher *m);
 
 /* A field for by, unless, distinct: a named capture of the step first, else the
  * event's field by ECS name. buf holds rendered numbers (32 bytes). 1 = present. */
-int cor_field_lookup(const psb_event *ev, const cor_capture *caps, size_t n_caps,
-                     const char *name, char *buf, psb_str *out);
+int cor_field_lookup(const psb_event *ev, const cor_capture *caps, size_t n_caps, const char *name,
+                     char *buf, psb_str *out);
 
 #endif

@@ -320,8 +320,8 @@ static double wall_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void print_stats(const cor_run_opts *o, const cor_ruleset *rs, cor_engine *e,
-                        const tally *t, double wall, double cpu)
+static void print_stats(const cor_run_opts *o, const cor_ruleset *rs, cor_engine *e, const tally *t,
+                        double wall, double cpu)
 {
     FILE *f = o->err;
     const cor_rule_stats *st = cor_engine_stats(e);
@@ -343,8 +343,7 @@ static void print_stats(const cor_run_opts *o, const cor_ruleset *rs, cor_engine
             (unsigned long long)t->events, (unsigned long long)t->parse_failures, rs->n_rules,
             rs->prefilter && !o->no_prefilter ? "hyperscan" : "off",
             cor_prefilter_patterns(rs->prefilter), cor_prefilter_literals(rs->prefilter),
-            cor_prefilter_databases(rs->prefilter),
-            cor_engine_groups(e));
+            cor_prefilter_databases(rs->prefilter), cor_engine_groups(e));
     fprintf(f, "wall %.3f s, cpu %.3f s, %.0f events/s, %.0f events per CPU-second\n", wall, cpu,
             wall > 0 ? (double)t->events / wall : 0.0, cpu > 0 ? (double)t->events / cpu : 0.0);
 }
@@ -510,9 +509,8 @@ int cor_mode_check(const cor_run_opts *o)
             if (hit == ts->expect_match)
                 continue;
             failed++;
-            fprintf(o->err, "%s:%d: rule %s: test %zu expects %s, got %s", r->file, ts->line,
-                    r->id, k + 1, ts->expect_match ? "match" : "no-match",
-                    hit ? "match" : "no-match");
+            fprintf(o->err, "%s:%d: rule %s: test %zu expects %s, got %s", r->file, ts->line, r->id,
+                    k + 1, ts->expect_match ? "match" : "no-match", hit ? "match" : "no-match");
             if (ev->kind == PSB_EVENT_KIND_PIPELINE_ERROR)
                 fprintf(o->err, " (the %s did not parse: %.*s)", ts->log ? "log" : "event",
                         (int)ev->error_message.len, ev->error_message.ptr);

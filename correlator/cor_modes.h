@@ -14,14 +14,14 @@
 #define COR_MAX_LINE (1u << 20) /* input line read; longer lines are cut and flagged */
 
 typedef struct cor_run_opts {
-    const char *rules;          /* --rules PATH (or --check-rules PATH) */
-    char *const *files;         /* inputs; stdin when n_files == 0 */
+    const char *rules;  /* --rules PATH (or --check-rules PATH) */
+    char *const *files; /* inputs; stdin when n_files == 0 */
     size_t n_files;
-    const char *kpi_file;       /* --kpi FILE */
-    bool stats;                 /* --stats */
-    bool no_prefilter;          /* --no-prefilter */
-    const char *operator_id;    /* --operator ID: organization.id of raw lines */
-    int64_t received_ms;        /* --received-at, else the wall clock at start */
+    const char *kpi_file;    /* --kpi FILE */
+    bool stats;              /* --stats */
+    bool no_prefilter;       /* --no-prefilter */
+    const char *operator_id; /* --operator ID: organization.id of raw lines */
+    int64_t received_ms;     /* --received-at, else the wall clock at start */
     cor_engine_opts engine;
     FILE *out, *err;
 } cor_run_opts;

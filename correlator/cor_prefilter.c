@@ -10,7 +10,10 @@
 #include <hs/hs.h>
 #endif
 
-size_t cor_units_count(const cor_ruleset *rs) { return rs->n_units; }
+size_t cor_units_count(const cor_ruleset *rs)
+{
+    return rs->n_units;
+}
 
 uint32_t cor_unit_of(const cor_ruleset *rs, size_t rule, size_t step)
 {
@@ -28,14 +31,14 @@ typedef struct pf_db {
 struct cor_prefilter {
     pf_db *dbs;
     size_t n_dbs;
-    uint32_t *id_first;     /* Hyperscan id -> its units: id_units[first .. first+count) */
+    uint32_t *id_first; /* Hyperscan id -> its units: id_units[first .. first+count) */
     uint32_t *id_count;
     uint32_t *id_units;
     size_t n_id_units, cap_id_units;
     size_t n_ids;
-    size_t n_literals;      /* of the ids, those that are required literals */
-    uint16_t *need;         /* per unit: prefiltered patterns that must all hit */
-    uint32_t *always;       /* units with no prefiltered pattern: always candidates */
+    size_t n_literals; /* of the ids, those that are required literals */
+    uint16_t *need;    /* per unit: prefiltered patterns that must all hit */
+    uint32_t *always;  /* units with no prefiltered pattern: always candidates */
     size_t n_always;
     size_t n_units;
     hs_scratch_t *proto;
@@ -44,14 +47,12 @@ struct cor_prefilter {
 struct cor_prefilter_scratch {
     const cor_prefilter *pf;
     hs_scratch_t *hs;
-    uint32_t *stamp;        /* per unit: the scan epoch its hit count belongs to */
+    uint32_t *stamp; /* per unit: the scan epoch its hit count belongs to */
     uint16_t *hits;
     uint32_t epoch;
     uint32_t *out;
     size_t n_out;
 };
-
-
 
 /* ---- required literals ----
  *
@@ -64,7 +65,7 @@ struct cor_prefilter_scratch {
  * scan far faster than prefilter automata (FDR/Teddy), and requiring all of a
  * step's literals keeps the candidates few. */
 
-#define LIT_MIN 3    /* shorter runs are in almost every log line */
+#define LIT_MIN 3 /* shorter runs are in almost every log line */
 #define LIT_MAX_PER_PATTERN 6
 
 typedef struct lit {
@@ -279,7 +280,7 @@ give_up:
 /* One requirement of one unit before de-duplication: a literal, or a whole
  * pattern for the prefilter-mode database. */
 typedef struct pf_key {
-    int kind;            /* 0 literal, 1 regex */
+    int kind; /* 0 literal, 1 regex */
     bool caseless;
     const char *s;
     size_t len;
@@ -329,8 +330,7 @@ static void add_id(cor_prefilter *pf, const pf_key *keys, size_t a, size_t b)
             continue; /* a unit needing the same literal twice needs it once */
         if (pf->n_id_units == pf->cap_id_units) {
             pf->cap_id_units = pf->cap_id_units ? pf->cap_id_units * 2 : 1024;
-            pf->id_units =
-                psb_xrealloc(pf->id_units, pf->cap_id_units * sizeof(*pf->id_units));
+            pf->id_units = psb_xrealloc(pf->id_units, pf->cap_id_units * sizeof(*pf->id_units));
         }
         pf->id_units[pf->n_id_units++] = keys[i].unit;
         pf->need[keys[i].unit]++;
@@ -411,6 +411,62 @@ static size_t keep_rarest(pf_key *keys, size_t n)
     return n;
 }
 
+/* A copy of a pattern for Hyperscan's prefilter mode: branch resets "(?|" and
+ * named groups become plain groups. Neither changes which subjects match, only
+ * capture numbering, which the prefilter does not use; Hyperscan refuses both. */
+static char *hs_dialect(const char *p, size_t n)
+{
+    char *out = psb_xmalloc(n + 1);
+    size_t o = 0;
+    bool in_class = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '\\' && i + 1 < n) {
+            out[o++] = c;
+            out[o++] = p[++i];
+            continue;
+        }
+        if (in_class) {
+            if (c == ']')
+                in_class = false;
+            out[o++] = c;
+            continue;
+        }
+        if (c == '[') {
+            in_class = true;
+            out[o++] = c;
+            if (i + 1 < n && p[i + 1] == '^')
+                out[o++] = p[++i];
+            if (i + 1 < n && p[i + 1] == ']')
+                out[o++] = p[++i];
+            continue;
+        }
+        if (c == '(' && i + 2 < n && p[i + 1] == '?' && p[i + 2] == '|') {
+            memcpy(out + o, "(?:", 3);
+            o += 3;
+            i += 2;
+            continue;
+        }
+        if (c == '(' && i + 2 < n && p[i + 1] == '?' &&
+            ((p[i + 2] == '<' && i + 3 < n && p[i + 3] != '=' && p[i + 3] != '!') ||
+             (p[i + 2] == 'P' && i + 3 < n && p[i + 3] == '<') || p[i + 2] == '\'')) {
+            char close = p[i + 2] == '\'' ? '\'' : '>';
+            size_t j = i + 3;
+            while (j < n && p[j] != close)
+                j++;
+            if (j < n) {
+                memcpy(out + o, "(?:", 3);
+                o += 3;
+                i = j;
+                continue;
+            }
+        }
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 static void build_field(cor_prefilter *pf, int field_id, pf_key *keys, size_t n, FILE *errors)
 {
     n = keep_rarest(keys, n);
@@ -456,7 +512,7 @@ static void build_field(cor_prefilter *pf, int field_id, pf_key *keys, size_t n,
         for (size_t j = 0; j < r; j++) {
             if (drop[j])
                 continue;
-            exprs[k] = keys[starts[j]].s;
+            exprs[k] = hs_dialect(keys[starts[j]].s, keys[starts[j]].len);
             flags[k] = HS_FLAG_PREFILTER | HS_FLAG_SINGLEMATCH | HS_FLAG_ALLOWEMPTY;
             ids[k] = (unsigned)(pf->n_ids + k);
             map[k] = j;
@@ -466,8 +522,10 @@ static void build_field(cor_prefilter *pf, int field_id, pf_key *keys, size_t n,
             break;
         db = NULL;
         cerr = NULL;
-        if (hs_compile_multi(exprs, flags, ids, (unsigned)k, HS_MODE_BLOCK, NULL, &db, &cerr) ==
-            HS_SUCCESS) {
+        int rc = hs_compile_multi(exprs, flags, ids, (unsigned)k, HS_MODE_BLOCK, NULL, &db, &cerr);
+        for (size_t j = 0; j < k; j++)
+            free((char *)exprs[j]);
+        if (rc == HS_SUCCESS) {
             add_db(pf, field_id, db);
             for (size_t j = 0; j < k; j++)
                 add_id(pf, keys, starts[map[j]], starts[map[j] + 1]);
@@ -632,9 +690,18 @@ size_t cor_prefilter_scan(const cor_prefilter *pf, cor_prefilter_scratch *s,
     return s->n_out + pf->n_always;
 }
 
-size_t cor_prefilter_patterns(const cor_prefilter *pf) { return pf ? pf->n_ids : 0; }
-size_t cor_prefilter_literals(const cor_prefilter *pf) { return pf ? pf->n_literals : 0; }
-size_t cor_prefilter_databases(const cor_prefilter *pf) { return pf ? pf->n_dbs : 0; }
+size_t cor_prefilter_patterns(const cor_prefilter *pf)
+{
+    return pf ? pf->n_ids : 0;
+}
+size_t cor_prefilter_literals(const cor_prefilter *pf)
+{
+    return pf ? pf->n_literals : 0;
+}
+size_t cor_prefilter_databases(const cor_prefilter *pf)
+{
+    return pf ? pf->n_dbs : 0;
+}
 
 #else /* no Hyperscan: every step runs */
 
@@ -644,13 +711,19 @@ cor_prefilter *cor_prefilter_build(cor_ruleset *rs, FILE *errors)
     (void)errors;
     return NULL;
 }
-void cor_prefilter_free(cor_prefilter *pf) { (void)pf; }
+void cor_prefilter_free(cor_prefilter *pf)
+{
+    (void)pf;
+}
 cor_prefilter_scratch *cor_prefilter_scratch_new(const cor_prefilter *pf)
 {
     (void)pf;
     return NULL;
 }
-void cor_prefilter_scratch_free(cor_prefilter_scratch *s) { (void)s; }
+void cor_prefilter_scratch_free(cor_prefilter_scratch *s)
+{
+    (void)s;
+}
 size_t cor_prefilter_scan(const cor_prefilter *pf, cor_prefilter_scratch *s,
                           const cor_field_value *values, uint32_t *out)
 {

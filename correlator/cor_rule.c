@@ -52,7 +52,7 @@ typedef struct loader {
     cor_ruleset *rs;
     const cor_load_opts *opts;
     size_t cap;
-    char **ids;          /* open-addressed set of ids */
+    char **ids; /* open-addressed set of ids */
     size_t ids_cap;
 } loader;
 
@@ -197,13 +197,13 @@ static int compile_cond(const char *field, size_t field_len, const cor_jnode *pa
     memset(c, 0, sizeof(*c));
     c->line = pat->line;
     if (!valid_field(field, field_len))
-        return fail(e, pat->line, "%s: bad field name \"%.*s\"", what, (int)(field_len > 64 ? 64 : field_len),
-                    field);
+        return fail(e, pat->line, "%s: bad field name \"%.*s\"", what,
+                    (int)(field_len > 64 ? 64 : field_len), field);
     if (pat->type != COR_JSTR)
         return fail(e, pat->line, "%s %s: pattern must be a string", what, field);
     if (pat->len > COR_MAX_PATTERN_LEN)
-        return fail(e, pat->line, "%s %s: pattern of %zu bytes exceeds the limit of %d", what, field,
-                    pat->len, COR_MAX_PATTERN_LEN);
+        return fail(e, pat->line, "%s %s: pattern of %zu bytes exceeds the limit of %d", what,
+                    field, pat->len, COR_MAX_PATTERN_LEN);
     int code;
     PCRE2_SIZE off;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat->str, pat->len, 0, &code, &off, NULL);
@@ -378,7 +378,8 @@ static int parse_tests(const cor_jnode *t, rule_err *e, cor_rule *r)
         }
         if (!ex || ex->type != COR_JSTR ||
             (strcmp(ex->str, "match") != 0 && strcmp(ex->str, "no-match") != 0))
-            return fail(e, ex ? ex->line : x->line, "test expect must be \"match\" or \"no-match\"");
+            return fail(e, ex ? ex->line : x->line,
+                        "test expect must be \"match\" or \"no-match\"");
         ts->expect_match = strcmp(ex->str, "match") == 0;
     }
     return 0;
@@ -401,10 +402,10 @@ static int build_step(const cor_jnode *where, const cor_jnode *unless, const cor
 
 static int parse_rule(const cor_jnode *o, rule_err *e, cor_rule *r)
 {
-    static const char *const keys[] = {"id", "title", "severity", "category", "where",
-                                       "unless", "threshold", "sequence", "within", "absence",
-                                       "by", "suppress", "tests", "description", "references",
-                                       NULL};
+    static const char *const keys[] = {"id",     "title",       "severity",   "category",
+                                       "where",  "unless",      "threshold",  "sequence",
+                                       "within", "absence",     "by",         "suppress",
+                                       "tests",  "description", "references", NULL};
     if (check_keys(o, NULL, keys, e))
         return -1;
     const cor_jnode *n;
@@ -435,11 +436,14 @@ static int parse_rule(const cor_jnode *o, rule_err *e, cor_rule *r)
     const cor_jnode *within = cor_json_get(o, "within");
     if ((th != NULL) + (seq != NULL) + (ab != NULL) > 1)
         return fail(e, o->line, "a rule is one of threshold, sequence or absence");
-    r->kind = th ? COR_KIND_THRESHOLD : seq ? COR_KIND_SEQUENCE : ab ? COR_KIND_ABSENCE
-                                                                  : COR_KIND_SINGLE;
+    r->kind = th    ? COR_KIND_THRESHOLD
+              : seq ? COR_KIND_SEQUENCE
+              : ab  ? COR_KIND_ABSENCE
+                    : COR_KIND_SINGLE;
     if (within && !seq)
-        return fail(e, within->line, "top-level within belongs to a sequence "
-                                     "(threshold and absence take it inside)");
+        return fail(e, within->line,
+                    "top-level within belongs to a sequence "
+                    "(threshold and absence take it inside)");
     if ((n = cor_json_get(o, "by")) && get_by(n, e, r))
         return -1;
     if (th && parse_threshold(th, e, r))

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cor_daemon.h"
 #include "cor_modes.h"
 #include "pasban/util.h"
 
@@ -13,7 +14,8 @@ static const char usage_text[] =
     "  pasban-correlator --replay --rules PATH [--kpi FILE] [--stats] [OPTIONS] [FILE...]\n"
     "  pasban-correlator --match --rules PATH [OPTIONS] [FILE...]\n"
     "  pasban-correlator --check-rules PATH\n"
-    "  pasban-correlator -c FILE | --kafka BROKERS --rules PATH [--http ADDR:PORT]\n"
+    "  pasban-correlator --kafka BROKERS --rules PATH [--http ADDR:PORT] [--group ID]\n"
+    "                    [--topic-in NAME] [--topic-out NAME]\n"
     "  pasban-correlator --help | --version\n"
     "\n"
     "Correlates Pasban events with PCRE2 rules into incidents (design.md).\n"
@@ -30,8 +32,21 @@ static const char usage_text[] =
     "  --check-rules PATH  Compile every rule of PATH and run its embedded tests. Prints\n"
     "                      file:line: messages for failures and a summary; exit 1 if any\n"
     "                      rule is refused or any test fails.\n"
-    "  -c FILE, --kafka BROKERS, --http ADDR:PORT\n"
-    "                      The daemon (consumer of pasban.events). Not in this version.\n"
+    "  --kafka BROKERS     The daemon: consume events (Pasban event JSON, or raw lines)\n"
+    "                      from pasban.events in consumer group --group (default\n"
+    "                      pasban-correlator), produce each incident to pasban.incidents\n"
+    "                      (key = incident id, detected_at = wall clock), and commit\n"
+    "                      offsets only after the incidents are delivered (at least\n"
+    "                      once). SIGHUP reloads --rules: the new set is built aside\n"
+    "                      and swapped in whole (windows start afresh); a set with a\n"
+    "                      refused rule is not taken and the old one stays. SIGTERM or\n"
+    "                      SIGINT: flush, commit, exit. First version: no -c config\n"
+    "                      file yet.\n"
+    "  --http ADDR:PORT    (daemon) Serve GET /metrics: per-rule matches, incidents,\n"
+    "                      suppressed, limit errors, late, evicted; events, parse\n"
+    "                      failures, reloads, groups (Prometheus text format).\n"
+    "  --group ID, --topic-in NAME, --topic-out NAME\n"
+    "                      Daemon consumer group and topics.\n"
     "\n"
     "Options:\n"
     "  --rules PATH        A rule file, or a directory whose *.rules files are loaded in\n"
@@ -78,6 +93,9 @@ enum {
     OPT_NO_PREFILTER,
     OPT_KAFKA,
     OPT_HTTP,
+    OPT_GROUP,
+    OPT_TOPIC_IN,
+    OPT_TOPIC_OUT,
 };
 
 static int bad_usage(const char *msg, const char *arg)
@@ -119,6 +137,9 @@ int main(int argc, char **argv)
         {"no-prefilter", no_argument, NULL, OPT_NO_PREFILTER},
         {"kafka", required_argument, NULL, OPT_KAFKA},
         {"http", required_argument, NULL, OPT_HTTP},
+        {"group", required_argument, NULL, OPT_GROUP},
+        {"topic-in", required_argument, NULL, OPT_TOPIC_IN},
+        {"topic-out", required_argument, NULL, OPT_TOPIC_OUT},
         {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -131,6 +152,12 @@ int main(int argc, char **argv)
     o.received_ms = psb_now_ms();
     int mode = 0, modes = 0;
     bool daemon = false;
+    const char *config = NULL, *http = NULL;
+    cor_daemon_opts d;
+    memset(&d, 0, sizeof(d));
+    d.group_id = "pasban-correlator";
+    d.topic_in = "pasban.events";
+    d.topic_out = "pasban.incidents";
     unsigned long long v;
     int c;
     opterr = 0;
@@ -189,9 +216,25 @@ int main(int argc, char **argv)
             o.no_prefilter = true;
             break;
         case OPT_KAFKA:
-        case OPT_HTTP:
-        case 'c':
+            d.brokers = optarg;
             daemon = true;
+            break;
+        case OPT_HTTP:
+            http = optarg;
+            daemon = true;
+            break;
+        case 'c':
+            config = optarg;
+            daemon = true;
+            break;
+        case OPT_GROUP:
+            d.group_id = optarg;
+            break;
+        case OPT_TOPIC_IN:
+            d.topic_in = optarg;
+            break;
+        case OPT_TOPIC_OUT:
+            d.topic_out = optarg;
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -208,12 +251,22 @@ int main(int argc, char **argv)
     if (modes > 1)
         return bad_usage("choose one of --replay, --match, --check-rules", NULL);
     if (modes == 0) {
-        if (daemon) {
-            fprintf(stderr, "pasban-correlator: the daemon is not in this version; "
-                            "use --replay, --match or --check-rules\n");
+        if (!daemon)
+            return bad_usage("choose a mode: --replay, --match, --check-rules or --kafka", NULL);
+        if (config) {
+            fprintf(stderr, "pasban-correlator: -c FILE is not in this version; "
+                            "give --kafka BROKERS --rules PATH\n");
             return 1;
         }
-        return bad_usage("choose a mode: --replay, --match or --check-rules", NULL);
+        if (!d.brokers || !o.rules)
+            return bad_usage("the daemon needs --kafka BROKERS and --rules PATH", NULL);
+        if (optind < argc)
+            return bad_usage("the daemon takes no input files", argv[optind]);
+        d.http = http;
+        d.rules = o.rules;
+        d.engine = o.engine;
+        d.log = stderr;
+        return cor_daemon_run(&d);
     }
     if (daemon)
         return bad_usage("-c, --kafka and --http belong to the daemon, not to this mode", NULL);

@@ -13,11 +13,11 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 "$B" --help >"$T/help"
 for f in --replay --match --check-rules --rules --kpi --stats --operator --received-at \
          --max-groups --max-window --match-limit --depth-limit --no-prefilter --version \
-         "Exit status"; do
+         --kafka --http --group --topic-in --topic-out "Exit status"; do
   grep -q -- "$f" "$T/help" || fail "--help does not mention $f"
 done
 "$B" --version | grep -q '^pasban-correlator [0-9]' || fail "--version"
-for args in "--bogus" "--replay" "--replay --match --rules x" "--match --rules" \
+for args in "--bogus" "--replay" "--replay --match --rules x" "--match --rules" "--kafka x" \
             "--check-rules $D/rules/ssh_small.rules extra.log" "--max-groups 0 --replay --rules x"; do
   rc=0; "$B" $args </dev/null >/dev/null 2>&1 || rc=$?
   [ "$rc" -eq 2 ] || fail "'$args' exited $rc, want 2"
@@ -66,7 +66,7 @@ want = [
   ("T-SSH-ROOT", {"host.hostname": "gw1"}, "2026-12-10T06:56:20.000Z", "2026-12-10T06:56:20.000Z",
    "2026-12-10T06:56:20.000Z", 1, 0),
   ("T-SILENT", {"host.hostname": "gw1"}, "2026-12-10T06:55:46.000Z", "2026-12-10T06:57:00.000Z",
-   "2026-12-10T07:12:00.000Z", 6, 0),
+   "2026-12-10T07:20:00.000Z", 6, 0),
 ]
 for got, (rid, group, first, last, det, count, supp) in zip(inc, want):
     assert got["rule"]["id"] == rid, got

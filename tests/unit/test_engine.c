@@ -35,7 +35,10 @@ static void start_opts(fixture *f, const char *rules, const cor_engine_opts *eo,
     f->ev = psb_event_new();
 }
 
-static void start(fixture *f, const char *rules) { start_opts(f, rules, NULL, true); }
+static void start(fixture *f, const char *rules)
+{
+    start_opts(f, rules, NULL, true);
+}
 
 static void stop(fixture *f)
 {
@@ -182,8 +185,9 @@ static void test_single_with_by_and_suppress(void **state)
 {
     (void)state;
     fixture f;
-    start(&f, "{\"rules\": [{\"id\": \"ROOT\", \"severity\": \"critical\", \"by\": [\"host.hostname\"],"
-              " \"where\": {\"message\": \"^Accepted \\\\S+ for root\"}, \"suppress\": \"5m\"}]}");
+    start(&f,
+          "{\"rules\": [{\"id\": \"ROOT\", \"severity\": \"critical\", \"by\": [\"host.hostname\"],"
+          " \"where\": {\"message\": \"^Accepted \\\\S+ for root\"}, \"suppress\": \"5m\"}]}");
     feed(&f, 0, "h1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
     feed(&f, 1 * S, "h1", "sshd", "Accepted publickey for root from 1.2.3.4 port 22 ssh2");
     feed(&f, 2 * S, "h2", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
@@ -325,17 +329,22 @@ static void test_absence_fires_once_then_again_after_return(void **state)
     feed(&f, 0, "fw1", "app", "a");
     feed(&f, 0, "fw2", "app", "a");
     feed(&f, 10 * 60 * S, "fw2", "app", "a2");
-    feed(&f, 20 * 60 * S, "fw2", "app", "b");      /* fw1 fires at 15m */
-    feed(&f, 40 * 60 * S, "fw2", "app", "c");      /* fw1 silent still: no repeat; fw2 fires at 35m */
-    feed(&f, 41 * 60 * S, "fw1", "app", "back");   /* fw1 is watched again */
-    feed(&f, 60 * 60 * S, "fw2", "app", "d");      /* fw1 fires at 56m, fw2 at 55m */
+    feed(&f, 20 * 60 * S, "fw2", "app", "b");    /* shows fw1 silent since 0 */
+    feed(&f, 40 * 60 * S, "fw2", "app", "c");    /* fw1 still silent: no repeat; fw2 fires */
+    feed(&f, 41 * 60 * S, "fw1", "app", "back"); /* fw1 is watched again */
+    feed(&f, 60 * 60 * S, "fw2", "app", "d");    /* fw2 (since 40m) and fw1 (since 41m) fire */
     cor_incident *const *inc;
     assert_int_equal(finish(&f, &inc), 4);
-    assert_int_equal(inc[0]->detected_at, T0 + 15 * 60 * S);
-    assert_int_equal(inc[1]->detected_at, T0 + 35 * 60 * S);
-    assert_int_equal(inc[2]->detected_at, T0 + 55 * 60 * S);
-    assert_int_equal(inc[3]->detected_at, T0 + 56 * 60 * S);
+    assert_int_equal(inc[0]->detected_at, T0 + 20 * 60 * S);
+    assert_string_equal(inc[0]->group_json, "{\"host.hostname\":\"fw1\"}");
+    assert_int_equal(inc[0]->last_seen, T0);
+    assert_int_equal(inc[1]->detected_at, T0 + 40 * 60 * S);
+    assert_int_equal(inc[1]->last_seen, T0 + 20 * 60 * S);
+    assert_int_equal(inc[2]->detected_at, T0 + 60 * 60 * S);
+    assert_string_equal(inc[2]->group_json, "{\"host.hostname\":\"fw2\"}");
+    assert_int_equal(inc[3]->detected_at, T0 + 60 * 60 * S);
     assert_string_equal(inc[3]->group_json, "{\"host.hostname\":\"fw1\"}");
+    assert_int_equal(inc[3]->first_seen, T0 + 41 * 60 * S);
     stop(&f);
 }
 
@@ -363,8 +372,9 @@ static void test_unless_allowlist(void **state)
     (void)state;
     fixture f;
     start(&f, ssh_rule("\"unless\": {\"src\": \"^10\\\\.\", \"host.hostname\": \"^lab\"}"));
-    fail_from(&f, 0, "10.1.2.3");                                          /* capture allowlisted */
-    feed(&f, 1 * S, "lab1", "sshd", "Failed password for root from 1.2.3.4 port 22"); /* event field */
+    fail_from(&f, 0, "10.1.2.3"); /* capture allowlisted */
+    feed(&f, 1 * S, "lab1", "sshd",
+         "Failed password for root from 1.2.3.4 port 22"); /* event field */
     fail_from(&f, 2 * S, "1.2.3.4");
     cor_incident *const *inc;
     assert_int_equal(finish(&f, &inc), 1);
@@ -400,7 +410,8 @@ static const char mixed_rules[] =
     "{\"rules\": ["
     " {\"id\": \"A\", \"where\": {\"message\": \"Failed password for (?<user>\\\\S+) from "
     "(?<src>\\\\S+)\"},"
-    "  \"threshold\": {\"count\": 2, \"within\": \"30s\", \"by\": [\"src\"]}, \"suppress\": \"10s\"},"
+    "  \"threshold\": {\"count\": 2, \"within\": \"30s\", \"by\": [\"src\"]}, \"suppress\": "
+    "\"10s\"},"
     " {\"id\": \"B\", \"where\": {\"message\": \"(?i)accepted\"}},"
     " {\"id\": \"C\", \"where\": {\"host.hostname\": \"^gw\"}, \"absence\": {\"within\": \"1m\","
     "   \"by\": [\"host.hostname\"]}},"
@@ -457,12 +468,32 @@ static void test_replay_twice_is_byte_identical_and_prefilter_agrees(void **stat
 static void test_prefilter_never_loses_a_match(void **state)
 {
     (void)state;
-    static const char *const pats[] = {
-        "colou?r", "ab{0,2}cde", "ab{2}cde", "(?:invalid user )?root from", "x[abc]+yz0",
-        "foo|barbaz", "(?i)ACCEPTED pass", "DPT=22\\\\b", "a\\\\.b\\\\.c", "\\\\d+ms later",
-        "^Failed (?<m>password|publickey) for", "error\\\\x3a boom", "(?i:MiXeD) case", "tab\\\\there",
-        "a.*bcd.*efg", "\\\\Qa.b\\\\E", "(?=look)lookahead", "qu+ick", "zz*top", "(ab)+c{1,}dd",
-        "[[]x]yz", "end$", "a\\\\/b\\\\/c", "\\\\101BC"};
+    static const char *const pats[] = {"colou?r",
+                                       "ab{0,2}cde",
+                                       "ab{2}cde",
+                                       "(?:invalid user )?root from",
+                                       "x[abc]+yz0",
+                                       "foo|barbaz",
+                                       "(?i)ACCEPTED pass",
+                                       "DPT=22\\\\b",
+                                       "a\\\\.b\\\\.c",
+                                       "\\\\d+ms later",
+                                       "^Failed (?<m>password|publickey) for",
+                                       "error\\\\x3a boom",
+                                       "(?i:MiXeD) case",
+                                       "tab\\\\there",
+                                       "a.*bcd.*efg",
+                                       "\\\\Qa.b\\\\E",
+                                       "(?=look)lookahead",
+                                       "qu+ick",
+                                       "zz*top",
+                                       "(ab)+c{1,}dd",
+                                       "[[]x]yz",
+                                       "end$",
+                                       "a\\\\/b\\\\/c",
+                                       "\\\\101BC",
+                                       "(?|user (?<u>\\\\w+) failed|(?<u>\\\\w+) was denied)",
+                                       "(?'q'fo+)bar[(?|]"};
     char rules[8192];
     size_t n = (size_t)snprintf(rules, sizeof(rules), "{\"rules\": [");
     for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++)
@@ -470,13 +501,48 @@ static void test_prefilter_never_loses_a_match(void **state)
                               "%s{\"id\": \"P%zu\", \"where\": {\"message\": \"%s\"}}",
                               i ? "," : "", i, pats[i]);
     snprintf(rules + n, sizeof(rules) - n, "]}");
-    static const char *const msgs[] = {
-        "the color red", "the colour red", "acde", "abbcde", "abcde", "root from 1.2.3.4",
-        "invalid user root from x", "xaaayz0", "xyz0", "foo", "barbaz", "bar", "accepted PASS",
-        "DPT=22 ", "DPT=2222", "a.b.c", "axbxc", "12ms later", "ms later",
-        "Failed password for x", "Failed publickey for y", "error: boom", "mixed case",
-        "MIXED case", "tab\there", "a bcd efg", "a.b", "lookahead", "quuuick", "ztop", "zzzztop",
-        "ababcccdd", "[yz", "]yz", "xyz", "the end", "a/b/c", "ABC"};
+    static const char *const msgs[] = {"the color red",
+                                       "the colour red",
+                                       "acde",
+                                       "abbcde",
+                                       "abcde",
+                                       "root from 1.2.3.4",
+                                       "invalid user root from x",
+                                       "xaaayz0",
+                                       "xyz0",
+                                       "foo",
+                                       "barbaz",
+                                       "bar",
+                                       "accepted PASS",
+                                       "DPT=22 ",
+                                       "DPT=2222",
+                                       "a.b.c",
+                                       "axbxc",
+                                       "12ms later",
+                                       "ms later",
+                                       "Failed password for x",
+                                       "Failed publickey for y",
+                                       "error: boom",
+                                       "mixed case",
+                                       "MIXED case",
+                                       "tab\there",
+                                       "a bcd efg",
+                                       "a.b",
+                                       "lookahead",
+                                       "quuuick",
+                                       "ztop",
+                                       "zzzztop",
+                                       "ababcccdd",
+                                       "[yz",
+                                       "]yz",
+                                       "xyz",
+                                       "the end",
+                                       "a/b/c",
+                                       "ABC",
+                                       "user bob failed",
+                                       "alice was denied",
+                                       "foobar|",
+                                       "fbar"};
     fixture a, b;
     start_opts(&a, rules, NULL, true);
     start_opts(&b, rules, NULL, false);
@@ -499,7 +565,8 @@ static void test_group_cap_evicts_oldest(void **state)
     cor_engine_opts eo;
     memset(&eo, 0, sizeof(eo));
     eo.max_groups = 2;
-    start_opts(&f, ssh_rule("\"threshold\": {\"count\": 2, \"within\": \"60s\", \"by\": [\"src\"]}"),
+    start_opts(&f,
+               ssh_rule("\"threshold\": {\"count\": 2, \"within\": \"60s\", \"by\": [\"src\"]}"),
                &eo, true);
     fail_from(&f, 0, "1.1.1.1");
     fail_from(&f, 1 * S, "2.2.2.2");
@@ -572,6 +639,32 @@ static void test_incident_record_shape(void **state)
     stop(&f);
 }
 
+static void test_live_take_and_forget(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 2, \"within\": \"60s\", \"by\": [\"src\"]},"
+                       " \"suppress\": \"30s\""));
+    cor_incident *const *inc;
+    fail_from(&f, 0, "1.2.3.4");
+    assert_int_equal(cor_engine_take(f.e, &inc), 0);
+    fail_from(&f, 1 * S, "1.2.3.4");
+    assert_int_equal(cor_engine_take(f.e, &inc), 1); /* raised once ... */
+    assert_string_equal(inc[0]->rule->id, "SSH-BF");
+    assert_true(inc[0]->detected_at > T0 + 1 * S);   /* live: the wall clock */
+    assert_int_equal(cor_engine_take(f.e, &inc), 0); /* ... and handed out once */
+    cor_engine_forget(f.e);                          /* still within its suppress time: kept */
+    fail_from(&f, 2 * S, "1.2.3.4");
+    fail_from(&f, 40 * S, "9.9.9.9"); /* the watermark passes 31 s */
+    cor_engine_forget(f.e);
+    fail_from(&f, 41 * S, "1.2.3.4");
+    fail_from(&f, 42 * S, "1.2.3.4");
+    assert_int_equal(cor_engine_take(f.e, &inc), 1);
+    assert_int_equal(cor_engine_stats(f.e)[0].suppressed, 1);
+    assert_int_equal(cor_engine_stats(f.e)[0].incidents, 2);
+    stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -596,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_expired_groups_are_freed),
         cmocka_unit_test(test_incident_id_is_stable),
         cmocka_unit_test(test_incident_record_shape),
+        cmocka_unit_test(test_live_take_and_forget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -93,20 +93,21 @@ static void test_bad_rules_are_reported_and_skipped(void **state)
 {
     (void)state;
     loaded l;
-    load(&l, "{\"rules\": [\n"
-             "{\"id\": \"OK-1\", \"where\": {\"message\": \"a\"}},\n"
-             "{\"id\": \"BAD-KEY\", \"where\": {\"message\": \"a\"},\n"
-             "  \"colour\": \"red\"},\n"
-             "{\"id\": \"BAD-DUR\", \"where\": {\"message\": \"a\"}, \"suppress\": \"5 minutes\"},\n"
-             "{\"id\": \"BAD-SEV\", \"where\": {\"message\": \"a\"}, \"severity\": \"urgent\"},\n"
-             "{\"id\": \"OK-1\", \"where\": {\"message\": \"b\"}},\n"
-             "{\"id\": \"BAD-RE\", \"where\": {\"message\": \"a(b\"}},\n"
-             "{\"id\": \"BAD-COUNT\", \"where\": {\"message\": \"a\"}, \"threshold\": "
-             "{\"count\": 0, \"within\": \"1m\"}},\n"
-             "{\"id\": \"BAD-SEQ\", \"sequence\": [{\"where\": {\"message\": \"a\"}}]},\n"
-             "{\"where\": {\"message\": \"a\"}},\n"
-             "{\"id\": \"OK-2\", \"where\": {\"message\": \"c\"}}\n"
-             "]}\n");
+    load(&l,
+         "{\"rules\": [\n"
+         "{\"id\": \"OK-1\", \"where\": {\"message\": \"a\"}},\n"
+         "{\"id\": \"BAD-KEY\", \"where\": {\"message\": \"a\"},\n"
+         "  \"colour\": \"red\"},\n"
+         "{\"id\": \"BAD-DUR\", \"where\": {\"message\": \"a\"}, \"suppress\": \"5 minutes\"},\n"
+         "{\"id\": \"BAD-SEV\", \"where\": {\"message\": \"a\"}, \"severity\": \"urgent\"},\n"
+         "{\"id\": \"OK-1\", \"where\": {\"message\": \"b\"}},\n"
+         "{\"id\": \"BAD-RE\", \"where\": {\"message\": \"a(b\"}},\n"
+         "{\"id\": \"BAD-COUNT\", \"where\": {\"message\": \"a\"}, \"threshold\": "
+         "{\"count\": 0, \"within\": \"1m\"}},\n"
+         "{\"id\": \"BAD-SEQ\", \"sequence\": [{\"where\": {\"message\": \"a\"}}]},\n"
+         "{\"where\": {\"message\": \"a\"}},\n"
+         "{\"id\": \"OK-2\", \"where\": {\"message\": \"c\"}}\n"
+         "]}\n");
     assert_int_equal(l.rs->n_rules, 2);
     assert_non_null(find(l.rs, "OK-1"));
     assert_non_null(find(l.rs, "OK-2"));
@@ -118,7 +119,8 @@ static void test_bad_rules_are_reported_and_skipped(void **state)
     assert_non_null(strstr(l.errors, "t.rules:8: rule BAD-RE: where message: bad pattern at "
                                      "offset 3: missing closing parenthesis\n"));
     assert_non_null(strstr(l.errors, "t.rules:9: rule BAD-COUNT: threshold count"));
-    assert_non_null(strstr(l.errors, "t.rules:10: rule BAD-SEQ: a sequence needs a top-level within"));
+    assert_non_null(
+        strstr(l.errors, "t.rules:10: rule BAD-SEQ: a sequence needs a top-level within"));
     assert_non_null(strstr(l.errors, "t.rules:11: rule #9: needs an id"));
     /* the first of a duplicated id is the one kept */
     assert_string_equal(find(l.rs, "OK-1")->steps[0].where[0].pattern, "a");
@@ -161,19 +163,21 @@ static void test_kinds_and_keys(void **state)
 {
     (void)state;
     loaded l;
-    load(&l, "{\"rules\": ["
-             "{\"id\": \"S\", \"by\": [\"host.hostname\"], \"where\": {\"message\": \"a\"}},"
-             "{\"id\": \"D\", \"where\": {\"message\": \"DPT=(?<p>\\\\d+)\"}, \"threshold\": "
-             "{\"count\": 20, \"within\": \"1m\", \"by\": [\"src\"], \"distinct\": \"p\"}},"
-             "{\"id\": \"Q\", \"within\": \"10m\", \"by\": [\"src\"], \"where\": {\"process.name\": "
-             "\"sshd\"}, \"unless\": {\"src\": \"^10\\\\.\"}, \"sequence\": [{\"where\": {\"message\": "
-             "\"Failed\"}}, {\"where\": {\"message\": \"Accepted\"}, \"unless\": {\"user\": \"^svc\"}}]},"
-             "{\"id\": \"A\", \"where\": {\"host.hostname\": \".\"}, \"absence\": {\"within\": "
-             "\"15m\", \"by\": [\"host.hostname\"]}},"
-             "{\"id\": \"X\", \"where\": {\"message\": \"a\"}, \"absence\": {\"within\": \"1m\"},"
-             " \"threshold\": {\"count\": 1, \"within\": \"1m\"}},"
-             "{\"id\": \"Y\", \"where\": {\"message\": \"a\"}, \"within\": \"1m\"}"
-             "]}");
+    load(&l,
+         "{\"rules\": ["
+         "{\"id\": \"S\", \"by\": [\"host.hostname\"], \"where\": {\"message\": \"a\"}},"
+         "{\"id\": \"D\", \"where\": {\"message\": \"DPT=(?<p>\\\\d+)\"}, \"threshold\": "
+         "{\"count\": 20, \"within\": \"1m\", \"by\": [\"src\"], \"distinct\": \"p\"}},"
+         "{\"id\": \"Q\", \"within\": \"10m\", \"by\": [\"src\"], \"where\": {\"process.name\": "
+         "\"sshd\"}, \"unless\": {\"src\": \"^10\\\\.\"}, \"sequence\": [{\"where\": {\"message\": "
+         "\"Failed\"}}, {\"where\": {\"message\": \"Accepted\"}, \"unless\": {\"user\": "
+         "\"^svc\"}}]},"
+         "{\"id\": \"A\", \"where\": {\"host.hostname\": \".\"}, \"absence\": {\"within\": "
+         "\"15m\", \"by\": [\"host.hostname\"]}},"
+         "{\"id\": \"X\", \"where\": {\"message\": \"a\"}, \"absence\": {\"within\": \"1m\"},"
+         " \"threshold\": {\"count\": 1, \"within\": \"1m\"}},"
+         "{\"id\": \"Y\", \"where\": {\"message\": \"a\"}, \"within\": \"1m\"}"
+         "]}");
     assert_int_equal(l.rs->n_rules, 4);
     assert_int_equal(find(l.rs, "S")->kind, COR_KIND_SINGLE);
     assert_string_equal(find(l.rs, "D")->distinct, "p");
