@@ -1,0 +1,575 @@
+/* vendor.c -- Cisco, Huawei, Juniper, Fortinet, Palo Alto and key=value devices
+ * on top of the RFC 3164 parse (label vocabulary in vendor.h).
+ *
+ * Everything here only reads the message and adds labels that point into it;
+ * a line that merely resembles a dialect keeps its plain 3164 fields.
+ */
+#include "vendor.h"
+
+#include <string.h>
+
+static bool is_sp(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_upper(char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+static bool is_alpha(char c)
+{
+    return (c >= 'a' && c <= 'z') || is_upper(c);
+}
+
+static const char *skip_sp(const char *p, const char *end)
+{
+    while (p < end && is_sp(*p))
+        p++;
+    return p;
+}
+
+static psb_str slice(const char *s, const char *e)
+{
+    return psb_str_make(s, (size_t)(e - s));
+}
+
+static bool str_is(psb_str s, const char *lit, size_t n)
+{
+    return s.len == n && memcmp(s.ptr, lit, n) == 0;
+}
+
+static void add_label(psb_event *ev, const char *key, size_t klen, psb_str value)
+{
+    psb_event_add_label(ev, psb_str_make(key, klen), value);
+}
+
+#define LABEL(ev, lit, v) add_label((ev), (lit), sizeof(lit) - 1, (v))
+
+static psb_str find_label(const psb_event *ev, const char *key, size_t klen)
+{
+    for (size_t i = 0; i < ev->n_labels; i++)
+        if (ev->labels[i].key.len == klen && memcmp(ev->labels[i].key.ptr, key, klen) == 0)
+            return ev->labels[i].value;
+    return PSB_STR_NULL;
+}
+
+#define FIND(ev, lit) find_label((ev), (lit), sizeof(lit) - 1)
+
+/* ---- Cisco IOS prefix ------------------------------------------------------ */
+
+static bool host_char(char c)
+{
+    return is_alpha(c) || is_digit(c) || c == '.' || c == '-' || c == '_';
+}
+
+/* Cisco uptime stamps ("00:01:23:", "1w2d:", "2d03h:") instead of a date. */
+static const char *uptime(const char *p, const char *end)
+{
+    const char *q = p;
+    if (q >= end || !is_digit(*q))
+        return NULL;
+    while (q < end && (is_digit(*q) || *q == ':' || *q == 'y' || *q == 'w' || *q == 'd' ||
+                       *q == 'h' || *q == 'm' || *q == 's'))
+        q++;
+    if (q - p < 2 || q[-1] != ':' || (q < end && !is_sp(*q)))
+        return NULL;
+    return q;
+}
+
+const char *psb_vendor_cisco_header(const char *p, const char *end, psb_cisco_hdr *c)
+{
+    memset(c, 0, sizeof(*c));
+    const char *q = p;
+    int counters = 0;
+    /* The message counter, then `service sequence-numbers`' own number. */
+    while (counters < 2 && q < end && is_digit(*q)) {
+        const char *s = q;
+        while (q < end && is_digit(*q) && q - s < 12)
+            q++;
+        if (q + 1 >= end || *q != ':' || q[1] != ' ') {
+            q = s;
+            break;
+        }
+        c->sequence = slice(s, q);
+        counters++;
+        q = skip_sp(q + 1, end);
+    }
+    if (counters) { /* `logging origin-id hostname`: "45: router1: *Mar ..." */
+        const char *s = q;
+        bool letter = false;
+        while (q < end && host_char(*q)) {
+            letter |= !is_digit(*q);
+            q++;
+        }
+        if (q > s && letter && q + 1 < end && *q == ':' && q[1] == ' ') {
+            c->hostname = slice(s, q);
+            q = skip_sp(q + 1, end);
+        } else {
+            q = s;
+        }
+        if (q < end && *q == '%') /* no timestamps configured */
+            return q;
+    }
+    if (end - q >= 5 && (*q == '*' || *q == '.') && (is_alpha(q[1]) || is_digit(q[1]))) {
+        c->flag = *q;
+        q++;
+    }
+    const char *t = q;
+    if (!counters && !c->flag) { /* only an uptime: "00:00:46: %LINK-3-UPDOWN: ..." */
+        t = uptime(q, end);
+        if (!t || (t = skip_sp(t, end)) >= end || *t != '%')
+            return NULL;
+        return t;
+    }
+    if (psb_rfc3164_parse_bsd_time(&t, end, &c->ts) == 0 ||
+        psb_rfc3164_parse_iso_time(&t, end, &c->ts) == 0) {
+        c->has_time = true;
+        if (t + 1 < end && *t == ' ' && is_alpha(t[1])) { /* a zone name in any case: "gmt:" */
+            const char *z = t + 1;
+            while (z < end && (is_alpha(*z) || is_digit(*z)) && z - t <= 6)
+                z++;
+            if (z < end && *z == ':')
+                t = z;
+        }
+        if (t >= end || *t != ':')
+            return NULL;
+        q = t + 1;
+    } else if ((t = uptime(q, end)) != NULL) {
+        q = t;
+    } else {
+        return NULL;
+    }
+    q = skip_sp(q, end);
+    if (q < end && *q == '%')
+        return q;
+    /* "*Oct 07 03:10:04: mydevice.com %CRYPTO-4-...": a hostname before the code. */
+    const char *s = q;
+    while (q < end && host_char(*q))
+        q++;
+    if (q == s || q >= end || !is_sp(*q))
+        return NULL;
+    const char *r = skip_sp(q, end);
+    if (r >= end || *r != '%')
+        return NULL;
+    if (!psb_str_is_set(c->hostname))
+        c->hostname = slice(s, q);
+    return r;
+}
+
+/* ---- key=value ------------------------------------------------------------- */
+
+static bool key_char(char c)
+{
+    return is_alpha(c) || is_digit(c) || c == '_' || c == '.' || c == '-';
+}
+
+/* Length of "key" when p starts "key=", else 0. */
+static size_t key_at(const char *p, const char *end)
+{
+    const char *q = p;
+    if (q >= end || !(is_alpha(*q) || *q == '_'))
+        return 0;
+    while (q < end && key_char(*q) && q - p < 64)
+        q++;
+    return q < end && *q == '=' ? (size_t)(q - p) : 0;
+}
+
+bool psb_vendor_kv_start(const char *p, const char *end)
+{
+    return key_at(p, end) > 0;
+}
+
+/* The labels vendor.h reserves; a device key of the same name is not added. */
+static bool reserved(const char *k, size_t n)
+{
+    return (n == 6 && memcmp(k, "vendor", 6) == 0) ||
+           (n == 8 && (memcmp(k, "mnemonic", 8) == 0 || memcmp(k, "sequence", 8) == 0)) ||
+           (n == 10 && memcmp(k, "clock_sync", 10) == 0);
+}
+
+/* A key already present (devices repeat keys, JSON must not). Lengths first. */
+static bool have_label(const psb_event *ev, const char *k, size_t n)
+{
+    for (size_t i = 0; i < ev->n_labels; i++)
+        if (ev->labels[i].key.len == n && ev->labels[i].key.ptr[0] == k[0] &&
+            memcmp(ev->labels[i].key.ptr, k, n) == 0)
+            return true;
+    return false;
+}
+
+/* Scan "k=v k2="quoted v" ..." from p, stopping at the first word that is not a
+ * pair. In a Huawei list ("(K=V, K2=V two)") an unquoted value runs up to the
+ * next ", Key=". Adds labels when add; returns the number of pairs seen and where
+ * the scan stopped. Leaves one label slot free for labels.vendor. */
+static size_t kv_scan(psb_event *ev, const char *p, const char *end, bool list, bool add,
+                      const char **stop)
+{
+    size_t pairs = 0;
+    for (;;) {
+        while (p < end && (is_sp(*p) || *p == ','))
+            p++;
+        size_t kl = key_at(p, end);
+        if (!kl)
+            break;
+        const char *k = p, *v = p + kl + 1, *ve;
+        p = v;
+        if (p < end && *p == '"') {
+            v = ++p;
+            while (p < end && *p != '"') {
+                if (*p == '\\' && p + 1 < end)
+                    p++;
+                p++;
+            }
+            ve = p;
+            if (p < end)
+                p++;
+        } else if (list) {
+            while (p < end) {
+                if (*p == ',') {
+                    const char *n = skip_sp(p + 1, end);
+                    if (key_at(n, end))
+                        break;
+                }
+                p++;
+            }
+            ve = p;
+        } else {
+            while (p < end && !is_sp(*p) && *p != ',')
+                p++;
+            ve = p;
+        }
+        pairs++;
+        if (add && ev->n_labels + 1 < PSB_EVENT_MAX_LABELS && !reserved(k, kl) &&
+            !have_label(ev, k, kl))
+            add_label(ev, k, kl, slice(v, ve));
+    }
+    if (stop)
+        *stop = p;
+    return pairs;
+}
+
+/* "+0330", "+03:30", "+08", "-0500", "UTC": seconds east of UTC. */
+static bool zone_value(psb_str z, int32_t *out)
+{
+    unsigned h = 0, m = 0;
+    const char *s = z.ptr;
+    if (str_is(z, "UTC", 3) || str_is(z, "GMT", 3) || str_is(z, "Z", 1)) {
+        *out = 0;
+        return true;
+    }
+    if (z.len < 3 || (s[0] != '+' && s[0] != '-') || !is_digit(s[1]) || !is_digit(s[2]))
+        return false;
+    h = (unsigned)((s[1] - '0') * 10 + (s[2] - '0'));
+    size_t i = 3;
+    if (i < z.len && s[i] == ':')
+        i++;
+    if (i + 2 == z.len && is_digit(s[i]) && is_digit(s[i + 1]))
+        m = (unsigned)((s[i] - '0') * 10 + (s[i + 1] - '0'));
+    else if (i != z.len)
+        return false;
+    if (h > 23 || m > 59)
+        return false;
+    *out = (int32_t)(h * 3600 + m * 60) * (s[0] == '-' ? -1 : 1);
+    return true;
+}
+
+/* Fortinet and friends: date=2026-11-10 time=11:50:48 [tz="+0330"], or one
+ * time="2019-02-27 12:55:40 UTC" (SonicWall). */
+static void kv_time(const psb_parse_opts *opts, psb_event *ev)
+{
+    psb_str date = FIND(ev, "date"), time = FIND(ev, "time");
+    char buf[40];
+    if (!time.ptr)
+        return;
+    size_t n = 0;
+    if (date.ptr && date.len == 10 && time.len == 8) {
+        memcpy(buf, date.ptr, 10);
+        buf[10] = 'T';
+        memcpy(buf + 11, time.ptr, 8);
+        n = 19;
+    } else if (!date.ptr && time.len >= 19 && time.len < sizeof(buf)) {
+        memcpy(buf, time.ptr, time.len);
+        n = time.len;
+    } else {
+        return;
+    }
+    psb_ts ts;
+    const char *p = buf;
+    if (psb_rfc3164_parse_iso_time(&p, buf + n, &ts) != 0)
+        return;
+    if (p + 4 == buf + n && (memcmp(p, " UTC", 4) == 0 || memcmp(p, " GMT", 4) == 0)) {
+        ts.has_zone = true;
+        ts.zone_s = 0;
+    }
+    psb_str tz = FIND(ev, "tz");
+    if (!tz.ptr)
+        tz = FIND(ev, "timezone");
+    int32_t z;
+    if (!ts.has_zone && tz.ptr && zone_value(tz, &z)) {
+        ts.has_zone = true;
+        ts.zone_s = z;
+    }
+    int64_t ms;
+    if (psb_rfc3164_resolve_time(&ts, opts, &ms) == 0)
+        ev->timestamp_ms = ms;
+}
+
+size_t psb_vendor_kv_message(const psb_parse_opts *opts, psb_event *ev, const char *p,
+                             const char *end, bool ts_free)
+{
+    size_t pairs = kv_scan(ev, p, end, false, true, NULL);
+    psb_str devname = FIND(ev, "devname");
+    psb_str devid = FIND(ev, "devid");
+    psb_str logid = FIND(ev, "logid");
+    if (!devid.ptr)
+        devid = FIND(ev, "device_id");
+    if (!logid.ptr)
+        logid = FIND(ev, "log_id");
+    if (((devname.ptr || devid.ptr) && (logid.ptr || FIND(ev, "date").ptr)) ||
+        (logid.ptr && FIND(ev, "vd").ptr && FIND(ev, "type").ptr)) {
+        LABEL(ev, "vendor", PSB_STR_LIT("fortinet"));
+        if (devname.ptr)
+            ev->hostname = devname;
+    } else if (!ev->hostname.ptr) {
+        psb_str dn = FIND(ev, "device_name"); /* Sophos */
+        if (dn.ptr)
+            ev->hostname = dn;
+    }
+    if (ts_free)
+        kv_time(opts, ev);
+    return pairs;
+}
+
+/* ---- Palo Alto CSV ----------------------------------------------------------- */
+
+#define PA_MAX_FIELDS 40
+
+static const char *const pa_traffic[] = {
+    NULL,   NULL,  "serial", "type",  "subtype", NULL,      NULL,       "src",
+    "dst",  "natsrc", "natdst", "rule", "srcuser", "dstuser", "app",    "vsys",
+    "from", "to",  "inbound_if", "outbound_if", NULL, NULL, NULL,      NULL,
+    "sport", "dport", NULL, NULL,     NULL,      "proto",   "action",
+};
+static const char *const pa_threat_extra[] = {"misc", "threatid", "category", "severity",
+                                              "direction"};
+
+int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
+{
+    psb_str f[PA_MAX_FIELDS];
+    size_t n = 0;
+    const char *q = p;
+    /* FUTURE_USE, receive time "yyyy/mm/dd hh:mm:ss", serial, TYPE. */
+    if (end - p < 30 || !is_digit(p[0]) || p[1] != ',' || !is_digit(p[2]) || p[6] != '/' ||
+        p[9] != '/' || p[12] != ' ' || p[15] != ':' || p[21] != ',')
+        return 0;
+    while (q <= end && n < PA_MAX_FIELDS) {
+        const char *s = q, *e;
+        if (q < end && *q == '"') {
+            s = ++q;
+            while (q < end && *q != '"')
+                q++;
+            e = q;
+            if (q < end)
+                q++;
+            while (q < end && *q != ',')
+                q++;
+        } else {
+            while (q < end && *q != ',')
+                q++;
+            e = q;
+        }
+        f[n++] = slice(s, e);
+        if (q >= end)
+            break;
+        q++;
+    }
+    if (n < 4 || f[3].len < 3)
+        return 0;
+    for (size_t i = 0; i < f[3].len; i++)
+        if (!is_upper(f[3].ptr[i]) && f[3].ptr[i] != '_')
+            return 0;
+    LABEL(ev, "vendor", PSB_STR_LIT("paloalto"));
+    bool traffic = str_is(f[3], "TRAFFIC", 7), threat = str_is(f[3], "THREAT", 6);
+    if (traffic || threat) {
+        size_t lim = sizeof(pa_traffic) / sizeof(pa_traffic[0]);
+        for (size_t i = 0; i < n && i < lim; i++)
+            if (pa_traffic[i] && f[i].len)
+                add_label(ev, pa_traffic[i], strlen(pa_traffic[i]), f[i]);
+        for (size_t i = 0; threat && i < 5 && lim + i < n; i++)
+            if (f[lim + i].len)
+                add_label(ev, pa_threat_extra[i], strlen(pa_threat_extra[i]), f[lim + i]);
+    } else {
+        LABEL(ev, "serial", f[2]);
+        LABEL(ev, "type", f[3]);
+        if (f[4].len)
+            LABEL(ev, "subtype", f[4]);
+    }
+    ev->message = slice(p, end);
+    return 1;
+}
+
+/* ---- codes in the TAG or at the start of the message -------------------------- */
+
+/* "%SYS-5-CONFIG_I", "%ASA-6-302013", "%MGBL-CONFIG-6-DB_COMMIT": '-'-separated
+ * upper-case words with a severity digit before the last one. */
+static bool cisco_code(psb_str t)
+{
+    const char *s = t.ptr + 1, *e = t.ptr + t.len;
+    const char *last = NULL, *prev = NULL;
+    if (t.len < 6 || t.ptr[0] != '%' || !is_upper(s[0]))
+        return false;
+    for (const char *q = s; q < e; q++) {
+        if (*q == '-') {
+            prev = last;
+            last = q;
+        } else if (!is_upper(*q) && !is_digit(*q) && *q != '_') {
+            return false;
+        }
+    }
+    return last && prev && last - prev == 2 && prev[1] >= '0' && prev[1] <= '7' && last + 1 < e;
+}
+
+static void cisco_labels(psb_event *ev)
+{
+    psb_str t = ev->appname;
+    const char *fac = t.ptr + 1;
+    size_t fl = (size_t)((const char *)memchr(fac, '-', t.len - 1) - fac);
+    psb_str vendor = PSB_STR_LIT("cisco_ios");
+    if ((fl == 3 && (memcmp(fac, "ASA", 3) == 0 || memcmp(fac, "PIX", 3) == 0)) ||
+        (fl == 4 && memcmp(fac, "FWSM", 4) == 0))
+        vendor = PSB_STR_LIT("cisco_asa");
+    else if (fl == 3 && memcmp(fac, "FTD", 3) == 0)
+        vendor = PSB_STR_LIT("cisco_ftd");
+    LABEL(ev, "vendor", vendor);
+    LABEL(ev, "mnemonic", psb_str_make(fac, t.len - 1));
+}
+
+/* Huawei VRP "%%01SHELL/5/CMDRECORD(s)": version, module/severity/name, (type). */
+static bool huawei_labels(psb_event *ev)
+{
+    psb_str t = ev->appname;
+    const char *s = t.ptr + 4, *e = t.ptr + t.len;
+    if (t.len < 9 || t.ptr[1] != '%' || !is_digit(t.ptr[2]) || !is_digit(t.ptr[3]))
+        return false;
+    const char *q = s;
+    while (q < e && (is_upper(*q) || is_digit(*q) || *q == '_'))
+        q++;
+    if (q == s || q + 3 >= e || q[0] != '/' || !is_digit(q[1]) || q[2] != '/')
+        return false;
+    q += 3;
+    while (q < e && *q != '(')
+        q++;
+    LABEL(ev, "vendor", PSB_STR_LIT("huawei_vrp"));
+    LABEL(ev, "mnemonic", slice(s, q));
+    if (ev->procid.ptr) { /* "[0]" is the log's serial number, not a process */
+        LABEL(ev, "sequence", ev->procid);
+        ev->procid = PSB_STR_NULL;
+    }
+    return true;
+}
+
+/* Junos facilities (the part of a message name before its first '_'). */
+static bool junos_facility(const char *s, size_t n)
+{
+    static const char *const fac[] = {
+        "ACCT",   "ALARMD", "ANALYZER", "APPID",  "APPTRACK", "AUDITD", "AUTHD",  "AUTOCONFD",
+        "AV",     "BFDD",   "BOOTPD",   "CHASSISD", "COSD",   "DCD",    "DDOS",   "DFWD",
+        "ESWD",   "EVENTD", "FLOW",     "FWAUTH", "ICCPD",    "IDP",    "JSRPD",  "KMD",
+        "L2ALD",  "L2CPD",  "LACPD",    "LIBJNX", "LICENSE",  "LLDPD",  "LOGIN",  "MIB2D",
+        "NTPD",   "PFE",    "PKID",     "PPMD",   "RMOPD",    "RPD",    "RT",     "SFW",
+        "SNMP",   "SNMPD",  "SSHD",     "UI",     "UTMD",     "VCCPD",  "VRRPD",  "WEBFILTER",
+    };
+    for (size_t i = 0; i < sizeof(fac) / sizeof(fac[0]); i++)
+        if (strlen(fac[i]) == n && memcmp(fac[i], s, n) == 0)
+            return true;
+    return false;
+}
+
+/* "RT_FLOW_SESSION_DENY: ..." at the start of the message. */
+static bool junos_labels(psb_event *ev)
+{
+    psb_str m = ev->message;
+    const char *s = m.ptr, *e = m.ptr + m.len, *q = s, *us = NULL;
+    if (!s || m.len < 4 || !is_upper(*s))
+        return false;
+    while (q < e && (is_upper(*q) || is_digit(*q) || *q == '_')) {
+        if (*q == '_' && !us)
+            us = q;
+        q++;
+    }
+    if (!us || us + 1 >= q || q[-1] == '_' || q >= e || *q != ':' ||
+        (q + 1 < e && !is_sp(q[1])))
+        return false;
+    if (junos_facility(s, (size_t)(us - s)))
+        LABEL(ev, "vendor", PSB_STR_LIT("juniper"));
+    LABEL(ev, "mnemonic", slice(s, q));
+    return true;
+}
+
+/* Huawei's "... (Task=VT0, Ip=10.1.1.1, User=admin, Command="display version")". */
+static void paren_list(psb_event *ev)
+{
+    psb_str m = ev->message;
+    const char *e = m.ptr + m.len;
+    if (m.len < 5 || e[-1] != ')')
+        return;
+    const char *o = e - 1;
+    while (o > m.ptr && *o != '(')
+        o--;
+    if (*o != '(' || !key_at(o + 1, e))
+        return;
+    kv_scan(ev, o + 1, e - 1, true, true, NULL);
+}
+
+void psb_vendor_after_tag(const psb_parse_opts *opts, psb_event *ev)
+{
+    (void)opts;
+    psb_str t = ev->appname;
+    bool huawei = false;
+    if (t.ptr && t.len > 1 && t.ptr[0] == '%') {
+        if (t.ptr[1] == '%')
+            huawei = huawei_labels(ev);
+        else if (cisco_code(t))
+            cisco_labels(ev);
+    } else if (ev->message.ptr && ev->message.len > 6 && ev->message.ptr[0] == '%' &&
+               ev->message.ptr[1] != '%') {
+        /* "Oct 6 03:32:02 mng: %SEC-6-IPACCESSLOGP: ...": the word before the code
+         * was a zone or host name, not the TAG. */
+        const char *m = ev->message.ptr, *e = m + ev->message.len, *c = m;
+        while (c < e && *c != ':' && !is_sp(*c))
+            c++;
+        if (c < e && *c == ':' && cisco_code(slice(m, c))) {
+            ev->appname = slice(m, c);
+            ev->procid = PSB_STR_NULL;
+            c++;
+            if (c < e && is_sp(*c))
+                c++;
+            ev->message = c < e ? slice(c, e) : PSB_STR_NULL;
+            cisco_labels(ev);
+        }
+    } else if (ev->message.ptr) {
+        junos_labels(ev);
+    }
+    psb_str m = ev->message;
+    if (!m.ptr)
+        return;
+    const char *s = skip_sp(m.ptr, m.ptr + m.len), *e = m.ptr + m.len;
+    if (huawei && key_at(s, e)) { /* USG: "vsys=public, protocol=17, ..." */
+        kv_scan(ev, s, e, false, true, NULL);
+        return;
+    }
+    if (huawei) {
+        paren_list(ev);
+        return;
+    }
+    /* A run of key=value at the start of a message (FortiAuthenticator, NetScreen). */
+    if (key_at(s, e) && kv_scan(ev, s, e, false, false, NULL) >= 3)
+        kv_scan(ev, s, e, false, true, NULL);
+}
