@@ -1,11 +1,490 @@
-/* json.c -- placeholder until the parser lands (issue 3). */
+/* json.c -- one JSON object (HTTP input, JSONL files) into a psb_event.
+ *
+ * The object is kept whole as a yajl tree in ev->json; the writer emits it with
+ * the pipeline's fields merged in. The tree is built here from yajl's callback
+ * parser rather than by yajl_tree_parse, for three reasons: the message is not
+ * NUL-terminated, the nesting limit must stop the parse before a deep tree
+ * exists, and errors should say at which byte they happened. The nodes are
+ * allocated with malloc exactly as yajl_tree does, so yajl_tree_free frees them.
+ *
+ * Known ECS fields are then looked up in the tree, written either as nested
+ * objects ({"host": {"hostname": "a"}}) or as dotted keys ({"host.hostname": "a"});
+ * the event's slices point into the tree's strings.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+#include <yajl/yajl_tree.h>
+
 #include "pasban/parse.h"
+
+#define JSON_STR_(x) #x
+#define JSON_STR(x) JSON_STR_(x)
+
+/* ---- building the tree ---------------------------------------------------- */
+
+typedef struct jb {
+    yajl_val stack[PSB_MAX_JSON_DEPTH]; /* open containers, innermost last */
+    size_t caps[PSB_MAX_JSON_DEPTH];    /* allocated slots of each open container */
+    int depth;
+    char *key;       /* object key waiting for its value (owned) */
+    yajl_val root;
+    const char *why; /* our own reason for cancelling the parse, if any */
+} jb;
+
+static yajl_val node_new(yajl_type t)
+{
+    yajl_val v = psb_xcalloc(1, sizeof(*v));
+    v->type = t;
+    return v;
+}
+
+/* Attach v to the innermost open container (or make it the root). Returns 1, or
+ * 0 to cancel the parse: the top level must be an object. */
+static int attach(jb *b, yajl_val v)
+{
+    if (b->depth == 0) {
+        if (!YAJL_IS_OBJECT(v)) {
+            yajl_tree_free(v);
+            b->why = "not an object";
+            return 0;
+        }
+        b->root = v;
+        return 1;
+    }
+    int d = b->depth - 1;
+    yajl_val c = b->stack[d];
+    if (YAJL_IS_OBJECT(c)) {
+        if (c->u.object.len == b->caps[d]) {
+            size_t cap = b->caps[d] ? b->caps[d] * 2 : 8;
+            c->u.object.keys = psb_xrealloc(c->u.object.keys, cap * sizeof(char *));
+            c->u.object.values = psb_xrealloc(c->u.object.values, cap * sizeof(yajl_val));
+            b->caps[d] = cap;
+        }
+        c->u.object.keys[c->u.object.len] = b->key;
+        c->u.object.values[c->u.object.len] = v;
+        c->u.object.len++;
+        b->key = NULL;
+    } else {
+        if (c->u.array.len == b->caps[d]) {
+            size_t cap = b->caps[d] ? b->caps[d] * 2 : 8;
+            c->u.array.values = psb_xrealloc(c->u.array.values, cap * sizeof(yajl_val));
+            b->caps[d] = cap;
+        }
+        c->u.array.values[c->u.array.len++] = v;
+    }
+    return 1;
+}
+
+static int cb_open(jb *b, yajl_type t)
+{
+    if (b->depth >= PSB_MAX_JSON_DEPTH) {
+        b->why = "nesting deeper than " JSON_STR(PSB_MAX_JSON_DEPTH) " levels";
+        return 0;
+    }
+    yajl_val v = node_new(t);
+    if (!attach(b, v))
+        return 0;
+    b->caps[b->depth] = 0;
+    b->stack[b->depth++] = v;
+    return 1;
+}
+
+static int cb_close(void *ctx)
+{
+    jb *b = ctx;
+    b->depth--;
+    return 1;
+}
+
+static int cb_start_map(void *ctx) { return cb_open(ctx, yajl_t_object); }
+static int cb_start_array(void *ctx) { return cb_open(ctx, yajl_t_array); }
+
+static int cb_key(void *ctx, const unsigned char *s, size_t n)
+{
+    jb *b = ctx;
+    free(b->key);
+    b->key = psb_xstrndup((const char *)s, n);
+    return 1;
+}
+
+static int cb_string(void *ctx, const unsigned char *s, size_t n)
+{
+    yajl_val v = node_new(yajl_t_string);
+    v->u.string = psb_xstrndup((const char *)s, n);
+    return attach(ctx, v);
+}
+
+static int cb_number(void *ctx, const char *s, size_t n)
+{
+    yajl_val v = node_new(yajl_t_number);
+    char *r = psb_xstrndup(s, n);
+    v->u.number.r = r;
+    /* Same flags as yajl_tree, so any yajl_tree reader sees the usual values. */
+    char *end;
+    errno = 0;
+    v->u.number.i = strtoll(r, &end, 10);
+    if (errno == 0 && *end == '\0')
+        v->u.number.flags |= YAJL_NUMBER_INT_VALID;
+    errno = 0;
+    v->u.number.d = strtod(r, &end);
+    if (errno == 0 && *end == '\0')
+        v->u.number.flags |= YAJL_NUMBER_DOUBLE_VALID;
+    return attach(ctx, v);
+}
+
+static int cb_bool(void *ctx, int val) { return attach(ctx, node_new(val ? yajl_t_true : yajl_t_false)); }
+static int cb_null(void *ctx) { return attach(ctx, node_new(yajl_t_null)); }
+
+static const yajl_callbacks json_callbacks = {
+    .yajl_null = cb_null,
+    .yajl_boolean = cb_bool,
+    .yajl_number = cb_number,
+    .yajl_string = cb_string,
+    .yajl_start_map = cb_start_map,
+    .yajl_map_key = cb_key,
+    .yajl_end_map = cb_close,
+    .yajl_start_array = cb_start_array,
+    .yajl_end_array = cb_close,
+};
+
+/* yajl's short error text ("parse error: trailing garbage\n") without the
+ * prefix and the newline, copied into buf. */
+static void yajl_reason(yajl_handle h, const char *msg, size_t len, char *buf, size_t cap)
+{
+    unsigned char *e = yajl_get_error(h, 0, (const unsigned char *)msg, len);
+    const char *s = e ? (const char *)e : "invalid JSON";
+    const char *colon = strstr(s, "error: ");
+    if (colon)
+        s = colon + 7;
+    size_t n = strcspn(s, "\n");
+    while (n && (s[n - 1] == '.' || s[n - 1] == ' '))
+        n--;
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    if (e)
+        yajl_free_error(h, e);
+}
+
+/* Parse msg into a tree; NULL after setting the event's error. */
+static yajl_val build_tree(const char *msg, size_t len, psb_event *ev)
+{
+    jb b = {0};
+    yajl_handle h = yajl_alloc(&json_callbacks, NULL, &b);
+    /* Invalid UTF-8 is not worth losing an event over: the writer replaces each
+     * bad byte with U+FFFD, as it does for syslog. */
+    yajl_config(h, yajl_dont_validate_strings, 1);
+    yajl_status st = yajl_parse(h, (const unsigned char *)msg, len);
+    /* yajl counts the offending byte as consumed; point at it instead. */
+    size_t at = yajl_get_bytes_consumed(h);
+    if (at > 0)
+        at--;
+    if (st == yajl_status_ok) {
+        st = yajl_complete_parse(h); /* errors here are at the end: a truncated object */
+        at = len;
+    }
+    if (st != yajl_status_ok) {
+        char reason[96];
+        if (b.why)
+            snprintf(reason, sizeof(reason), "%s", b.why);
+        else
+            yajl_reason(h, msg, len, reason, sizeof(reason));
+        if (b.why && !b.root && b.depth == 0) { /* the top-level value: point at its start */
+            for (at = 0; at < len && memchr(" \t\r\n", msg[at], 4); at++)
+                ;
+        }
+        psb_event_set_error(ev, "json: %s at byte %zu", reason, at);
+        yajl_tree_free(b.root);
+        b.root = NULL;
+    }
+    free(b.key);
+    yajl_free(h);
+    return b.root;
+}
+
+/* ---- extracting the known fields ------------------------------------------ */
+
+enum field {
+    F_TIMESTAMP,
+    F_MESSAGE,
+    F_HOSTNAME,
+    F_PROCESS_NAME,
+    F_PROCESS_PID,
+    F_APPNAME,
+    F_PROCID,
+    F_MSGID,
+    F_PRIORITY,
+    F_VERSION,
+    F_FACILITY,
+    F_SEVERITY,
+    F_SD,
+    F_ORIGINAL,
+    F_CREATED,
+    F_KIND,
+    F_ORGANIZATION,
+    F_OBSERVER,
+    F_ERROR,
+    F_COUNT
+};
+
+static const char *const field_paths[F_COUNT] = {
+    [F_TIMESTAMP] = "@timestamp",
+    [F_MESSAGE] = "message",
+    [F_HOSTNAME] = "host.hostname",
+    [F_PROCESS_NAME] = "process.name",
+    [F_PROCESS_PID] = "process.pid",
+    [F_APPNAME] = "log.syslog.appname",
+    [F_PROCID] = "log.syslog.procid",
+    [F_MSGID] = "log.syslog.msgid",
+    [F_PRIORITY] = "log.syslog.priority",
+    [F_VERSION] = "log.syslog.version",
+    [F_FACILITY] = "log.syslog.facility.code",
+    [F_SEVERITY] = "log.syslog.severity.code",
+    [F_SD] = "log.syslog.structured_data",
+    [F_ORIGINAL] = "event.original",
+    [F_CREATED] = "event.created",
+    [F_KIND] = "event.kind",
+    [F_ORGANIZATION] = "organization.id",
+    [F_OBSERVER] = "observer.ip",
+    [F_ERROR] = "error.message",
+};
+
+#define LABELS_PREFIX "labels."
+#define LABELS_PREFIX_LEN 7
+#define PATH_MAX_LEN 64 /* longer than any known path: deeper keys are not ours */
+
+typedef struct found {
+    yajl_val v[F_COUNT]; /* first value seen at each known path */
+    psb_event *ev;
+    bool labels_full;
+} found;
+
+static void add_label(found *f, const char *key, yajl_val v)
+{
+    psb_str val;
+    if (YAJL_IS_STRING(v))
+        val = psb_str_make(v->u.string, strlen(v->u.string));
+    else if (YAJL_IS_NUMBER(v))
+        val = psb_str_make(v->u.number.r, strlen(v->u.number.r));
+    else if (YAJL_IS_TRUE(v))
+        val = PSB_STR_LIT("true");
+    else if (YAJL_IS_FALSE(v))
+        val = PSB_STR_LIT("false");
+    else
+        return; /* labels are flat keyword values: null, objects and arrays stay in the tree only */
+    /* Past the limit the labels stay in the tree (and in the output and in
+     * psb_event_get through it); only the struct's copy stops. */
+    if (psb_event_add_label(f->ev, psb_str_make(key, strlen(key)), val) < 0)
+        f->labels_full = true;
+}
+
+/* log.syslog.structured_data: {SD-ID: {PARAM: "value"}}. The tree keeps every
+ * element; the struct takes what fits its limits. */
+static void take_sd(psb_event *ev, yajl_val sd)
+{
+    if (!YAJL_IS_OBJECT(sd) || ev->n_sd)
+        return;
+    for (size_t i = 0; i < sd->u.object.len && ev->n_sd < PSB_EVENT_MAX_SD_ELEMENTS; i++) {
+        yajl_val params = sd->u.object.values[i];
+        if (!YAJL_IS_OBJECT(params))
+            continue;
+        psb_sd_element *el = &ev->sd[ev->n_sd++];
+        el->id = psb_str_make(sd->u.object.keys[i], strlen(sd->u.object.keys[i]));
+        el->first_param = ev->n_sd_params;
+        el->n_params = 0;
+        for (size_t j = 0; j < params->u.object.len; j++) {
+            yajl_val pv = params->u.object.values[j];
+            if (!YAJL_IS_STRING(pv) || ev->n_sd_params >= PSB_EVENT_MAX_SD_PARAMS)
+                continue;
+            psb_kv *kv = &ev->sd_params[ev->n_sd_params++];
+            kv->key = psb_str_make(params->u.object.keys[j], strlen(params->u.object.keys[j]));
+            kv->value = psb_str_make(pv->u.string, strlen(pv->u.string));
+            el->n_params++;
+        }
+    }
+}
+
+/* Is path (len bytes) a proper prefix, ending at a '.', of some known path? */
+static bool is_known_parent(const char *path, size_t len)
+{
+    for (int i = 0; i < F_COUNT; i++) {
+        const char *p = field_paths[i];
+        if (strncmp(p, path, len) == 0 && p[len] == '.')
+            return true;
+    }
+    return len + 1 == LABELS_PREFIX_LEN && memcmp(path, LABELS_PREFIX, len) == 0;
+}
+
+/* Walk an object whose path so far is path[0..plen), recording the known fields. */
+static void walk(found *f, yajl_val obj, char *path, size_t plen)
+{
+    for (size_t i = 0; i < obj->u.object.len; i++) {
+        const char *k = obj->u.object.keys[i];
+        yajl_val v = obj->u.object.values[i];
+        size_t kl = strlen(k);
+        if (plen + kl >= PATH_MAX_LEN)
+            continue;
+        memcpy(path + plen, k, kl);
+        size_t len = plen + kl;
+        path[len] = '\0';
+        if (len > LABELS_PREFIX_LEN && memcmp(path, LABELS_PREFIX, LABELS_PREFIX_LEN) == 0) {
+            /* The label's name lies wholly in this key: labels' objects are only
+             * entered at "labels." itself. */
+            add_label(f, k + (LABELS_PREFIX_LEN - plen), v);
+            continue;
+        }
+        int hit = -1;
+        for (int j = 0; j < F_COUNT; j++) {
+            if (strcmp(field_paths[j], path) == 0) {
+                hit = j;
+                break;
+            }
+        }
+        if (hit >= 0) {
+            if (!f->v[hit])
+                f->v[hit] = v;
+            continue;
+        }
+        if (YAJL_IS_OBJECT(v) && is_known_parent(path, len)) {
+            path[len] = '.';
+            walk(f, v, path, len + 1);
+        }
+    }
+}
+
+static psb_str str_of(yajl_val v)
+{
+    if (YAJL_IS_STRING(v))
+        return psb_str_make(v->u.string, strlen(v->u.string));
+    return PSB_STR_NULL;
+}
+
+/* A string, or a number's text (a pid is often written as a number). */
+static psb_str str_or_num(yajl_val v)
+{
+    if (YAJL_IS_NUMBER(v))
+        return psb_str_make(v->u.number.r, strlen(v->u.number.r));
+    return str_of(v);
+}
+
+static bool int_in(yajl_val v, long long lo, long long hi, int *out)
+{
+    if (!YAJL_IS_INTEGER(v) || v->u.number.i < lo || v->u.number.i > hi)
+        return false;
+    *out = (int)v->u.number.i;
+    return true;
+}
+
+/* @timestamp that is absent or not RFC 3339: the event keeps the receive time,
+ * and says so in labels.invalid_timestamp (the value as given) so an analyst
+ * can tell a source's bad clock text from its real time. */
+static void note_bad_timestamp(psb_event *ev, yajl_val root, yajl_val ts)
+{
+    const char *text;
+    if (YAJL_IS_STRING(ts))
+        text = ts->u.string;
+    else if (YAJL_IS_NUMBER(ts))
+        text = ts->u.number.r;
+    else
+        text = YAJL_IS_OBJECT(ts) ? "(object)" : YAJL_IS_ARRAY(ts) ? "(array)" : "(not a string)";
+    /* The tree is ours: add the label to it so the writer emits it with the rest. */
+    yajl_val labels = NULL;
+    for (size_t i = 0; i < root->u.object.len; i++)
+        if (strcmp(root->u.object.keys[i], "labels") == 0 && YAJL_IS_OBJECT(root->u.object.values[i]))
+            labels = root->u.object.values[i];
+    if (!labels) {
+        labels = node_new(yajl_t_object);
+        size_t n = root->u.object.len;
+        root->u.object.keys = psb_xrealloc(root->u.object.keys, (n + 1) * sizeof(char *));
+        root->u.object.values = psb_xrealloc(root->u.object.values, (n + 1) * sizeof(yajl_val));
+        root->u.object.keys[n] = psb_xstrdup("labels");
+        root->u.object.values[n] = labels;
+        root->u.object.len = n + 1;
+    }
+    size_t n = labels->u.object.len;
+    labels->u.object.keys = psb_xrealloc(labels->u.object.keys, (n + 1) * sizeof(char *));
+    labels->u.object.values = psb_xrealloc(labels->u.object.values, (n + 1) * sizeof(yajl_val));
+    yajl_val s = node_new(yajl_t_string);
+    s->u.string = psb_xstrdup(text);
+    labels->u.object.keys[n] = psb_xstrdup("invalid_timestamp");
+    labels->u.object.values[n] = s;
+    labels->u.object.len = n + 1;
+    psb_event_add_label(ev, PSB_STR_LIT("invalid_timestamp"), str_of(s));
+}
 
 int psb_parse_json(const psb_parse_opts *opts, const char *msg, size_t len, psb_event *ev)
 {
-    (void)opts;
-    (void)msg;
-    (void)len;
-    psb_event_set_error(ev, "json parser not built yet");
-    return -1;
+    size_t max = opts->max_message ? opts->max_message : PSB_MAX_MESSAGE;
+    if (len > max) {
+        psb_event_set_error(ev, "json: message of %zu bytes exceeds the limit of %zu bytes", len,
+                            max);
+        return -1;
+    }
+    yajl_val root = build_tree(msg, len, ev);
+    if (!root) {
+        if (!ev->error_message.ptr) /* empty input: yajl saw no value at all */
+            psb_event_set_error(ev, "json: no object at byte 0");
+        return -1;
+    }
+    if (ev->json)
+        yajl_tree_free(ev->json);
+    ev->json = root;
+
+    found f = {.ev = ev};
+    char path[PATH_MAX_LEN + 1];
+    walk(&f, root, path, 0);
+
+    ev->message = str_of(f.v[F_MESSAGE]);
+    ev->hostname = str_of(f.v[F_HOSTNAME]);
+    ev->appname = str_of(f.v[F_PROCESS_NAME]);
+    if (!ev->appname.ptr)
+        ev->appname = str_of(f.v[F_APPNAME]);
+    ev->procid = str_or_num(f.v[F_PROCID]);
+    if (!ev->procid.ptr)
+        ev->procid = str_or_num(f.v[F_PROCESS_PID]);
+    ev->msgid = str_of(f.v[F_MSGID]);
+    int pri, fac, sev;
+    if (int_in(f.v[F_PRIORITY], 0, 191, &pri))
+        ev->priority = pri;
+    else if (int_in(f.v[F_FACILITY], 0, 23, &fac) && int_in(f.v[F_SEVERITY], 0, 7, &sev))
+        ev->priority = fac * 8 + sev;
+    int ver;
+    if (int_in(f.v[F_VERSION], 1, 999, &ver))
+        ev->version = ver;
+    take_sd(ev, f.v[F_SD]);
+
+    yajl_val ts = f.v[F_TIMESTAMP];
+    int64_t ms;
+    if (ts) {
+        psb_str s = str_of(ts);
+        if (s.ptr && psb_parse_rfc3339(s.ptr, s.len, &ms) == 0)
+            ev->timestamp_ms = ms;
+        else
+            note_bad_timestamp(ev, root, ts);
+    }
+
+    if (opts->own_events) {
+        /* Pasban's own event coming back: the pipeline fields it already carries
+         * are the truth; where one is missing, the reader's own value stays. */
+        psb_str s;
+        if ((s = str_of(f.v[F_ORIGINAL])).ptr)
+            ev->original = s;
+        if ((s = str_of(f.v[F_CREATED])).ptr && psb_parse_rfc3339(s.ptr, s.len, &ms) == 0)
+            ev->created_ms = ms;
+        if ((s = str_of(f.v[F_ORGANIZATION])).ptr)
+            ev->organization_id = s;
+        if ((s = str_of(f.v[F_OBSERVER])).ptr)
+            ev->observer_ip = s;
+        if (psb_str_eq(str_of(f.v[F_KIND]), "pipeline_error")) {
+            ev->kind = PSB_EVENT_KIND_PIPELINE_ERROR;
+            ev->error_message = str_of(f.v[F_ERROR]);
+            if (!ev->error_message.ptr)
+                ev->error_message = PSB_STR_LIT("pipeline_error (no reason given)");
+        }
+    }
+    return 0;
 }
