@@ -71,6 +71,10 @@ static int js_string(void *ctx, const unsigned char *v, size_t l)
 static int js_start_map(void *ctx)
 {
     jsplit *s = ctx;
+    if (s->depth == 0 && s->top_seen) {
+        s->err = "an array must be the whole body";
+        return 0;
+    }
     if (s->depth == obj_level(s)) {
         if (s->count >= s->max) {
             s->err = "too many events in one request";

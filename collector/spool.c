@@ -309,7 +309,8 @@ col_spool *col_spool_open(const char *dir, const col_spool_opts *opts, char *err
     }
     closedir(d);
     d = NULL;
-    qsort(s->segs, s->n_segs, sizeof *s->segs, cmp_seg);
+    if (s->n_segs > 1)
+        qsort(s->segs, s->n_segs, sizeof *s->segs, cmp_seg);
     for (size_t i = 0; i < s->n_segs;) {
         if (check_segment(s, &s->segs[i]) != 0) {
             snprintf(err, errlen, "spool %s: segment %" PRIu64 ": %s", dir, s->segs[i].id,
