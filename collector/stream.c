@@ -39,11 +39,13 @@ struct col_conn {
     col_conn *pnext;           /* c->paused */
 };
 
-static void conn_close(col_conn *k, const char *why)
+/* why (may be NULL) is logged, rate-limited in its own slot so one kind of
+ * trouble does not hide another. */
+static void conn_close_slot(col_conn *k, const char *why, int slot)
 {
     col_ctx *c = k->c;
     if (why)
-        col_log_limited(c, COL_LOG_LIMIT, "%s %s: %s", col_input_name(k->input), k->peer, why);
+        col_log_limited(c, slot, "%s %s: %s", col_input_name(k->input), k->peer, why);
     if (k->paused) {
         for (col_conn **pp = &c->paused; *pp; pp = &(*pp)->pnext)
             if (*pp == k) {
@@ -64,6 +66,11 @@ static void conn_close(col_conn *k, const char *why)
     free(k);
 }
 
+static void conn_close(col_conn *k, const char *why)
+{
+    conn_close_slot(k, why, COL_LOG_LIMIT);
+}
+
 static void conn_pause(col_conn *k)
 {
     if (k->paused)
@@ -72,6 +79,17 @@ static void conn_pause(col_conn *k)
     bufferevent_disable(k->bev, EV_READ);
     k->pnext = k->c->paused;
     k->c->paused = k;
+}
+
+static int oversized_len(const char *p, size_t n, size_t max)
+{
+    size_t i = 0;
+    uint64_t v = 0;
+    if (n == 0 || p[0] < '1' || p[0] > '9')
+        return 0;
+    while (i < n && i < 12 && p[i] >= '0' && p[i] <= '9')
+        v = v * 10 + (uint64_t)(p[i++] - '0');
+    return i < n && p[i] == ' ' && v > max;
 }
 
 /* Cut and send every complete frame in k->buf. Returns -1 when k was closed. */
@@ -83,18 +101,26 @@ static int conn_process(col_conn *k)
     int rc = 0;
     while (off < k->len && !k->paused) {
         rc = psb_frame_next(k->buf + off, k->len - off, c->cfg->max_message, k->eof, &f);
-        if (rc == 0)
-            break;
+        if (rc == 0) {
+            /* The framer would wait for the end of a line to skip a refused
+             * MSG-LEN; a stream that announces an oversized frame is closed now. */
+            if (oversized_len(k->buf + off, k->len - off, c->cfg->max_message)) {
+                rc = -1;
+                f.error = "MSG-LEN above the maximum frame size";
+            } else {
+                break;
+            }
+        }
         if (rc < 0) {
             c->istats[k->input].framing_errors++;
-            if (strstr(f.error, "exceed") || strstr(f.error, "long") || strstr(f.error, "large"))
+            if (strstr(f.error, "maximum"))
                 c->istats[k->input].oversized++;
             /* The stream cannot be trusted past a framing error: say why and close. */
             char why[160];
             snprintf(why, sizeof why, "framing error (%s); closing", f.error);
             memmove(k->buf, k->buf + off, k->len - off);
             k->len -= off;
-            conn_close(k, why);
+            conn_close_slot(k, why, COL_LOG_FRAME);
             return -1;
         }
         if (col_ingest(c, k->st, f.msg, f.len, k->peer, NULL) != 0) {
@@ -114,7 +140,7 @@ static int conn_process(col_conn *k)
     if (k->eof && !k->paused) {
         if (k->len) {
             c->istats[k->input].framing_errors++;
-            conn_close(k, "connection closed inside a frame");
+            conn_close_slot(k, "connection closed inside a frame", COL_LOG_FRAME);
         } else {
             conn_close(k, NULL);
         }
@@ -192,8 +218,8 @@ static int tls_identify(col_conn *k)
             /* With client certificates required, a certificate that maps to no
              * operator must not fall back to someone else's identity. */
             c->istats[COL_INPUT_TLS].tls_refused++;
-            conn_close(k, cert ? "client certificate maps to no operator; refused"
-                               : "no client certificate; refused");
+            conn_close_slot(k, cert ? "client certificate maps to no operator; refused"
+                                    : "no client certificate; refused", COL_LOG_TLS);
             return -1;
         }
         op = col_op_for_addr(c, (struct sockaddr *)&k->addr);
@@ -226,7 +252,7 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
             c->istats[COL_INPUT_TLS].tls_refused++;
             char why[320];
             snprintf(why, sizeof why, "TLS refused: %s", buf);
-            conn_close(k, why);
+            conn_close_slot(k, why, COL_LOG_TLS);
             return;
         }
         if (EVUTIL_SOCKET_ERROR() != 0 && k->len == 0) {

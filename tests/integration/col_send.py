@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Load and checks for the collector's integration tests.
+
+  col_send.py tcp HOST PORT PREFIX COUNT [--src ADDR] [--chunk]   both framings, mixed
+  col_send.py udp HOST PORT PREFIX COUNT [--src ADDR]
+  col_send.py http URL TOKEN PREFIX COUNT [--batch N] [--claim OP]  -> prints HTTP codes
+  col_send.py check FILE EXPECT_SPEC...   FILE = kcat output "key<TAB>json" lines;
+        EXPECT_SPEC = PREFIX:COUNT:OPERATOR ; every message PREFIX-i (i < COUNT) must be
+        there exactly once with that key and organization.id; exit 1 otherwise.
+
+Messages are RFC 3164 or RFC 5424 lines whose MSG is "PREFIX-i".
+"""
+import json
+import random
+import socket
+import sys
+import time
+import urllib.request
+import urllib.error
+
+
+def msg(prefix, i):
+    if i % 3 == 0:
+        return "<134>1 2026-11-23T10:00:00.000Z gw%d app %d ID1 - %s-%d" % (i % 7, i, prefix, i)
+    return "<13>Nov 23 10:00:00 gw%d sshd[%d]: %s-%d" % (i % 7, i, prefix, i)
+
+
+def frame(m, i):
+    b = m.encode()
+    if i % 2 == 0:
+        return b"%d %s" % (len(b), b)   # RFC 6587 octet counting
+    return b + b"\n"                    # LF
+
+
+def opt(args, name, default=None):
+    if name in args:
+        return args[args.index(name) + 1]
+    return default
+
+
+def cmd_tcp(args):
+    host, port, prefix, count = args[0], int(args[1]), args[2], int(args[3])
+    src = opt(args, "--src")
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if src:
+        s.bind((src, 0))
+    s.connect((host, port))
+    rnd = random.Random(count)
+    buf = bytearray()
+    for i in range(count):
+        buf += frame(msg(prefix, i), i)
+        if len(buf) > 65536 or i == count - 1:
+            if "--chunk" in args:
+                # Odd-sized writes so frames straddle reads.
+                off = 0
+                while off < len(buf):
+                    n = rnd.randint(1, 700)
+                    s.sendall(bytes(buf[off:off + n]))
+                    off += n
+            else:
+                s.sendall(bytes(buf))
+            buf = bytearray()
+    s.shutdown(socket.SHUT_WR)
+    # A clean close: wait for the collector to close its side.
+    s.settimeout(30)
+    try:
+        while s.recv(4096):
+            pass
+    except OSError:
+        pass
+    s.close()
+
+
+def cmd_udp(args):
+    host, port, prefix, count = args[0], int(args[1]), args[2], int(args[3])
+    src = opt(args, "--src")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    if src:
+        s.bind((src, 0))
+    for i in range(count):
+        s.sendto(msg(prefix, i).encode(), (host, port))
+        if i % 200 == 199:
+            time.sleep(0.01)  # loopback UDP has no flow control: stay under the socket buffer
+    s.close()
+
+
+def cmd_http(args):
+    url, token, prefix, count = args[0], args[1], args[2], int(args[3])
+    batch = int(opt(args, "--batch", "100"))
+    claim = opt(args, "--claim")
+    codes = []
+    i = 0
+    n = 0
+    while i < count:
+        objs = []
+        for j in range(i, min(count, i + batch)):
+            o = {"message": "%s-%d" % (prefix, j), "host": {"hostname": "api"}}
+            if claim:
+                o["organization"] = {"id": claim}
+            objs.append(o)
+        # Alternate the three body shapes: array, NDJSON, single object.
+        if n % 3 == 0:
+            body = json.dumps(objs)
+        elif n % 3 == 1:
+            body = "\n".join(json.dumps(o) for o in objs) + "\n"
+        else:
+            objs = objs[:1]
+            body = json.dumps(objs[0])
+        req = urllib.request.Request(url, data=body.encode(), method="POST",
+                                     headers={"Authorization": "Bearer " + token,
+                                              "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                codes.append(r.status)
+        except urllib.error.HTTPError as e:
+            codes.append(e.code)
+        i += len(objs)
+        n += 1
+    print(" ".join(str(c) for c in sorted(set(codes))))
+
+
+def cmd_check(args):
+    path = args[0]
+    seen = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            key, _, js = line.partition("\t")
+            try:
+                ev = json.loads(js)
+            except ValueError:
+                print("check: not JSON: %r" % line[:200])
+                return 1
+            m = ev.get("message", "")
+            org = ev.get("organization", {}).get("id")
+            seen.setdefault(m, []).append((key, org))
+    bad = 0
+    for spec in args[1:]:
+        prefix, count, op = spec.split(":")
+        count = int(count)
+        missing = dups = wrong = 0
+        for i in range(count):
+            got = seen.get("%s-%d" % (prefix, i), [])
+            if not got:
+                missing += 1
+            elif len(got) > 1:
+                dups += 1
+            elif got[0] != (op, op):
+                wrong += 1
+                if wrong < 3:
+                    print("check: %s-%d tagged %r, want %s" % (prefix, i, got[0], op))
+        extra = sum(1 for m in seen if m.startswith(prefix + "-") and
+                    not (m[len(prefix) + 1:].isdigit() and int(m[len(prefix) + 1:]) < count))
+        status = "ok" if not (missing or dups or wrong or extra) else "FAIL"
+        print("check %s: %d expected, %d missing, %d duplicated, %d wrong operator, %d extra: %s"
+              % (prefix, count, missing, dups, wrong, extra, status))
+        if status != "ok":
+            bad = 1
+    return bad
+
+
+def main():
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "tcp":
+        cmd_tcp(args)
+    elif cmd == "udp":
+        cmd_udp(args)
+    elif cmd == "http":
+        cmd_http(args)
+    elif cmd == "check":
+        sys.exit(cmd_check(args))
+    else:
+        sys.exit("unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main()
