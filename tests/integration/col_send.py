@@ -46,10 +46,17 @@ def cmd_tcp(args):
         s.bind((src, 0))
     s.connect((host, port))
     rnd = random.Random(count)
+    rate = float(opt(args, "--rate", "0"))
+    flush_at = 65536 if not rate else max(1, int(rate / 20)) * 100
+    t0 = time.time()
     buf = bytearray()
     for i in range(count):
         buf += frame(msg(prefix, i), i)
-        if len(buf) > 65536 or i == count - 1:
+        if rate and i % max(1, int(rate / 20)) == 0:
+            ahead = i / rate - (time.time() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+        if len(buf) > flush_at or i == count - 1:
             if "--chunk" in args:
                 # Odd-sized writes so frames straddle reads.
                 off = 0
@@ -88,6 +95,8 @@ def cmd_http(args):
     url, token, prefix, count = args[0], args[1], args[2], int(args[3])
     batch = int(opt(args, "--batch", "100"))
     claim = opt(args, "--claim")
+    acked = opt(args, "--acked")
+    ackf = open(acked, "w") if acked else None
     codes = []
     i = 0
     n = 0
@@ -110,12 +119,19 @@ def cmd_http(args):
                                      headers={"Authorization": "Bearer " + token,
                                               "Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=60) as r:
+            with urllib.request.urlopen(req, timeout=120) as r:
                 codes.append(r.status)
         except urllib.error.HTTPError as e:
             codes.append(e.code)
+        except (urllib.error.URLError, OSError):
+            codes.append(0)
+        if ackf and codes[-1] == 200:
+            for o in objs:
+                ackf.write(o["message"] + "\n")
         i += len(objs)
         n += 1
+    if ackf:
+        ackf.close()
     print(" ".join(str(c) for c in sorted(set(codes))))
 
 
@@ -137,23 +153,35 @@ def cmd_check(args):
             org = ev.get("organization", {}).get("id")
             seen.setdefault(m, []).append((key, org))
     bad = 0
+    allow_dups = "--allow-dups" in args
     for spec in args[1:]:
+        if spec.startswith("--"):
+            continue
         prefix, count, op = spec.split(":")
-        count = int(count)
+        if count.startswith("@"):
+            with open(count[1:]) as f:
+                names = [l.strip() for l in f if l.strip()]
+            count = len(names)
+        else:
+            count = int(count)
+            names = ["%s-%d" % (prefix, i) for i in range(count)]
         missing = dups = wrong = 0
-        for i in range(count):
-            got = seen.get("%s-%d" % (prefix, i), [])
+        for name in names:
+            got = seen.get(name, [])
             if not got:
                 missing += 1
-            elif len(got) > 1:
-                dups += 1
-            elif got[0] != (op, op):
-                wrong += 1
-                if wrong < 3:
-                    print("check: %s-%d tagged %r, want %s" % (prefix, i, got[0], op))
-        extra = sum(1 for m in seen if m.startswith(prefix + "-") and
-                    not (m[len(prefix) + 1:].isdigit() and int(m[len(prefix) + 1:]) < count))
-        status = "ok" if not (missing or dups or wrong or extra) else "FAIL"
+            else:
+                if len(got) > 1:
+                    dups += 1
+                if any(g != (op, op) for g in got):
+                    wrong += 1
+                    if wrong < 3:
+                        print("check: %s tagged %r, want %s" % (name, got[0], op))
+        extra = 0
+        if not spec.split(":")[1].startswith("@"):
+            extra = sum(1 for m in seen if m.startswith(prefix + "-") and
+                        not (m[len(prefix) + 1:].isdigit() and int(m[len(prefix) + 1:]) < count))
+        status = "ok" if not (missing or (dups and not allow_dups) or wrong or extra) else "FAIL"
         print("check %s: %d expected, %d missing, %d duplicated, %d wrong operator, %d extra: %s"
               % (prefix, count, missing, dups, wrong, extra, status))
         if status != "ok":

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Integration test: the broker is killed (SIGKILL) in the middle of a TCP and an
+# HTTP load and started again. Every message acknowledged -- HTTP 200, and on
+# TCP every message written before the connection closed cleanly -- must be in
+# the topic afterwards, with its operator. The test runs its own broker
+# (scripts/kafka-local on PASBAN_COLTEST_KAFKA_PORT, default 19192) so that
+# killing it disturbs no one; it also needs the shared broker check of
+# col_lib.sh to pass, like every collector test.
+source "$(dirname "${BASH_SOURCE[0]}")/col_lib.sh"
+src=${PASBAN_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
+kport=${PASBAN_COLTEST_KAFKA_PORT:-19192}
+kl() { PASBAN_KAFKA_PORT=$kport "$src/scripts/kafka-local" "$@"; }
+own_stop() { kl stop >/dev/null 2>&1 || true; cleanup; }
+trap own_stop EXIT
+kl start >"$work/kafka-start.log" 2>&1 || { cat "$work/kafka-start.log"; exit 1; }
+brokers=127.0.0.1:$kport
+cache=${PASBAN_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/pasban}
+pidfile=$cache/kafka-run-$kport/kafka.pid
+
+tport=$(free_port)
+hport=$(free_port)
+mport=$(free_port)
+metrics=127.0.0.1:$mport
+cat >"$work/collector.conf" <<CONF
+{
+  "operators": {
+    "op-a": { "networks": ["127.0.0.1/32"], "tokens": ["token-a-0123456789abcdef"] },
+    "op-c": { "networks": ["127.0.0.2/32"] }
+  },
+  "kafka": { "reconnect.backoff.max.ms": 1000 }
+}
+CONF
+start_collector main -c "$work/collector.conf" --kafka "$brokers" --topic "$topic" \
+    --listen "tcp://127.0.0.1:$tport" --listen "http://127.0.0.1:$hport" \
+    --metrics "$metrics" --spool "$work/spool"
+
+# About 20 s of load on two TCP connections and HTTP.
+$send tcp 127.0.0.1 "$tport" bta 40000 --src 127.0.0.1 --rate 2000 &
+p1=$!
+$send tcp 127.0.0.1 "$tport" btc 40000 --src 127.0.0.2 --rate 2000 --chunk &
+p2=$!
+( for i in 1 2 3 4 5 6 7 8 9 10; do
+    $send http "http://127.0.0.1:$hport/v1/events" token-a-0123456789abcdef "bth$i" 400 \
+        --batch 40 --acked "$work/acked-$i" >/dev/null
+  done ) &
+p3=$!
+
+sleep 5
+kill -9 "$(cat "$pidfile")"
+echo "broker killed at $(date +%T)"
+sleep 8
+kl start >>"$work/kafka-start.log" 2>&1 || { cat "$work/kafka-start.log"; exit 1; }
+echo "broker back at $(date +%T)"
+wait $p1 $p2 $p3
+cat "$work"/acked-* >"$work/acked"
+acked=$(wc -l <"$work/acked")
+echo "HTTP events acknowledged: $acked of 4000"
+
+consume_until $((80000 + acked)) "$work/topic.txt"
+check "every acknowledged message is in the topic" python3 "$here/col_send.py" check \
+    "$work/topic.txt" --allow-dups bta:40000:op-a btc:40000:op-c "bth:@$work/acked:op-a"
+check "HTTP acknowledged most of the load ($acked)" test "$acked" -ge 2000
+stop_collector
+if ((fails)); then
+    echo "--- log"; tail -30 "$work/main.log"
+    exit 1
+fi
+echo "test_collector_broker: all passed"
