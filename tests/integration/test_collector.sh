@@ -33,7 +33,11 @@ $send tcp 127.0.0.1 "$tport" tcpc 20000 --src 127.0.0.2 &
 p2=$!
 $send tcp 127.0.0.1 "$tport" tcpd 20000 --src 127.0.0.3 &
 p3=$!
+# A reload in the middle of the load drops no connection.
+sleep 0.3
+kill -HUP "$col_pid"
 wait $p1 $p2 $p3
+check "SIGHUP reloaded during the TCP load" grep -q "SIGHUP: reloaded" "$work/main.log"
 $send udp 127.0.0.1 "$uport" udpa 2000 --src 127.0.0.1
 $send udp 127.0.0.1 "$uport" udpc 1000 --src 127.0.0.2
 
