@@ -174,6 +174,21 @@ static void test_json_split(void **state)
     assert_int_equal(col_json_split("[{}] {}", 7, 100, NULL, NULL, err, sizeof err), -1);
 }
 
+/* The documented example must stay loadable. */
+static void test_example_config_loads(void **state)
+{
+    (void)state;
+    char err[512];
+    col_config *cfg = col_config_new();
+    if (col_config_load(cfg, PASBAN_SOURCE_DIR "/collector/pasban-collector.conf", err,
+                        sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(cfg->n_listen, 4);
+    assert_int_equal(cfg->opmap.n_ops, 2);
+    assert_string_equal(cfg->kafka_props[0].key, "compression.codec");
+    col_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +196,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_line_and_key),
         cmocka_unit_test(test_listen_urls),
         cmocka_unit_test(test_json_split),
+        cmocka_unit_test(test_example_config_loads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
