@@ -308,8 +308,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     k->buf = psb_xmalloc(k->cap);
     if (input == COL_INPUT_TLS) {
         SSL *ssl = SSL_new(c->ssl_ctx);
-        k->bev = bufferevent_openssl_socket_new(c->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
+        k->bev = ssl ? bufferevent_openssl_socket_new(c->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                      BEV_OPT_CLOSE_ON_FREE)
+                     : NULL;
         if (k->bev)
             bufferevent_openssl_set_allow_dirty_shutdown(k->bev, 1);
     } else {
