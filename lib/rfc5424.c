@@ -3,12 +3,14 @@
  *   SYSLOG-MSG = PRI VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID
  *                SP STRUCTURED-DATA [SP MSG]
  *
- * The grammar is applied as written: a message that breaks it becomes a
- * pipeline_error naming the field and the 1-based column of the byte that broke
- * it (for TIMESTAMP, the column where the timestamp starts). Header fields and
- * SD names are slices into the message; only PARAM-VALUEs that contain escapes
- * are copied (unescaped) into the event's scratch. MSG is taken as it is: any
- * bytes, a BOM kept, invalid UTF-8 left for the writer to repair.
+ * The grammar is applied as written, with one tolerance (SP after '=' in an
+ * SD-PARAM, see parse_sd): a message that breaks it becomes a pipeline_error
+ * naming the field and the 1-based column of the byte that broke it (for
+ * TIMESTAMP, the column where the timestamp starts). Header fields and SD names
+ * are slices into the message; only PARAM-VALUEs that contain escapes are
+ * copied (unescaped) into the event's scratch. MSG is taken as it is: any
+ * bytes, a BOM kept, invalid UTF-8 left for the writer to repair. An SD-ID of
+ * Juniper's enterprise number adds the label vendor=juniper.
  */
 #include "pasban/parse.h"
 
@@ -31,14 +33,35 @@ typedef struct cursor {
     psb_event *ev;
 } cursor;
 
+/* Byte classes, one table lookup per byte on the hot loops. */
+enum {
+    C_PRINT = 1,   /* PRINTUSASCII, %d33-126 */
+    C_SDNAME = 2,  /* PRINTUSASCII except '=', ']', '"' (SP is not printable) */
+    C_VALSTOP = 4, /* '"', '\\', ']': where a PARAM-VALUE scan must look closer */
+};
+
+/* clang-format off */
+static const unsigned char byte_class[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 3, 5, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 7, 5, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0,
+    /* 0x80..0xFF: none */
+};
+/* clang-format on */
+
 static inline int is_print(unsigned char c)
 {
-    return c >= 33 && c <= 126;
+    return byte_class[c] & C_PRINT;
 }
 
 static inline int is_sdname(unsigned char c)
 {
-    return is_print(c) && c != '=' && c != ']' && c != '"';
+    return byte_class[c] & C_SDNAME;
 }
 
 static inline int is_digit(unsigned char c)
@@ -173,6 +196,8 @@ static int parse_value(cursor *c, psb_str *out)
     int escaped = 0;
     for (; i < c->n; i++) {
         unsigned char ch = s[i];
+        if (!(byte_class[ch] & C_VALSTOP))
+            continue;
         if (ch == '"')
             break;
         if (ch == ']')
@@ -213,7 +238,8 @@ static int is_juniper(psb_str id)
     return rest >= pl && memcmp(at + 1, JUNIPER_PEN, pl) == 0 && (rest == pl || at[1 + pl] == '.');
 }
 
-/* NILVALUE or 1*SD-ELEMENT; SD-ELEMENT = "[" SD-ID *(SP PARAM-NAME "=" %d34 PARAM-VALUE %d34) "]". */
+/* NILVALUE or 1*SD-ELEMENT, where
+ * SD-ELEMENT = "[" SD-ID *(SP PARAM-NAME "=" %d34 PARAM-VALUE %d34) "]". */
 static int parse_sd(cursor *c)
 {
     psb_event *ev = c->ev;
@@ -259,9 +285,17 @@ static int parse_sd(cursor *c)
             psb_kv *kv = &ev->sd_params[ev->n_sd_params];
             if (parse_sdname(c, "PARAM-NAME", &kv->key) != 0)
                 return -1;
-            if (c->i + 1 >= c->n || s[c->i] != '=' || s[c->i + 1] != '"')
+            if (c->i >= c->n || s[c->i] != '=')
                 return FAIL(c, c->i, "expected '=\"' after %s", "PARAM-NAME");
-            c->i += 2;
+            c->i++;
+            /* The one deviation taken: SP between '=' and the quote. RFC 5424's
+             * own example 3 is wrapped there, and copies of it (rsyslog's test
+             * suite among them) carry "eventSource= \"Application\"". */
+            while (c->i < c->n && s[c->i] == ' ')
+                c->i++;
+            if (c->i >= c->n || s[c->i] != '"')
+                return FAIL(c, c->i, "expected '=\"' after %s", "PARAM-NAME");
+            c->i++;
             if (parse_value(c, &kv->value) != 0)
                 return -1;
             ev->n_sd_params++;

@@ -44,7 +44,9 @@ typedef struct psb_frame {
  *    rest of the line comes back from later calls (nothing is dropped). Until
  *    max_frame + 2 bytes are buffered (or EOF), 0 is returned.
  *  - at EOF, an octet-counted frame shorter than its MSG-LEN: all of buf.
- * Empty lines skipped before a frame or error are included in out->consumed. */
+ * Empty lines skipped before a frame or error are included in out->consumed.
+ * A reader's buffer must hold max_frame + 32 bytes: the largest octet-counted
+ * frame with its MSG-LEN header, and more than an over-long line needs. */
 int psb_frame_next(const char *buf, size_t len, size_t max_frame, int at_eof, psb_frame *out);
 
 #endif

@@ -292,8 +292,7 @@ static void test_chunked_feeding_same_frames(void **state)
     assert_rec(&whole, 4, -1, PSB_FRAMING_LF, "99999 refused");
     assert_int_equal(whole.r[5].rc, -1);
     assert_int_equal(whole.r[5].len, 128);
-    assert_rec(&whole, 6, 1, PSB_FRAMING_LF,
-               "yzabcdefghijklmnopqrstuvwxyz");
+    assert_rec(&whole, 6, 1, PSB_FRAMING_LF, "yzabcdefghijklmnopqrstuvwxyz");
     assert_rec(&whole, 7, -1, PSB_FRAMING_OCTET, "19 truncated");
     for (size_t step = 1; step < 40; step += 3) {
         frame_chunked(s, sizeof(s) - 1, 128, step, &part);

@@ -151,9 +151,10 @@ static void test_rfc_example_3(void **state)
 {
     fixture *f = *state;
     f->format = PSB_FORMAT_AUTO;
-    const char *m = "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
-                    "[exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"] " BOM
-                    "An application event log entry...";
+    const char *m =
+        "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 "
+        "[exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"] " BOM
+        "An application event log entry...";
     assert_int_equal(parse(f, m), 0);
     assert_int_equal(f->ev->n_sd, 1);
     assert_int_equal(f->ev->sd[0].n_params, 3);
@@ -181,8 +182,8 @@ static void test_rfc_example_4(void **state)
     assert_field(f, "message", NULL);
     assert_null(strstr(f->json, "\"message\""));
     assert_non_null(strstr(f->json, "\"structured_data\":{\"exampleSDID@32473\":{\"iut\":\"3\","
-                                     "\"eventSource\":\"Application\",\"eventID\":\"1011\"},"
-                                     "\"examplePriority@32473\":{\"class\":\"high\"}}"));
+                                    "\"eventSource\":\"Application\",\"eventID\":\"1011\"},"
+                                    "\"examplePriority@32473\":{\"class\":\"high\"}}"));
 }
 
 static void test_all_nilvalues(void **state)
@@ -275,6 +276,21 @@ static void test_sd_escapes(void **state)
     assert_field(f, "log.syslog.structured_data.a.k", "κόσμε = [x] y");
 }
 
+/* RFC 5424's example 3 is line-wrapped after "eventSource=" and is widely
+ * copied with a space there (rsyslog's test suite has it): tolerated. */
+static void test_space_after_equals_tolerated(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(parse(f, "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - "
+                              "ID47 [exampleSDID@32473 iut=\"3\" eventSource= \"Application\" "
+                              "eventID=\"1011\"] BOMAn application event log entry..."),
+                     0);
+    assert_field(f, "log.syslog.structured_data.exampleSDID@32473.eventSource", "Application");
+    assert_field(f, "log.syslog.structured_data.exampleSDID@32473.eventID", "1011");
+    assert_field(f, "host.hostname", "mymachine.example.com");
+    assert_field(f, "message", "BOMAn application event log entry...");
+}
+
 /* The parser called directly on a fresh event must reserve scratch itself. */
 static void test_direct_call_unescapes_safely(void **state)
 {
@@ -361,9 +377,9 @@ static void test_timestamps(void **state)
         assert_int_equal(f->ev->created_ms, RECEIVED_MS);
     }
     static const char *const bad[] = {
-        "2003-02-30T00:00:00Z",        /* no Feb 30 */
-        "2003-02-29T00:00:00Z",        /* not a leap year */
-        "2003-09-31T22:14:15Z",        /* September has 30 days */
+        "2003-02-30T00:00:00Z",         /* no Feb 30 */
+        "2003-02-29T00:00:00Z",         /* not a leap year */
+        "2003-09-31T22:14:15Z",         /* September has 30 days */
         "2003-10-11T22:14:15.0000003Z", /* 7 fraction digits: TIME-SECFRAC allows 6 */
         "2003-10-11T22:14:15.Z",
         "2003-10-11T22:14:60Z", /* RFC 5424: leap seconds must not be used */
@@ -500,7 +516,9 @@ static void test_errors(void **state)
         {"<13>1 - - - - - [a ]", "rfc5424: invalid PARAM-NAME at column 20"},
         {"<13>1 - - - - - [a =\"c\"]", "rfc5424: invalid PARAM-NAME at column 20"},
         {"<13>1 - - - - - [a b]", "rfc5424: expected '=\"' after PARAM-NAME at column 21"},
-        {"<13>1 - - - - - [a b=c]", "rfc5424: expected '=\"' after PARAM-NAME at column 21"},
+        {"<13>1 - - - - - [a b=c]", "rfc5424: expected '=\"' after PARAM-NAME at column 22"},
+        {"<13>1 - - - - - [a b=  c]", "rfc5424: expected '=\"' after PARAM-NAME at column 24"},
+        {"<13>1 - - - - - [a b =\"c\"]", "rfc5424: expected '=\"' after PARAM-NAME at column 21"},
         {"<13>1 - - - - - [a b=\"c]", "rfc5424: unescaped ']' in PARAM-VALUE at column 24"},
         {"<13>1 - - - - - [a b=\"c", "rfc5424: unterminated PARAM-VALUE at column 24"},
         {"<13>1 - - - - - [a b=\"c\\", "rfc5424: unterminated PARAM-VALUE at column 25"},
@@ -550,6 +568,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_message_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_utf8_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sd_escapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_space_after_equals_tolerated, setup, teardown),
         cmocka_unit_test(test_direct_call_unescapes_safely),
         cmocka_unit_test_setup_teardown(test_sd_element_without_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_juniper_label, setup, teardown),
