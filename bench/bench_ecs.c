@@ -70,14 +70,16 @@ int main(int argc, char **argv)
     long n = argc > 1 ? atol(argv[1]) : 1000000;
     const char *line = "<38>Dec 10 06:55:46 gw01 sshd[24200]: Failed password for invalid user "
                        "admin from 203.0.113.7 port 52144 ssh2";
-    const char *json = "{\"@timestamp\":\"2026-11-23T10:00:00.123Z\",\"message\":\"Failed password "
-                       "for root from 203.0.113.7 port 22 ssh2\",\"host\":{\"hostname\":\"gw01\"},"
-                       "\"process\":{\"name\":\"sshd\",\"pid\":24200},\"labels\":{\"site\":\"thr-1\"}}";
+    const char *json =
+        "{\"@timestamp\":\"2026-11-23T10:00:00.123Z\",\"message\":\"Failed password "
+        "for root from 203.0.113.7 port 22 ssh2\",\"host\":{\"hostname\":\"gw01\"},"
+        "\"process\":{\"name\":\"sshd\",\"pid\":24200},\"labels\":{\"site\":\"thr-1\"}}";
     psb_ecs_writer *w = psb_ecs_writer_new();
     psb_event *ev = psb_event_new();
     run("rfc3164", w, ev, n, fill_3164, line);
     run("rfc5424", w, ev, n, fill_5424, line);
-    psb_parse_opts opts = {.format = PSB_FORMAT_JSON, .received_ms = 1795000000000,
+    psb_parse_opts opts = {.format = PSB_FORMAT_JSON,
+                           .received_ms = 1795000000000,
                            .organization_id = PSB_STR_LIT("op-a")};
     if (psb_parse(&opts, json, strlen(json), ev) < 0) {
         fprintf(stderr, "bench_ecs: JSON sample did not parse\n");

@@ -49,13 +49,24 @@ static const char parse_usage[] =
     "    gives up on, are printed as events with event.kind \"pipeline_error\",\n"
     "    the raw bytes in event.original and the reason in error.message.\n"
     "\n"
+    "    A frame that starts with a non-zero digit run and a space is taken as\n"
+    "    octet-counted, as RFC 6587 says; a plain log whose lines start that way\n"
+    "    (\"2024 ...\") must be turned into octet-counted frames first.\n"
+    "\n"
+    "    A JSON object is kept as given, with the pipeline's fields (@timestamp,\n"
+    "    event.created/kind/original, organization.id, error.message) merged in and\n"
+    "    overriding the body's. Its @timestamp is used when it is RFC 3339; any\n"
+    "    other value is kept in labels.invalid_timestamp and the receive time is\n"
+    "    used. At most 32 levels of nesting.\n"
+    "\n"
     "OPTIONS\n"
     "    --parse\n"
     "        Select this mode (instead of the daemon). Required.\n"
     "    --format auto|rfc5424|rfc3164|json\n"
     "        Message format. auto (the default) decides per message: '{' starts\n"
     "        JSON, \"<PRI>VERSION \" starts RFC 5424, anything else is RFC 3164 or a\n"
-    "        vendor dialect (Cisco, Huawei, Juniper, Fortinet), with or without PRI.\n"
+    "        vendor dialect (Cisco, Huawei, Juniper, Fortinet, Palo Alto), with or\n"
+    "        without PRI.\n"
     "    --operator ID\n"
     "        Tag every event with organization.id ID (the operator). A JSON body\n"
     "        cannot override it.\n"
@@ -142,10 +153,9 @@ static void out_line(parse_ctx *c, const char *p, size_t n)
     if (c->out_len + n + 1 > PARSE_OUT_BUFSZ) {
         out_flush(c);
         if (n + 1 > PARSE_OUT_BUFSZ) { /* cannot happen with 64 KiB messages; stay correct */
-            if (!c->out_failed && (write_all(STDOUT_FILENO, p, n) < 0 ||
-                                   write_all(STDOUT_FILENO, "\n", 1) < 0)) {
-                fprintf(stderr, "pasban-collector: writing standard output: %s\n",
-                        strerror(errno));
+            if (!c->out_failed &&
+                (write_all(STDOUT_FILENO, p, n) < 0 || write_all(STDOUT_FILENO, "\n", 1) < 0)) {
+                fprintf(stderr, "pasban-collector: writing standard output: %s\n", strerror(errno));
                 c->out_failed = true;
             }
             return;
@@ -222,9 +232,15 @@ static int parse_fd(parse_ctx *c, int fd, const char *name)
             if (fr == 0) {
                 if (!at_eof)
                     break;
+                if (f.consumed > 0 && f.consumed <= len - pos) { /* trailing empty lines */
+                    pos += f.consumed;
+                    continue;
+                }
                 /* The framer promises not to ask for more at EOF; if it does, the
                  * rest still goes out as an error rather than vanish. */
-                f = (psb_frame){.msg = c->in + pos, .len = len - pos, .consumed = len - pos,
+                f = (psb_frame){.msg = c->in + pos,
+                                .len = len - pos,
+                                .consumed = len - pos,
                                 .error = "truncated frame at end of input"};
                 fr = -1;
             }
@@ -262,15 +278,18 @@ static int parse_path(parse_ctx *c, const char *path)
     return rc;
 }
 
-static double timespec_s(const struct timespec *t) { return (double)t->tv_sec + t->tv_nsec / 1e9; }
+static double timespec_s(const struct timespec *t)
+{
+    return (double)t->tv_sec + t->tv_nsec / 1e9;
+}
 
 static void print_stats(const parse_ctx *c, double elapsed)
 {
     struct rusage ru;
     double cpu = 0;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
-        cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-              (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+        cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+              ru.ru_stime.tv_usec / 1e6;
     fprintf(stderr,
             "pasban-collector: %llu lines, %llu parse failures, %llu bytes, %.3f s elapsed, "
             "%.3f s CPU, %.0f lines/s\n",
@@ -334,12 +353,17 @@ int col_parse_main(int argc, char **argv)
             fputs(parse_usage, stdout);
             free(files);
             return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("pasban-collector %s\n", PSB_VERSION);
+            free(files);
+            return 0;
         } else if (strcmp(a, "--stats") == 0) {
             c.stats = true;
         } else if ((v = opt_value(argc, argv, &i, "--format", &missing))) {
             c.opts.format = psb_format_from_name(v);
             if (c.opts.format < 0) {
-                status = usage_error("--format: unknown format '%s' (auto, rfc5424, rfc3164, json)", v);
+                status =
+                    usage_error("--format: unknown format '%s' (auto, rfc5424, rfc3164, json)", v);
                 goto done;
             }
         } else if ((v = opt_value(argc, argv, &i, "--operator", &missing))) {
@@ -359,14 +383,16 @@ int col_parse_main(int argc, char **argv)
             unsigned long long m = strtoull(v, &end, 10);
             if (errno || end == v || *end || v[0] == '-' || m < 1 || m > PSB_MAX_MESSAGE) {
                 status = usage_error("--max-message: '%s' is not a size from 1 to "
-                                     "65536 bytes", v);
+                                     "65536 bytes",
+                                     v);
                 goto done;
             }
             c.max_frame = (size_t)m;
         } else if ((v = opt_value(argc, argv, &i, "--received", &missing))) {
             if (psb_parse_rfc3339(v, strlen(v), &c.opts.received_ms) < 0) {
                 status = usage_error("--received: '%s' is not an RFC 3339 time such as "
-                                     "2026-11-23T10:00:00Z", v);
+                                     "2026-11-23T10:00:00Z",
+                                     v);
                 goto done;
             }
             c.fixed_time = true;

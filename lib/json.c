@@ -29,7 +29,7 @@ typedef struct jb {
     yajl_val stack[PSB_MAX_JSON_DEPTH]; /* open containers, innermost last */
     size_t caps[PSB_MAX_JSON_DEPTH];    /* allocated slots of each open container */
     int depth;
-    char *key;       /* object key waiting for its value (owned) */
+    char *key; /* object key waiting for its value (owned) */
     yajl_val root;
     const char *why; /* our own reason for cancelling the parse, if any */
 } jb;
@@ -99,8 +99,14 @@ static int cb_close(void *ctx)
     return 1;
 }
 
-static int cb_start_map(void *ctx) { return cb_open(ctx, yajl_t_object); }
-static int cb_start_array(void *ctx) { return cb_open(ctx, yajl_t_array); }
+static int cb_start_map(void *ctx)
+{
+    return cb_open(ctx, yajl_t_object);
+}
+static int cb_start_array(void *ctx)
+{
+    return cb_open(ctx, yajl_t_array);
+}
 
 static int cb_key(void *ctx, const unsigned char *s, size_t n)
 {
@@ -135,8 +141,14 @@ static int cb_number(void *ctx, const char *s, size_t n)
     return attach(ctx, v);
 }
 
-static int cb_bool(void *ctx, int val) { return attach(ctx, node_new(val ? yajl_t_true : yajl_t_false)); }
-static int cb_null(void *ctx) { return attach(ctx, node_new(yajl_t_null)); }
+static int cb_bool(void *ctx, int val)
+{
+    return attach(ctx, node_new(val ? yajl_t_true : yajl_t_false));
+}
+static int cb_null(void *ctx)
+{
+    return attach(ctx, node_new(yajl_t_null));
+}
 
 static const yajl_callbacks json_callbacks = {
     .yajl_null = cb_null,
@@ -208,50 +220,35 @@ static yajl_val build_tree(const char *msg, size_t len, psb_event *ev)
 
 /* ---- extracting the known fields ------------------------------------------ */
 
-enum field {
-    F_TIMESTAMP,
-    F_MESSAGE,
-    F_HOSTNAME,
-    F_PROCESS_NAME,
-    F_PROCESS_PID,
-    F_APPNAME,
-    F_PROCID,
-    F_MSGID,
-    F_PRIORITY,
-    F_VERSION,
-    F_FACILITY,
-    F_SEVERITY,
-    F_SD,
-    F_ORIGINAL,
-    F_CREATED,
-    F_KIND,
-    F_ORGANIZATION,
-    F_OBSERVER,
-    F_ERROR,
-    F_COUNT
-};
+/* The fields taken into the struct, by their dotted ECS path. */
+#define JSON_FIELDS(X)                                                                             \
+    X(F_TIMESTAMP, "@timestamp")                                                                   \
+    X(F_MESSAGE, "message")                                                                        \
+    X(F_HOSTNAME, "host.hostname")                                                                 \
+    X(F_PROCESS_NAME, "process.name")                                                              \
+    X(F_PROCESS_PID, "process.pid")                                                                \
+    X(F_APPNAME, "log.syslog.appname")                                                             \
+    X(F_PROCID, "log.syslog.procid")                                                               \
+    X(F_MSGID, "log.syslog.msgid")                                                                 \
+    X(F_PRIORITY, "log.syslog.priority")                                                           \
+    X(F_VERSION, "log.syslog.version")                                                             \
+    X(F_FACILITY, "log.syslog.facility.code")                                                      \
+    X(F_SEVERITY, "log.syslog.severity.code")                                                      \
+    X(F_SD, "log.syslog.structured_data")                                                          \
+    X(F_ORIGINAL, "event.original")                                                                \
+    X(F_CREATED, "event.created")                                                                  \
+    X(F_KIND, "event.kind")                                                                        \
+    X(F_ORGANIZATION, "organization.id")                                                           \
+    X(F_OBSERVER, "observer.ip")                                                                   \
+    X(F_ERROR, "error.message")
 
-static const char *const field_paths[F_COUNT] = {
-    [F_TIMESTAMP] = "@timestamp",
-    [F_MESSAGE] = "message",
-    [F_HOSTNAME] = "host.hostname",
-    [F_PROCESS_NAME] = "process.name",
-    [F_PROCESS_PID] = "process.pid",
-    [F_APPNAME] = "log.syslog.appname",
-    [F_PROCID] = "log.syslog.procid",
-    [F_MSGID] = "log.syslog.msgid",
-    [F_PRIORITY] = "log.syslog.priority",
-    [F_VERSION] = "log.syslog.version",
-    [F_FACILITY] = "log.syslog.facility.code",
-    [F_SEVERITY] = "log.syslog.severity.code",
-    [F_SD] = "log.syslog.structured_data",
-    [F_ORIGINAL] = "event.original",
-    [F_CREATED] = "event.created",
-    [F_KIND] = "event.kind",
-    [F_ORGANIZATION] = "organization.id",
-    [F_OBSERVER] = "observer.ip",
-    [F_ERROR] = "error.message",
-};
+#define FIELD_ENUM(id, path) id,
+#define FIELD_ROW(id, path) {path, sizeof(path) - 1},
+enum field { JSON_FIELDS(FIELD_ENUM) F_COUNT };
+static const struct {
+    const char *path;
+    size_t len;
+} fields[F_COUNT] = {JSON_FIELDS(FIELD_ROW)};
 
 #define LABELS_PREFIX "labels."
 #define LABELS_PREFIX_LEN 7
@@ -311,11 +308,10 @@ static void take_sd(psb_event *ev, yajl_val sd)
 /* Is path (len bytes) a proper prefix, ending at a '.', of some known path? */
 static bool is_known_parent(const char *path, size_t len)
 {
-    for (int i = 0; i < F_COUNT; i++) {
-        const char *p = field_paths[i];
-        if (strncmp(p, path, len) == 0 && p[len] == '.')
+    for (int i = 0; i < F_COUNT; i++)
+        if (fields[i].len > len && fields[i].path[len] == '.' &&
+            memcmp(fields[i].path, path, len) == 0)
             return true;
-    }
     return len + 1 == LABELS_PREFIX_LEN && memcmp(path, LABELS_PREFIX, len) == 0;
 }
 
@@ -339,7 +335,7 @@ static void walk(found *f, yajl_val obj, char *path, size_t plen)
         }
         int hit = -1;
         for (int j = 0; j < F_COUNT; j++) {
-            if (strcmp(field_paths[j], path) == 0) {
+            if (fields[j].len == len && memcmp(fields[j].path, path, len) == 0) {
                 hit = j;
                 break;
             }
@@ -393,9 +389,18 @@ static void note_bad_timestamp(psb_event *ev, yajl_val root, yajl_val ts)
         text = YAJL_IS_OBJECT(ts) ? "(object)" : YAJL_IS_ARRAY(ts) ? "(array)" : "(not a string)";
     /* The tree is ours: add the label to it so the writer emits it with the rest. */
     yajl_val labels = NULL;
-    for (size_t i = 0; i < root->u.object.len; i++)
-        if (strcmp(root->u.object.keys[i], "labels") == 0 && YAJL_IS_OBJECT(root->u.object.values[i]))
-            labels = root->u.object.values[i];
+    bool taken = false; /* "labels" given but not an object: a second key would be a duplicate */
+    for (size_t i = 0; i < root->u.object.len; i++) {
+        if (strcmp(root->u.object.keys[i], "labels") == 0) {
+            taken = true;
+            if (YAJL_IS_OBJECT(root->u.object.values[i]))
+                labels = root->u.object.values[i];
+        }
+    }
+    if (!labels && taken) {
+        psb_event_add_label(ev, PSB_STR_LIT("invalid_timestamp"), psb_str_make(text, strlen(text)));
+        return;
+    }
     if (!labels) {
         labels = node_new(yajl_t_object);
         size_t n = root->u.object.len;

@@ -480,7 +480,7 @@ static bool junos_facility(const char *s, size_t n)
 {
     static const char *const fac[] = {
         "ACCT",   "ALARMD", "ANALYZER", "APPID",  "APPTRACK", "AUDITD", "AUTHD",  "AUTOCONFD",
-        "AV",     "BFDD",   "BOOTPD",   "CHASSISD", "COSD",   "DCD",    "DDOS",   "DFWD",
+        "AV",     "BFDD",   "BGP",    "BOOTPD",   "CHASSISD", "COSD",   "DCD",    "DDOS",   "DFWD",
         "ESWD",   "EVENTD", "FLOW",     "FWAUTH", "ICCPD",    "IDP",    "JSRPD",  "KMD",
         "L2ALD",  "L2CPD",  "LACPD",    "LIBJNX", "LICENSE",  "LLDPD",  "LOGIN",  "MIB2D",
         "NTPD",   "PFE",    "PKID",     "PPMD",   "RMOPD",    "RPD",    "RT",     "SFW",

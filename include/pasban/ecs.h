@@ -1,8 +1,9 @@
 /* ecs.h -- write a psb_event as one line of ECS JSON (nested objects, as Beats do).
  *
  * Absent values are omitted, never null. Invalid UTF-8 in any value is replaced
- * by U+FFFD so the output is always valid JSON. One writer per thread: it owns a
- * yajl generator and an output buffer that are reused for every event.
+ * by U+FFFD so the output is always valid JSON. One writer per thread: it owns an
+ * output buffer that is reused for every event (the text is written directly, with
+ * yajl's escapes; yajl's generator cost more than the whole per-line budget).
  */
 #ifndef PASBAN_ECS_H
 #define PASBAN_ECS_H

@@ -71,11 +71,12 @@ static void test_nested_fields(void **state)
     (void)state;
     psb_parse_opts o = opts_json();
     psb_event *ev = psb_event_new();
-    const char *in = "{\"@timestamp\":\"2026-11-22T08:30:00.250+03:30\",\"message\":\"Failed password"
-                     " for root\",\"host\":{\"hostname\":\"bras-7\"},\"process\":{\"name\":\"sshd\","
-                     "\"pid\":4242},\"log\":{\"syslog\":{\"priority\":38,\"version\":1,\"msgid\":"
-                     "\"AUTH\",\"structured_data\":{\"origin@32473\":{\"ip\":\"10.1.2.3\"}}}},"
-                     "\"labels\":{\"site\":\"thr-1\",\"rack\":12}}";
+    const char *in =
+        "{\"@timestamp\":\"2026-11-22T08:30:00.250+03:30\",\"message\":\"Failed password"
+        " for root\",\"host\":{\"hostname\":\"bras-7\"},\"process\":{\"name\":\"sshd\","
+        "\"pid\":4242},\"log\":{\"syslog\":{\"priority\":38,\"version\":1,\"msgid\":"
+        "\"AUTH\",\"structured_data\":{\"origin@32473\":{\"ip\":\"10.1.2.3\"}}}},"
+        "\"labels\":{\"site\":\"thr-1\",\"rack\":12}}";
     assert_int_equal(parse(&o, in, ev), 0);
     assert_int_equal(ev->kind, PSB_EVENT_KIND_EVENT);
     assert_int_equal(ev->timestamp_ms, 1795323600250); /* 05:00:00.250Z */
@@ -106,10 +107,11 @@ static void test_dotted_keys_equal_nested(void **state)
     (void)state;
     psb_parse_opts o = opts_json();
     psb_event *ev = psb_event_new();
-    const char *in = "{\"host.hostname\":\"fw-2\",\"process.name\":\"charon\",\"log.syslog.procid\":"
-                     "\"77\",\"log.syslog.appname\":\"ipsec\",\"log.syslog.facility.code\":4,"
-                     "\"log\":{\"syslog.severity.code\":3},\"labels.vendor\":\"strongswan\","
-                     "\"message\":\"IKE_SA deleted\"}";
+    const char *in =
+        "{\"host.hostname\":\"fw-2\",\"process.name\":\"charon\",\"log.syslog.procid\":"
+        "\"77\",\"log.syslog.appname\":\"ipsec\",\"log.syslog.facility.code\":4,"
+        "\"log\":{\"syslog.severity.code\":3},\"labels.vendor\":\"strongswan\","
+        "\"message\":\"IKE_SA deleted\"}";
     assert_int_equal(parse(&o, in, ev), 0);
     assert_str(ev->hostname, "fw-2");
     assert_str(ev->appname, "charon"); /* process.name wins over log.syslog.appname */
@@ -129,9 +131,10 @@ static void test_other_shapes_stay_in_the_tree(void **state)
     psb_parse_opts o = opts_json();
     psb_event *ev = psb_event_new();
     /* Wrong types for known fields are not taken into the struct, but kept. */
-    const char *in = "{\"message\":{\"text\":\"x\"},\"host\":\"not-an-object\",\"process\":{\"pid\":"
-                     "\"abc\"},\"user\":{\"name\":\"alice\",\"roles\":[\"a\",\"b\"]},\"ok\":true,"
-                     "\"n\":null,\"f\":1.5e3}";
+    const char *in =
+        "{\"message\":{\"text\":\"x\"},\"host\":\"not-an-object\",\"process\":{\"pid\":"
+        "\"abc\"},\"user\":{\"name\":\"alice\",\"roles\":[\"a\",\"b\"]},\"ok\":true,"
+        "\"n\":null,\"f\":1.5e3}";
     assert_int_equal(parse(&o, in, ev), 0);
     assert_null(ev->message.ptr);
     assert_null(ev->hostname.ptr);
@@ -222,12 +225,13 @@ static void test_invalid_timestamp_keeps_event(void **state)
     assert_int_equal(ev->timestamp_ms, RECEIVED);
     assert_get(ev, "labels.invalid_timestamp", "yesterday");
     char *out = render(ev);
-    assert_string_equal(out, "{\"@timestamp\":\"2026-11-23T10:00:00.000Z\",\"message\":\"m\","
-                             "\"labels\":{\"invalid_timestamp\":\"yesterday\"},\"event\":{"
-                             "\"created\":\"2026-11-23T10:00:00.000Z\",\"kind\":\"event\","
-                             "\"original\":\"{\\\"@timestamp\\\":\\\"yesterday\\\",\\\"message\\\":"
-                             "\\\"m\\\"}\"},\"organization\":{\"id\":\"op-a\"},\"observer\":{\"ip\":"
-                             "\"192.0.2.10\"}}");
+    assert_string_equal(out,
+                        "{\"@timestamp\":\"2026-11-23T10:00:00.000Z\",\"message\":\"m\","
+                        "\"labels\":{\"invalid_timestamp\":\"yesterday\"},\"event\":{"
+                        "\"created\":\"2026-11-23T10:00:00.000Z\",\"kind\":\"event\","
+                        "\"original\":\"{\\\"@timestamp\\\":\\\"yesterday\\\",\\\"message\\\":"
+                        "\\\"m\\\"}\"},\"organization\":{\"id\":\"op-a\"},\"observer\":{\"ip\":"
+                        "\"192.0.2.10\"}}");
     free(out);
     /* A number is not an RFC 3339 time either; an existing labels object gets the label. */
     assert_int_equal(parse(&o, "{\"@timestamp\":1700000000,\"labels\":{\"a\":\"b\"}}", ev), 0);
@@ -236,6 +240,12 @@ static void test_invalid_timestamp_keeps_event(void **state)
     assert_get(ev, "labels.a", "b");
     out = render(ev);
     assert_non_null(strstr(out, "\"labels\":{\"a\":\"b\",\"invalid_timestamp\":\"1700000000\"}"));
+    free(out);
+    /* "labels" given as a non-object: no second "labels" key in the output. */
+    assert_int_equal(parse(&o, "{\"@timestamp\":true,\"labels\":\"flat\"}", ev), 0);
+    out = render(ev);
+    assert_non_null(strstr(out, "\"labels\":\"flat\""));
+    assert_null(strstr(strstr(out, "\"labels\":") + 1, "\"labels\":"));
     free(out);
     /* No @timestamp at all: receive time, no label. */
     assert_int_equal(parse(&o, "{\"message\":\"m\"}", ev), 0);
