@@ -13,42 +13,37 @@
 
 #define COL_MAX_LISTEN 16
 
-enum col_input {
-    COL_INPUT_UDP = 0,
-    COL_INPUT_TCP,
-    COL_INPUT_TLS,
-    COL_INPUT_HTTP,
-    COL_INPUT_COUNT
-};
+enum col_input { COL_INPUT_UDP = 0, COL_INPUT_TCP, COL_INPUT_TLS, COL_INPUT_HTTP, COL_INPUT_COUNT };
 
 enum col_fsync {
     COL_FSYNC_ALWAYS = 0, /* fsync after every append: nothing acknowledged is lost on power loss */
     COL_FSYNC_INTERVAL,   /* fsync from a timer (spool.fsync_interval) */
-    COL_FSYNC_NEVER,      /* leave it to the kernel: survives a crash of the collector, not of the host */
+    COL_FSYNC_NEVER, /* leave it to the kernel: survives a crash of the collector, not of the host
+                      */
 };
 
 typedef struct col_listen {
-    int input;       /* enum col_input */
-    char *host;      /* numeric address */
+    int input;  /* enum col_input */
+    char *host; /* numeric address */
     char *port;
 } col_listen;
 
 /* One operator's identities: networks (source CIDRs), HTTP tokens, TLS names. */
 typedef struct col_cidr {
-    int family;            /* AF_INET or AF_INET6 */
+    int family; /* AF_INET or AF_INET6 */
     unsigned char addr[16];
     int prefix;
-    char *op;              /* operator id (shared with the owning col_operator, not owned) */
+    char *op; /* operator id (shared with the owning col_operator, not owned) */
 } col_cidr;
 
 typedef struct col_ident {
-    char *name;            /* token or certificate CN/SAN */
-    char *op;              /* operator id (not owned) */
+    char *name; /* token or certificate CN/SAN */
+    char *op;   /* operator id (not owned) */
 } col_ident;
 
 /* The maps that SIGHUP reloads. Owns its strings. */
 typedef struct col_opmap {
-    char **ops;            /* every operator id named in the config */
+    char **ops; /* every operator id named in the config */
     size_t n_ops;
     col_cidr *cidrs;
     size_t n_cidrs;
@@ -64,10 +59,10 @@ typedef struct col_kv {
 } col_kv;
 
 typedef struct col_config {
-    char *path;                 /* config file, NULL when flags only */
+    char *path; /* config file, NULL when flags only */
     char *topic;
     char *brokers;
-    col_kv *kafka_props;        /* passed to librdkafka under their own names */
+    col_kv *kafka_props; /* passed to librdkafka under their own names */
     size_t n_kafka_props;
     col_listen listen[COL_MAX_LISTEN];
     size_t n_listen;
@@ -75,15 +70,15 @@ typedef struct col_config {
     char *metrics_host;
     char *metrics_port;
 
-    char *spool_dir;            /* NULL: no spool, backpressure only */
+    char *spool_dir; /* NULL: no spool, backpressure only */
     uint64_t spool_max_bytes;
     uint64_t spool_segment_bytes;
-    int spool_fsync;            /* enum col_fsync */
+    int spool_fsync; /* enum col_fsync */
     int64_t spool_fsync_interval_ms;
 
     char *tls_cert;
     char *tls_key;
-    char *tls_ca;               /* set: clients must present a certificate signed by it */
+    char *tls_ca; /* set: clients must present a certificate signed by it */
 
     size_t max_connections;
     size_t max_message;
@@ -91,7 +86,7 @@ typedef struct col_config {
     size_t max_body;
     int64_t idle_timeout_ms;
     int64_t shutdown_timeout_ms;
-    int32_t tz_offset_s;        /* zone of RFC 3164 timestamps */
+    int32_t tz_offset_s; /* zone of RFC 3164 timestamps */
 
     col_opmap opmap;
 } col_config;

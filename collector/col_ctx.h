@@ -22,32 +22,32 @@
 
 /* Counters per (input, operator), declared once and expanded into the struct,
  * the Prometheus names and their help text. */
-#define COL_STATS(X)                                                                              \
-    X(received, "Messages received")                                                              \
-    X(parsed, "Messages parsed into events")                                                      \
-    X(parse_failures, "Messages that could not be parsed (forwarded as pipeline_error)")         \
-    X(delivered, "Events acknowledged by Kafka")                                                  \
-    X(delivery_errors, "Events Kafka refused that could not be spooled either")                   \
-    X(spooled, "Events written to the disk spool")                                                \
+#define COL_STATS(X)                                                                               \
+    X(received, "Messages received")                                                               \
+    X(parsed, "Messages parsed into events")                                                       \
+    X(parse_failures, "Messages that could not be parsed (forwarded as pipeline_error)")           \
+    X(delivered, "Events acknowledged by Kafka")                                                   \
+    X(delivery_errors, "Events Kafka refused that could not be spooled either")                    \
+    X(spooled, "Events written to the disk spool")                                                 \
     X(udp_drops, "UDP datagrams dropped because Kafka and the spool were full")
 
 /* Counters per input only: limits and connection life. */
-#define COL_ISTATS(X)                                                                             \
-    X(connections, "Connections accepted")                                                        \
-    X(connections_refused, "Connections refused at the connection limit")                         \
-    X(tls_refused, "TLS clients refused (handshake failed, no or unmapped certificate)")          \
-    X(idle_timeouts, "Connections closed for idleness or a frame that never completed")           \
-    X(oversized, "Messages or bodies over the size limit")                                        \
-    X(framing_errors, "Framing errors (bad length, truncated frame at close)")                    \
-    X(http_rejected, "HTTP requests refused (401, 400, 413, 503, ...)")                           \
+#define COL_ISTATS(X)                                                                              \
+    X(connections, "Connections accepted")                                                         \
+    X(connections_refused, "Connections refused at the connection limit")                          \
+    X(tls_refused, "TLS clients refused (handshake failed, no or unmapped certificate)")           \
+    X(idle_timeouts, "Connections closed for idleness or a frame that never completed")            \
+    X(oversized, "Messages or bodies over the size limit")                                         \
+    X(framing_errors, "Framing errors (bad length, truncated frame at close)")                     \
+    X(http_rejected, "HTTP requests refused (401, 400, 413, 503, ...)")                            \
     X(udp_kernel_drops, "Datagrams the kernel dropped before we read them (SO_RXQ_OVFL)")
 
 enum { COL_TAG_STATS = 1, COL_TAG_HTTP = 2, COL_TAG_REPLAY = 3 };
 
 typedef struct col_stats {
-    int tag;                 /* COL_TAG_STATS: used as a Kafka message opaque */
+    int tag; /* COL_TAG_STATS: used as a Kafka message opaque */
     int input;
-    char *op;                /* operator id, owned; stable for the life of the daemon */
+    char *op; /* operator id, owned; stable for the life of the daemon */
     size_t op_len;
 #define COL_FIELD(name, help) uint64_t name;
     COL_STATS(COL_FIELD)
@@ -59,7 +59,7 @@ typedef struct col_istats {
 #define COL_FIELD(name, help) uint64_t name;
     COL_ISTATS(COL_FIELD)
 #undef COL_FIELD
-    uint64_t open;           /* gauge: connections open now */
+    uint64_t open; /* gauge: connections open now */
 } col_istats;
 
 typedef struct col_conn col_conn;
@@ -67,14 +67,14 @@ typedef struct col_ctx col_ctx;
 
 /* One POST /v1/events waiting for the delivery reports of its events. */
 typedef struct col_http_req {
-    int tag;                        /* COL_TAG_HTTP: used as a Kafka message opaque */
+    int tag; /* COL_TAG_HTTP: used as a Kafka message opaque */
     col_stats *st;
     col_ctx *c;
-    struct evhttp_request *req;     /* NULL once the client went away */
+    struct evhttp_request *req; /* NULL once the client went away */
     size_t events;
-    size_t outstanding;             /* events without a delivery report yet */
+    size_t outstanding; /* events without a delivery report yet */
     size_t failed;
-    int submitting;                 /* still producing: do not reply yet */
+    int submitting; /* still producing: do not reply yet */
 } col_http_req;
 
 struct col_ctx {
@@ -89,8 +89,8 @@ struct col_ctx {
     int kpipe[2];
     struct event *kpipe_ev;
     struct event *tick_ev;
-    size_t queue_max;        /* librdkafka's queue.buffering.max.messages */
-    int kafka_up;            /* cleared on "all brokers down", set by a delivery */
+    size_t queue_max; /* librdkafka's queue.buffering.max.messages */
+    int kafka_up;     /* cleared on "all brokers down", set by a delivery */
     uint64_t replay_inflight;
     int64_t replay_backoff_until;
     uint64_t replayed;
@@ -117,9 +117,9 @@ struct col_ctx {
 
     SSL_CTX *ssl_ctx;
 
-    col_conn *conns;         /* every open TCP/TLS connection */
+    col_conn *conns; /* every open TCP/TLS connection */
     size_t n_conns;
-    col_conn *paused;        /* connections waiting for room */
+    col_conn *paused; /* connections waiting for room */
 
     col_stats *stats;
     col_istats istats[COL_INPUT_COUNT];

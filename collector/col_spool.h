@@ -19,9 +19,9 @@
 typedef struct col_spool col_spool;
 
 typedef struct col_spool_opts {
-    uint64_t max_bytes;       /* total on disk; past it append fails (spool full) */
-    uint64_t segment_bytes;   /* a segment is closed and a new one begun past this */
-    int fsync;                /* enum col_fsync (col_config.h) */
+    uint64_t max_bytes;     /* total on disk; past it append fails (spool full) */
+    uint64_t segment_bytes; /* a segment is closed and a new one begun past this */
+    int fsync;              /* enum col_fsync (col_config.h) */
 } col_spool_opts;
 
 /* One record handed out by col_spool_next. key/value point into the spool and
@@ -31,7 +31,7 @@ typedef struct col_spool_rec {
     size_t key_len;
     const char *value;
     size_t value_len;
-    uint64_t segment;         /* pass back to col_spool_ack */
+    uint64_t segment; /* pass back to col_spool_ack */
 } col_spool_rec;
 
 #define COL_SPOOL_MAX_RECORD (16u << 20)
@@ -53,9 +53,9 @@ void col_spool_ack(col_spool *s, uint64_t segment);
 /* Make appended records durable. 0 / -1. */
 int col_spool_sync(col_spool *s);
 
-uint64_t col_spool_bytes(const col_spool *s);    /* on disk now */
-uint64_t col_spool_unread(const col_spool *s);   /* records not handed out yet */
-uint64_t col_spool_pending(const col_spool *s);  /* records not acknowledged yet */
+uint64_t col_spool_bytes(const col_spool *s);   /* on disk now */
+uint64_t col_spool_unread(const col_spool *s);  /* records not handed out yet */
+uint64_t col_spool_pending(const col_spool *s); /* records not acknowledged yet */
 /* True when a record of this size would fit. */
 int col_spool_has_room(const col_spool *s, size_t key_len, size_t value_len);
 

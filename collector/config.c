@@ -29,8 +29,8 @@ enum { N_NULL, N_BOOL, N_NUM, N_STR, N_OBJ, N_ARR };
 typedef struct cnode {
     int type;
     int line;
-    char *key;     /* member name inside an object */
-    char *text;    /* string, or number as written */
+    char *key;  /* member name inside an object */
+    char *text; /* string, or number as written */
     int boolean;
     struct cnode **kids;
     size_t n_kids;
@@ -88,7 +88,10 @@ static cnode *cb_add(cbuild *b, int type)
     return n;
 }
 
-static int cb_null(void *ctx) { return cb_add(ctx, N_NULL) != NULL; }
+static int cb_null(void *ctx)
+{
+    return cb_add(ctx, N_NULL) != NULL;
+}
 
 static int cb_bool(void *ctx, int v)
 {
@@ -135,8 +138,14 @@ static int cb_open(cbuild *b, int type)
     return 1;
 }
 
-static int cb_start_map(void *ctx) { return cb_open(ctx, N_OBJ); }
-static int cb_start_array(void *ctx) { return cb_open(ctx, N_ARR); }
+static int cb_start_map(void *ctx)
+{
+    return cb_open(ctx, N_OBJ);
+}
+static int cb_start_array(void *ctx)
+{
+    return cb_open(ctx, N_ARR);
+}
 
 static int cb_close(void *ctx)
 {
@@ -146,8 +155,8 @@ static int cb_close(void *ctx)
 }
 
 static const yajl_callbacks cfg_callbacks = {
-    cb_null, cb_bool, NULL, NULL, cb_number, cb_string,
-    cb_start_map, cb_key, cb_close, cb_start_array, cb_close,
+    cb_null,      cb_bool, NULL,     NULL,           cb_number, cb_string,
+    cb_start_map, cb_key,  cb_close, cb_start_array, cb_close,
 };
 
 /* Parse a whole file into a tree. Returns the root or NULL with err set. */
@@ -246,8 +255,8 @@ static int want_size(cwalk *w, const cnode *n, const char *key, uint64_t min, ui
     errno = 0;
     unsigned long long v = strtoull(n->text, &end, 10);
     if (errno || *end || n->text[0] == '-' || v < min || v > max)
-        return cfg_fail(w, n, key, "expected an integer from %llu to %llu",
-                        (unsigned long long)min, (unsigned long long)max);
+        return cfg_fail(w, n, key, "expected an integer from %llu to %llu", (unsigned long long)min,
+                        (unsigned long long)max);
     *out = v;
     return 0;
 }
@@ -336,8 +345,14 @@ static int walk_str_list(cwalk *w, const cnode *n, const char *key)
     return 0;
 }
 
-static size_t list_len(const cnode *n) { return n->type == N_STR ? 1 : n->n_kids; }
-static const cnode *list_at(const cnode *n, size_t i) { return n->type == N_STR ? n : n->kids[i]; }
+static size_t list_len(const cnode *n)
+{
+    return n->type == N_STR ? 1 : n->n_kids;
+}
+static const cnode *list_at(const cnode *n, size_t i)
+{
+    return n->type == N_STR ? n : n->kids[i];
+}
 
 static int walk_operators(cwalk *w, const cnode *ops, col_opmap *m)
 {
@@ -501,7 +516,7 @@ static int walk_tls(cwalk *w, const cnode *s, col_config *cfg)
     for (size_t i = 0; i < s->n_kids; i++) {
         const cnode *f = s->kids[i];
         snprintf(key, sizeof key, "tls.%s", f->key);
-        char **dst = strcmp(f->key, "cert") == 0 ? &cfg->tls_cert
+        char **dst = strcmp(f->key, "cert") == 0  ? &cfg->tls_cert
                      : strcmp(f->key, "key") == 0 ? &cfg->tls_key
                      : strcmp(f->key, "ca") == 0  ? &cfg->tls_ca
                                                   : NULL;

@@ -121,12 +121,14 @@ enum { OPT_KAFKA = 256, OPT_TOPIC, OPT_LISTEN, OPT_OPERATOR, OPT_SPOOL, OPT_METR
 static int parse_args(int argc, char **argv, col_config *cfg)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},  {"kafka", required_argument, NULL, OPT_KAFKA},
+        {"config", required_argument, NULL, 'c'},
+        {"kafka", required_argument, NULL, OPT_KAFKA},
         {"topic", required_argument, NULL, OPT_TOPIC},
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"operator", required_argument, NULL, OPT_OPERATOR},
         {"spool", required_argument, NULL, OPT_SPOOL},
-        {"metrics", required_argument, NULL, OPT_METRICS}, {"help", no_argument, NULL, 'h'},
+        {"metrics", required_argument, NULL, OPT_METRICS},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     char err[512];
@@ -270,8 +272,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
         c->cfg->opmap = fresh->opmap;
         fresh->opmap = tmp;
         col_log("SIGHUP: reloaded %s: %zu operators, %zu networks, %zu tokens, %zu TLS names",
-                c->cfg->path, c->cfg->opmap.n_ops, c->cfg->opmap.n_cidrs,
-                c->cfg->opmap.n_tokens, c->cfg->opmap.n_tls_names);
+                c->cfg->path, c->cfg->opmap.n_ops, c->cfg->opmap.n_cidrs, c->cfg->opmap.n_tokens,
+                c->cfg->opmap.n_tls_names);
     }
     col_config_free(fresh);
 }
@@ -371,8 +373,8 @@ int col_daemon_main(int argc, char **argv)
         teardown(c);
         return 1;
     }
-    col_log("started: kafka %s, topic %s, default operator %s%s%s", c->cfg->brokers,
-            c->cfg->topic, c->cfg->default_operator, c->spool ? ", spool " : "",
+    col_log("started: kafka %s, topic %s, default operator %s%s%s", c->cfg->brokers, c->cfg->topic,
+            c->cfg->default_operator, c->spool ? ", spool " : "",
             c->spool ? c->cfg->spool_dir : "");
     event_base_dispatch(c->base);
     if (!c->stopping) {

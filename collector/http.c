@@ -27,8 +27,8 @@
 typedef struct jsplit {
     yajl_handle h;
     int depth;
-    int in_array;          /* the top-level value is an array of objects */
-    int top_seen;          /* a top-level value was an array (then it must be the only one) */
+    int in_array; /* the top-level value is an array of objects */
+    int top_seen; /* a top-level value was an array (then it must be the only one) */
     size_t start;
     size_t count;
     size_t max;
@@ -38,7 +38,10 @@ typedef struct jsplit {
     const char *err;
 } jsplit;
 
-static int obj_level(const jsplit *s) { return s->in_array ? 1 : 0; }
+static int obj_level(const jsplit *s)
+{
+    return s->in_array ? 1 : 0;
+}
 
 static int js_scalar(jsplit *s)
 {
@@ -49,7 +52,10 @@ static int js_scalar(jsplit *s)
     return 1;
 }
 
-static int js_null(void *ctx) { return js_scalar(ctx); }
+static int js_null(void *ctx)
+{
+    return js_scalar(ctx);
+}
 static int js_bool(void *ctx, int b)
 {
     (void)b;
@@ -138,8 +144,8 @@ static int js_end_array(void *ctx)
 }
 
 static const yajl_callbacks split_callbacks = {
-    js_null, js_bool, NULL, NULL, js_number, js_string,
-    js_start_map, NULL, js_end_map, js_start_array, js_end_array,
+    js_null,      js_bool, NULL,       NULL,           js_number,    js_string,
+    js_start_map, NULL,    js_end_map, js_start_array, js_end_array,
 };
 
 long col_json_split(const char *body, size_t len, size_t max_objects, col_json_each_fn fn,
@@ -379,7 +385,8 @@ int col_http_listen(col_ctx *c, const col_listen *l, char *err, size_t errlen)
         c->http = evhttp_new(c->base);
         evhttp_set_max_body_size(c->http, (ev_ssize_t)c->cfg->max_body);
         evhttp_set_max_headers_size(c->http, 16384);
-        evhttp_set_timeout(c->http, (int)(c->cfg->idle_timeout_ms / 1000 ? c->cfg->idle_timeout_ms / 1000 : 1));
+        evhttp_set_timeout(
+            c->http, (int)(c->cfg->idle_timeout_ms / 1000 ? c->cfg->idle_timeout_ms / 1000 : 1));
         evhttp_set_allowed_methods(c->http, EVHTTP_REQ_POST | EVHTTP_REQ_GET);
         evhttp_set_gencb(c->http, on_events, c);
     }
@@ -427,22 +434,22 @@ static void on_metrics(struct evhttp_request *req, void *arg)
 {
     col_ctx *c = arg;
     struct evbuffer *b = evbuffer_new();
-#define COL_EMIT(name, help)                                                                      \
-    evbuffer_add_printf(b, "# HELP pasban_collector_" #name "_total " help "\n"                   \
-                           "# TYPE pasban_collector_" #name "_total counter\n");                  \
-    for (col_stats *s = c->stats; s; s = s->next) {                                              \
-        evbuffer_add_printf(b, "pasban_collector_" #name "_total{input=\"%s\",operator=\"",       \
-                            col_input_name(s->input));                                            \
-        prom_label(b, s->op);                                                                     \
-        evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)s->name);                        \
+#define COL_EMIT(name, help)                                                                       \
+    evbuffer_add_printf(b, "# HELP pasban_collector_" #name "_total " help "\n"                    \
+                           "# TYPE pasban_collector_" #name "_total counter\n");                   \
+    for (col_stats *s = c->stats; s; s = s->next) {                                                \
+        evbuffer_add_printf(b, "pasban_collector_" #name "_total{input=\"%s\",operator=\"",        \
+                            col_input_name(s->input));                                             \
+        prom_label(b, s->op);                                                                      \
+        evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)s->name);                         \
     }
     COL_STATS(COL_EMIT)
 #undef COL_EMIT
-#define COL_EMIT(name, help)                                                                      \
-    evbuffer_add_printf(b, "# HELP pasban_collector_" #name "_total " help "\n"                   \
-                           "# TYPE pasban_collector_" #name "_total counter\n");                  \
-    for (int i = 0; i < COL_INPUT_COUNT; i++)                                                     \
-        evbuffer_add_printf(b, "pasban_collector_" #name "_total{input=\"%s\"} %llu\n",           \
+#define COL_EMIT(name, help)                                                                       \
+    evbuffer_add_printf(b, "# HELP pasban_collector_" #name "_total " help "\n"                    \
+                           "# TYPE pasban_collector_" #name "_total counter\n");                   \
+    for (int i = 0; i < COL_INPUT_COUNT; i++)                                                      \
+        evbuffer_add_printf(b, "pasban_collector_" #name "_total{input=\"%s\"} %llu\n",            \
                             col_input_name(i), (unsigned long long)c->istats[i].name);
     COL_ISTATS(COL_EMIT)
 #undef COL_EMIT

@@ -19,11 +19,11 @@
 #include "pasban/parse.h"
 #include "pasban/util.h"
 
-#define REPLAY_WINDOW 2000       /* replayed records in flight when Kafka is up */
+#define REPLAY_WINDOW 2000 /* replayed records in flight when Kafka is up */
 #define REPLAY_BACKOFF_MS 1000
 
 typedef struct replay_ticket {
-    int tag;                     /* COL_TAG_REPLAY */
+    int tag; /* COL_TAG_REPLAY */
     uint64_t segment;
 } replay_ticket;
 
@@ -159,7 +159,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
             c->replay_requeued++;
             c->replay_backoff_until = psb_now_ms() + REPLAY_BACKOFF_MS;
         } else {
-            col_log_limited(c, COL_LOG_SPOOL, "replayed event refused by Kafka (%s) and the "
+            col_log_limited(c, COL_LOG_SPOOL,
+                            "replayed event refused by Kafka (%s) and the "
                             "spool is full: kept in the spool for the next start",
                             rd_kafka_err2str(m->err));
             free(rt);
@@ -211,8 +212,7 @@ static void replay(col_ctx *c)
         return;
     uint64_t window = c->kafka_up ? REPLAY_WINDOW : 1;
     col_spool_rec r;
-    while (c->replay_inflight < window &&
-           (size_t)rd_kafka_outq_len(c->rk) < c->queue_max / 2) {
+    while (c->replay_inflight < window && (size_t)rd_kafka_outq_len(c->rk) < c->queue_max / 2) {
         int rc = col_spool_next(c->spool, &r);
         if (rc < 0) {
             c->spool_errors++;

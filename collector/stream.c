@@ -25,18 +25,18 @@
 struct col_conn {
     col_ctx *c;
     struct bufferevent *bev;
-    int input;                 /* COL_INPUT_TCP or COL_INPUT_TLS */
-    col_stats *st;             /* NULL until a TLS client is identified */
+    int input;     /* COL_INPUT_TCP or COL_INPUT_TLS */
+    col_stats *st; /* NULL until a TLS client is identified */
     char peer[64];
     struct sockaddr_storage addr;
     char *buf;
     size_t len;
     size_t cap;
-    int64_t partial_since;     /* when the buffer began holding an unfinished frame */
+    int64_t partial_since; /* when the buffer began holding an unfinished frame */
     int paused;
     int eof;
-    col_conn *prev, *next;     /* c->conns */
-    col_conn *pnext;           /* c->paused */
+    col_conn *prev, *next; /* c->conns */
+    col_conn *pnext;       /* c->paused */
 };
 
 /* why (may be NULL) is logged, rate-limited in its own slot so one kind of
@@ -218,8 +218,10 @@ static int tls_identify(col_conn *k)
             /* With client certificates required, a certificate that maps to no
              * operator must not fall back to someone else's identity. */
             c->istats[COL_INPUT_TLS].tls_refused++;
-            conn_close_slot(k, cert ? "client certificate maps to no operator; refused"
-                                    : "no client certificate; refused", COL_LOG_TLS);
+            conn_close_slot(k,
+                            cert ? "client certificate maps to no operator; refused"
+                                 : "no client certificate; refused",
+                            COL_LOG_TLS);
             return -1;
         }
         op = col_op_for_addr(c, (struct sockaddr *)&k->addr);
@@ -282,8 +284,8 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
 {
     col_ctx *c = arg;
     int input = COL_INPUT_TCP;
@@ -396,7 +398,7 @@ int col_tls_setup(col_ctx *c, char *err, size_t errlen)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     }
     return 0;
-ssl_fail: {
+ssl_fail : {
     char buf[256] = "unknown error";
     unsigned long e = ERR_get_error();
     if (e)

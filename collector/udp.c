@@ -73,7 +73,8 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
                 col_addr_text(sa, peer, sizeof peer);
                 col_log_limited(c, COL_LOG_LIMIT,
                                 "udp %s: datagram over %zu bytes, truncated and forwarded as "
-                                "pipeline_error", peer, c->cfg->max_message);
+                                "pipeline_error",
+                                peer, c->cfg->max_message);
                 len = c->cfg->max_message + 1; /* psb_parse reports the size error */
                 if (len > dsize)
                     len = dsize;

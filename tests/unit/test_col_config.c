@@ -164,7 +164,8 @@ static void test_json_split(void **state)
     assert_string_equal(c.objs[2], "{\"c\":3}");
     /* Bad bodies: nothing is split out before the error is known by the caller's
      * first (validating) pass. */
-    assert_int_equal(col_json_split("{\"a\":1}\n{\"b\":", 13, 100, NULL, NULL, err, sizeof err), -1);
+    assert_int_equal(col_json_split("{\"a\":1}\n{\"b\":", 13, 100, NULL, NULL, err, sizeof err),
+                     -1);
     assert_int_equal(col_json_split("[1,2]", 5, 100, NULL, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "expected JSON objects"));
     assert_int_equal(col_json_split("\"x\"", 3, 100, NULL, NULL, err, sizeof err), -1);
