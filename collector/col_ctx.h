@@ -126,6 +126,7 @@ struct col_ctx {
 
     struct event *sig_term, *sig_int, *sig_hup;
     int stopping;
+    int kafka_fatal; /* the producer hit a fatal error: drain, spool, exit 1 */
     int64_t stop_deadline_ms;
     int64_t log_last_ms[8];
     uint64_t log_suppressed[8];

@@ -220,12 +220,26 @@ bad:
     return 2;
 }
 
+/* Stop accepting and give Kafka until the deadline; the tick ends the loop. */
+static void begin_stop(col_ctx *c, const char *why)
+{
+    col_log("%s: no longer accepting; draining for up to %lld ms", why,
+            (long long)c->cfg->shutdown_timeout_ms);
+    c->stopping = 1;
+    c->stop_deadline_ms = psb_now_ms() + c->cfg->shutdown_timeout_ms;
+    col_udp_stop(c);
+    col_stream_stop(c);
+    col_http_stop_accepting(c);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     col_ctx *c = arg;
     (void)fd;
     (void)what;
     col_out_tick(c);
+    if (c->kafka_fatal && !c->stopping)
+        begin_stop(c, "fatal Kafka producer error");
     if (c->stopping) {
         int idle = rd_kafka_outq_len(c->rk) == 0 && c->http_pending == 0 &&
                    (!c->spool || c->replay_inflight == 0);
@@ -244,13 +258,9 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
         event_base_loopexit(c->base, NULL);
         return;
     }
-    col_log("signal %d: no longer accepting; draining for up to %lld ms", (int)sig,
-            (long long)c->cfg->shutdown_timeout_ms);
-    c->stopping = 1;
-    c->stop_deadline_ms = psb_now_ms() + c->cfg->shutdown_timeout_ms;
-    col_udp_stop(c);
-    col_stream_stop(c);
-    col_http_stop_accepting(c);
+    char why[32];
+    snprintf(why, sizeof why, "signal %d", (int)sig);
+    begin_stop(c, why);
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -396,7 +406,8 @@ int col_daemon_main(int argc, char **argv)
     if (c->spool && col_spool_pending(c->spool))
         col_log("shutdown: %llu events stay in the spool for the next start",
                 (unsigned long long)col_spool_pending(c->spool));
-    col_log("stopped");
+    int fatal = c->kafka_fatal;
+    col_log("stopped%s", fatal ? " after a fatal Kafka error (exit 1)" : "");
     teardown(c);
-    return 0;
+    return fatal ? 1 : 0;
 }

@@ -193,12 +193,20 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *arg)
 {
     col_ctx *c = arg;
-    (void)rk;
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
         err == RD_KAFKA_RESP_ERR__RESOLVE) {
         if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
             c->kafka_up = 0;
         col_log_limited(c, COL_LOG_KAFKA, "kafka: %s", reason);
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        /* An idempotent producer that lost its guarantees cannot go on; the
+         * daemon drains into the spool and exits 1 so a supervisor restarts it. */
+        char why[512];
+        rd_kafka_fatal_error(rk, why, sizeof why);
+        col_log("kafka: fatal error: %s", why);
+        c->kafka_fatal = 1;
         return;
     }
     col_log("kafka: %s: %s", rd_kafka_err2name(err), reason);
