@@ -313,6 +313,10 @@ static int start(col_ctx *c, char *err, size_t errlen)
             return -1;
         col_log("listening on %s://%s:%s", col_input_name(l->input), l->host, l->port);
     }
+    if (c->http && cfg->opmap.n_tokens == 0)
+        col_log("http: no tokens configured: requests without a token are accepted as "
+                "operator %s (configure operators.*.tokens to require them)",
+                cfg->default_operator);
     if (cfg->metrics_host && col_metrics_listen(c, err, errlen) != 0)
         return -1;
     struct timeval tv = {0, TICK_MS * 1000};

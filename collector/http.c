@@ -326,11 +326,20 @@ static void on_events(struct evhttp_request *req, void *arg)
         reject(c, req, 503, "Service Unavailable", "shutting down");
         return;
     }
+    const char *op = NULL;
     if (token_of(req, &tok, &toklen) != 0) {
-        reject(c, req, 401, "Unauthorized", "missing bearer token");
-        return;
+        /* With no token configured at all (flags only: a test or a first run),
+         * requests without one belong to the default operator. As soon as any
+         * token exists, every request needs one. */
+        if (c->cfg->opmap.n_tokens > 0 ||
+            evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization")) {
+            reject(c, req, 401, "Unauthorized", "missing bearer token");
+            return;
+        }
+        op = c->cfg->default_operator;
+    } else {
+        op = col_opmap_by_token(&c->cfg->opmap, tok, toklen);
     }
-    const char *op = col_opmap_by_token(&c->cfg->opmap, tok, toklen);
     if (!op) {
         col_log_limited(c, COL_LOG_HTTP, "http: request with an unknown token refused");
         reject(c, req, 401, "Unauthorized", "unknown token");

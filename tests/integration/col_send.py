@@ -115,9 +115,10 @@ def cmd_http(args):
         else:
             objs = objs[:1]
             body = json.dumps(objs[0])
-        req = urllib.request.Request(url, data=body.encode(), method="POST",
-                                     headers={"Authorization": "Bearer " + token,
-                                              "Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        req = urllib.request.Request(url, data=body.encode(), method="POST", headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=120) as r:
                 codes.append(r.status)
