@@ -359,8 +359,8 @@ void col_out_drain(col_ctx *c, int64_t timeout_ms)
     if (left > 0) {
         /* Purged messages come back through their delivery reports with an
          * error, and on_delivery spools them. */
-        col_log("shutdown: %d events still with Kafka after %lld ms; %s", left,
-                (long long)timeout_ms, c->spool ? "spooling them" : "no spool: they are lost");
+        col_log("shutdown: %d events still with Kafka at the shutdown timeout; %s", left,
+                c->spool ? "spooling them" : "no spool: they are lost");
         rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         for (int i = 0; i < 20 && rd_kafka_outq_len(c->rk) > 0; i++)
             rd_kafka_poll(c->rk, 50);

@@ -19,7 +19,8 @@ cat >"$work/collector.conf" <<CONF
   },
   // librdkafka properties pass through under their own names.
   "kafka": { "message.timeout.ms": 3000, "reconnect.backoff.max.ms": 1000 },
-  "spool": { "fsync": "interval", "fsync_interval": "200ms", "segment_bytes": 262144 }
+  "spool": { "fsync": "interval", "fsync_interval": "200ms", "segment_bytes": 262144 },
+  "limits": { "shutdown_timeout": "2s" }
 }
 CONF
 common=(-c "$work/collector.conf" --topic "$topic" --listen "tcp://127.0.0.1:$tport"
@@ -61,8 +62,39 @@ done
 check "spool emptied after the replay" bash -c "! compgen -G '$spool/seg-*.spool' >/dev/null"
 check "replayed counted" test "$(metric pasban_collector_replayed_total)" = 8600
 stop_collector
+
+# SIGTERM while Kafka does not answer: what librdkafka still holds goes to the
+# spool, exit 0, and the next start delivers it. The "broker" accepts
+# connections and never replies, so events wait in librdkafka's queue.
+silent=$(free_port)
+python3 -c "
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $silent)); s.listen(50); s.settimeout(1); held = []
+t = time.time()
+while time.time() - t < 60:
+    try: held.append(s.accept())
+    except socket.timeout: pass
+" &
+silent_pid=$!
+sleep 0.3
+topic2=$topic.term
+start_collector term -c "$work/collector.conf" --topic "$topic2" --listen "tcp://127.0.0.1:$tport" \
+    --metrics "$metrics" --spool "$spool" --kafka "127.0.0.1:$silent"
+$send tcp 127.0.0.1 "$tport" term 3000 --src 127.0.0.1
+stop_collector
+kill "$silent_pid" 2>/dev/null || true
+check "SIGTERM moves what librdkafka held into the spool" grep -q "still with Kafka at the shutdown timeout; spooling them" "$work/term.log"
+check "SIGTERM logs what stays in the spool" grep -q "3000 events stay in the spool" "$work/term.log"
+topic=$topic2
+start_collector term2 -c "$work/collector.conf" --topic "$topic2" --listen "tcp://127.0.0.1:$tport" \
+    --metrics "$metrics" --spool "$spool" --kafka "$brokers"
+consume_until 3000 "$work/topic2.txt"
+check "events spooled at SIGTERM delivered after the restart" python3 "$here/col_send.py" check \
+    "$work/topic2.txt" term:3000:op-a
+stop_collector
 if ((fails)); then
-    echo "--- logs"; tail -20 "$work/down.log"; tail -20 "$work/up.log"
+    echo "--- logs"; for f in "$work"/*.log; do echo "== $f"; tail -20 "$f"; done
     exit 1
 fi
 echo "test_collector_spool: all passed"
