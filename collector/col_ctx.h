@@ -133,7 +133,16 @@ struct col_ctx {
 };
 
 /* Log slots for messages that could repeat per event or connection. */
-enum { COL_LOG_LIMIT = 0, COL_LOG_KAFKA, COL_LOG_SPOOL, COL_LOG_TLS, COL_LOG_FRAME, COL_LOG_HTTP };
+enum {
+    COL_LOG_LIMIT = 0,
+    COL_LOG_KAFKA,
+    COL_LOG_SPOOL,
+    COL_LOG_TLS,
+    COL_LOG_FRAME,
+    COL_LOG_HTTP,
+    COL_LOG_CONN,
+    COL_LOG_UDP
+};
 
 void col_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* At most one line per second per slot; says how many were held back. */

@@ -296,7 +296,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         char peer[64];
         col_addr_text(sa, peer, sizeof peer);
         c->istats[input].connections_refused++;
-        col_log_limited(c, COL_LOG_LIMIT, "%s %s: refused, %zu connections open (the limit)",
+        col_log_limited(c, COL_LOG_CONN, "%s %s: refused, %zu connections open (the limit)",
                         col_input_name(input), peer, c->n_conns);
         evutil_closesocket(fd);
         return;
@@ -345,7 +345,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     col_ctx *c = arg;
     (void)l;
     int e = EVUTIL_SOCKET_ERROR();
-    col_log_limited(c, COL_LOG_LIMIT, "accept: %s", evutil_socket_error_to_string(e));
+    col_log_limited(c, COL_LOG_CONN, "accept: %s", evutil_socket_error_to_string(e));
 }
 
 int col_stream_listen(col_ctx *c, const col_listen *l, char *err, size_t errlen)

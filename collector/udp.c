@@ -49,7 +49,7 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
         int n = recvmmsg(fd, msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0) {
             if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                col_log_limited(c, COL_LOG_LIMIT, "udp recvmmsg: %s", strerror(errno));
+                col_log_limited(c, COL_LOG_UDP, "udp recvmmsg: %s", strerror(errno));
             return;
         }
         for (int i = 0; i < n; i++) {
@@ -71,7 +71,7 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
             if ((h->msg_flags & MSG_TRUNC) || len > c->cfg->max_message) {
                 c->istats[COL_INPUT_UDP].oversized++;
                 col_addr_text(sa, peer, sizeof peer);
-                col_log_limited(c, COL_LOG_LIMIT,
+                col_log_limited(c, COL_LOG_UDP,
                                 "udp %s: datagram over %zu bytes, truncated and forwarded as "
                                 "pipeline_error",
                                 peer, c->cfg->max_message);
@@ -87,7 +87,7 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
             col_addr_text(sa, peer, sizeof peer);
             if (col_ingest(c, st, msg, len, peer, NULL) != 0) {
                 st->udp_drops++;
-                col_log_limited(c, COL_LOG_LIMIT, "udp: Kafka and the spool are full, dropping");
+                col_log_limited(c, COL_LOG_UDP, "udp: Kafka and the spool are full, dropping");
             }
         }
         if (n < UDP_BATCH)
