@@ -32,7 +32,11 @@ struct psb_ecs_writer {
     /* Two days' "YYYY-MM-DDT" text: an event's own day and its receive day. */
     int64_t day_cached[2]; /* days since epoch, or INT64_MIN */
     char date_text[2][12];
-    int day_next; /* the entry to replace next */
+    int day_last; /* the entry used last, kept on a miss */
+    /* Two seconds' "YYYY-MM-DDTHH:MM:SS" text, likewise. */
+    int64_t sec_cached[2];
+    char sec_text[2][20];
+    int sec_last;
 };
 
 psb_ecs_writer *psb_ecs_writer_new(void)
@@ -41,6 +45,7 @@ psb_ecs_writer *psb_ecs_writer_new(void)
     w->cap = 4096;
     w->buf = psb_xmalloc(w->cap);
     w->day_cached[0] = w->day_cached[1] = INT64_MIN;
+    w->sec_cached[0] = w->sec_cached[1] = INT64_MIN;
     return w;
 }
 
@@ -131,6 +136,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return 0;
 }
 
+#ifndef __SSE2__ /* the portable scan; x86-64 always has SSE2 */
 #define ONES 0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
 
@@ -143,6 +149,7 @@ static inline uint64_t word_special(uint64_t x)
     uint64_t quote = (q - ONES) & ~q, bslash = (b - ONES) & ~b;
     return (ctl | quote | bslash | x) & HIGHS;
 }
+#endif
 
 /* Emit a JSON string, replacing each invalid UTF-8 byte by U+FFFD so the
  * output is always valid JSON whatever a device sent. */
@@ -150,7 +157,7 @@ static void put_string(psb_ecs_writer *w, const char *p, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     const unsigned char *s = (const unsigned char *)p;
-    ensure(w, n * 6 + 3); /* worst case: every byte becomes \u00XX */
+    ensure(w, n * 6 + 19); /* worst case \u00XX for every byte; 16 for a full store */
     char *o = w->buf + w->len;
     *o++ = '"';
     size_t i = 0;
@@ -174,7 +181,26 @@ static void put_string(psb_ecs_writer *w, const char *p, size_t n)
             i += 16;
             o += 16;
         }
-#endif
+        if (i < n) {
+            /* The last few bytes: through a padded copy, never reading past s. */
+            size_t rem = n - i;
+            unsigned char tmp[16];
+            memset(tmp, 'a', sizeof(tmp));
+            memcpy(tmp, s + i, rem);
+            __m128i v = _mm_loadu_si128((const __m128i *)tmp);
+            _mm_storeu_si128((__m128i *)o, v);
+            unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+                _mm_cmplt_epi8(v, sp), _mm_or_si128(_mm_cmpeq_epi8(v, qu), _mm_cmpeq_epi8(v, bs))));
+            m &= (1u << rem) - 1;
+            unsigned k = m ? (unsigned)__builtin_ctz(m) : (unsigned)rem;
+            i += k;
+            o += k;
+            if (i >= n)
+                break;
+            goto special;
+        }
+        break; /* the runs ended exactly at n */
+#else
         {
             size_t start = i;
             while (i + 8 <= n) {
@@ -191,6 +217,7 @@ static void put_string(psb_ecs_writer *w, const char *p, size_t n)
         }
         if (i >= n)
             break;
+#endif
 #ifdef __SSE2__
     special:;
 #endif
@@ -299,44 +326,74 @@ static void put2(char *p, unsigned v)
     p[1] = (char)('0' + v % 10);
 }
 
-/* RFC 3339 UTC with milliseconds, as psb_format_time_ms writes it; the date part
- * is cached because the events of a stream mostly share their day. */
-static void gen_time(psb_ecs_writer *w, int64_t ms)
+/* "YYYY-MM-DDTHH:MM:SS" of second sec into out (19 bytes). The date part is
+ * cached: the events of a stream mostly share their day. Returns false for a
+ * year psb_format_time_ms clamps, which is then not cached. */
+static bool second_text(psb_ecs_writer *w, int64_t sec, char *out)
 {
-    int64_t days = ms / 86400000, rem = ms % 86400000;
+    int64_t days = sec / 86400, rem = sec % 86400;
     if (rem < 0) {
-        rem += 86400000;
+        rem += 86400;
         days--;
     }
-    char buf[PSB_TIME_BUFSZ];
     int e = days == w->day_cached[0] ? 0 : days == w->day_cached[1] ? 1 : -1;
     if (e < 0) {
-        size_t n = psb_format_time_ms(ms, buf);
-        if (n != 24) { /* not a four-digit year: no cache, plain text */
-            gen_str(w, buf, n);
-            return;
-        }
-        e = w->day_next;
-        w->day_next ^= 1;
+        e = w->day_last ^ 1;
+        char buf[PSB_TIME_BUFSZ];
+        int64_t y;
+        unsigned mo, d;
+        psb_civil_from_days(days, &y, &mo, &d);
+        if (y < 0 || y > 9999)
+            return false;
+        psb_format_time_ms(days * 86400000, buf);
         memcpy(w->date_text[e], buf, 11);
         w->day_cached[e] = days;
     }
-    unsigned secs = (unsigned)(rem / 1000), msec = (unsigned)(rem % 1000);
-    memcpy(buf, w->date_text[e], 11);
-    put2(buf + 11, secs / 3600);
-    buf[13] = ':';
-    put2(buf + 14, secs / 60 % 60);
-    buf[16] = ':';
-    put2(buf + 17, secs % 60);
-    buf[19] = '.';
-    buf[20] = (char)('0' + msec / 100);
-    put2(buf + 21, msec % 100);
-    buf[23] = 'Z';
+    w->day_last = e;
+    unsigned secs = (unsigned)rem;
+    memcpy(out, w->date_text[e], 11);
+    put2(out + 11, secs / 3600);
+    out[13] = ':';
+    put2(out + 14, secs / 60 % 60);
+    out[16] = ':';
+    put2(out + 17, secs % 60);
+    return true;
+}
+
+/* RFC 3339 UTC with milliseconds, as psb_format_time_ms writes it. Two seconds
+ * are cached (an event's own time and its receive time), since consecutive
+ * events mostly repeat both. */
+static void gen_time(psb_ecs_writer *w, int64_t ms)
+{
+    int64_t sec = ms / 1000;
+    int64_t msec = ms % 1000;
+    if (msec < 0) {
+        msec += 1000;
+        sec--;
+    }
+    int e = sec == w->sec_cached[0] ? 0 : sec == w->sec_cached[1] ? 1 : -1;
+    if (e < 0) {
+        e = w->sec_last ^ 1; /* keep the one used last: the other time of the pair */
+        if (!second_text(w, sec, w->sec_text[e])) {
+            char buf[PSB_TIME_BUFSZ];
+            size_t n = psb_format_time_ms(ms, buf);
+            gen_str(w, buf, n);
+            return;
+        }
+        w->sec_cached[e] = sec;
+    }
+    w->sec_last = e;
     ensure(w, 27);
     sep(w);
-    w->buf[w->len++] = '"';
-    put_raw(w, buf, 24);
-    w->buf[w->len++] = '"';
+    char *o = w->buf + w->len;
+    o[0] = '"';
+    memcpy(o + 1, w->sec_text[e], 19);
+    o[20] = '.';
+    o[21] = (char)('0' + msec / 100);
+    put2(o + 22, (unsigned)(msec % 100));
+    o[24] = 'Z';
+    o[25] = '"';
+    w->len += 26;
 }
 
 #define KEY(w, lit) gen_lit_key((w), (lit), sizeof(lit) - 1)

@@ -15,12 +15,22 @@ psb_event *psb_event_new(void)
     return ev;
 }
 
+/* The JSON parser builds its tree inside scratch (so reusing an event allocates
+ * nothing); only a tree from elsewhere, e.g. yajl_tree_parse, is freed here. */
+static void release_json(psb_event *ev)
+{
+    uintptr_t p = (uintptr_t)ev->json, base = (uintptr_t)ev->scratch;
+    if (!ev->scratch || p < base || p - base >= ev->scratch_cap)
+        yajl_tree_free(ev->json);
+    ev->json = NULL;
+}
+
 void psb_event_free(psb_event *ev)
 {
     if (!ev)
         return;
     if (ev->json)
-        yajl_tree_free(ev->json);
+        release_json(ev);
     free(ev->scratch);
     free(ev);
 }
@@ -46,10 +56,8 @@ void psb_event_reset(psb_event *ev)
     ev->n_sd = 0;
     ev->n_sd_params = 0;
     ev->n_labels = 0;
-    if (ev->json) {
-        yajl_tree_free(ev->json);
-        ev->json = NULL;
-    }
+    if (ev->json)
+        release_json(ev);
     ev->scratch_len = 0;
 }
 

@@ -5,13 +5,15 @@
  * parser rather than by yajl_tree_parse, for three reasons: the message is not
  * NUL-terminated, the nesting limit must stop the parse before a deep tree
  * exists, and errors should say at which byte they happened. The nodes are
- * allocated with malloc exactly as yajl_tree does, so yajl_tree_free frees them.
+ * yajl_tree's own structs, so any yajl_tree reader can walk the tree; they live
+ * in the event's scratch (below), never to be passed to yajl_tree_free.
  *
  * Known ECS fields are then looked up in the tree, written either as nested
  * objects ({"host": {"hostname": "a"}}) or as dotted keys ({"host.hostname": "a"});
  * the event's slices point into the tree's strings.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,57 +27,109 @@
 
 /* ---- building the tree ---------------------------------------------------- */
 
+/* The tree lives in the event's scratch, bump-allocated: the event is reused
+ * for every message, so after the first few the JSON path allocates nothing,
+ * and reset drops the tree by forgetting it (event.c knows a tree inside scratch
+ * is not yajl_tree_free's). Nodes and strings grow up from the bottom; the
+ * children of the open containers are pushed on a stack growing down from the
+ * top, and copied into arrays of exactly their number when the container
+ * closes, so nothing is wasted on growing arrays. Room is reserved before
+ * parsing from the message size: the densest input ("[1,1,...]") needs 32 bytes
+ * per byte of text (a 40-byte node, the number's copy, its slot and its stack
+ * entry for every two bytes). */
+#define JSON_TREE_PER_BYTE 36
+#define JSON_TREE_SLACK 1024 /* the root and the label note_bad_timestamp may add */
+
 typedef struct jb {
+    psb_event *ev;
     yajl_val stack[PSB_MAX_JSON_DEPTH]; /* open containers, innermost last */
-    size_t caps[PSB_MAX_JSON_DEPTH];    /* allocated slots of each open container */
+    size_t base[PSB_MAX_JSON_DEPTH];    /* child stack's top when each was opened */
+    size_t top;                         /* the child stack's top, an offset in scratch */
     int depth;
-    char *key; /* object key waiting for its value (owned) */
+    char *key; /* object key waiting for its value */
     yajl_val root;
     const char *why; /* our own reason for cancelling the parse, if any */
 } jb;
 
-static yajl_val node_new(yajl_type t)
+#define JSON_NO_ROOM "object too large for its tree"
+
+/* n bytes of scratch aligned for pointers, or NULL when the reserved room is
+ * used up (which the reservation above should make impossible). */
+static void *bump(jb *b, size_t n)
 {
-    yajl_val v = psb_xcalloc(1, sizeof(*v));
-    v->type = t;
+    psb_event *ev = b->ev;
+    size_t off = (ev->scratch_len + 7) & ~(size_t)7;
+    if (off > b->top || b->top - off < n) {
+        b->why = JSON_NO_ROOM;
+        return NULL;
+    }
+    ev->scratch_len = off + n;
+    return ev->scratch + off;
+}
+
+static char *bump_str(jb *b, const char *s, size_t n)
+{
+    psb_event *ev = b->ev;
+    if (ev->scratch_len > b->top || b->top - ev->scratch_len < n + 1) {
+        b->why = JSON_NO_ROOM;
+        return NULL;
+    }
+    char *d = ev->scratch + ev->scratch_len;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    ev->scratch_len += n + 1;
+    return d;
+}
+
+static bool push(jb *b, const void *p)
+{
+    size_t low = (b->ev->scratch_len + 7) & ~(size_t)7;
+    if (b->top < low + sizeof(p)) {
+        b->why = JSON_NO_ROOM;
+        return false;
+    }
+    b->top -= sizeof(p);
+    memcpy(b->ev->scratch + b->top, &p, sizeof(p));
+    return true;
+}
+
+static yajl_val node_new(jb *b, yajl_type t)
+{
+    yajl_val v = bump(b, sizeof(*v));
+    if (v) {
+        memset(v, 0, sizeof(*v));
+        v->type = t;
+    }
     return v;
+}
+
+/* Grow an array of pointers from have to want slots (old contents copied). */
+static void *grow(jb *b, void *old, size_t have, size_t want)
+{
+    void *p = bump(b, want * sizeof(void *));
+    if (p && have)
+        memcpy(p, old, have * sizeof(void *));
+    return p;
 }
 
 /* Attach v to the innermost open container (or make it the root). Returns 1, or
  * 0 to cancel the parse: the top level must be an object. */
 static int attach(jb *b, yajl_val v)
 {
+    if (!v)
+        return 0;
     if (b->depth == 0) {
         if (!YAJL_IS_OBJECT(v)) {
-            yajl_tree_free(v);
             b->why = "not an object";
             return 0;
         }
         b->root = v;
         return 1;
     }
-    int d = b->depth - 1;
-    yajl_val c = b->stack[d];
-    if (YAJL_IS_OBJECT(c)) {
-        if (c->u.object.len == b->caps[d]) {
-            size_t cap = b->caps[d] ? b->caps[d] * 2 : 8;
-            c->u.object.keys = psb_xrealloc(c->u.object.keys, cap * sizeof(char *));
-            c->u.object.values = psb_xrealloc(c->u.object.values, cap * sizeof(yajl_val));
-            b->caps[d] = cap;
-        }
-        c->u.object.keys[c->u.object.len] = b->key;
-        c->u.object.values[c->u.object.len] = v;
-        c->u.object.len++;
-        b->key = NULL;
-    } else {
-        if (c->u.array.len == b->caps[d]) {
-            size_t cap = b->caps[d] ? b->caps[d] * 2 : 8;
-            c->u.array.values = psb_xrealloc(c->u.array.values, cap * sizeof(yajl_val));
-            b->caps[d] = cap;
-        }
-        c->u.array.values[c->u.array.len++] = v;
-    }
-    return 1;
+    if (YAJL_IS_OBJECT(b->stack[b->depth - 1]) && !push(b, b->key))
+        return 0;
+    b->key = NULL;
+    return push(b, v);
 }
 
 static int cb_open(jb *b, yajl_type t)
@@ -84,18 +138,49 @@ static int cb_open(jb *b, yajl_type t)
         b->why = "nesting deeper than " JSON_STR(PSB_MAX_JSON_DEPTH) " levels";
         return 0;
     }
-    yajl_val v = node_new(t);
+    yajl_val v = node_new(b, t);
     if (!attach(b, v))
         return 0;
-    b->caps[b->depth] = 0;
+    b->base[b->depth] = b->top;
     b->stack[b->depth++] = v;
     return 1;
 }
 
+/* The container is complete: move its children off the stack into its arrays. */
 static int cb_close(void *ctx)
 {
     jb *b = ctx;
-    b->depth--;
+    int d = --b->depth;
+    yajl_val c = b->stack[d];
+    size_t n = (b->base[d] - b->top) / sizeof(void *);
+    const char *const scratch = b->ev->scratch;
+    /* The stack grows down: the first child pushed is at the highest address. */
+#define CHILD(i) (*(void *const *)(const void *)(scratch + b->base[d] - ((i) + 1) * sizeof(void *)))
+    if (YAJL_IS_OBJECT(c)) {
+        size_t pairs = n / 2;
+        b->top = b->base[d]; /* pop first: the arrays may take that room */
+        const char **keys = pairs ? bump(b, pairs * sizeof(char *)) : NULL;
+        yajl_val *values = pairs ? bump(b, pairs * sizeof(yajl_val)) : NULL;
+        if (pairs && (!keys || !values))
+            return 0;
+        for (size_t i = 0; i < pairs; i++) {
+            keys[i] = CHILD(2 * i);
+            values[i] = CHILD(2 * i + 1);
+        }
+        c->u.object.keys = keys;
+        c->u.object.values = values;
+        c->u.object.len = pairs;
+    } else {
+        b->top = b->base[d];
+        yajl_val *values = n ? bump(b, n * sizeof(yajl_val)) : NULL;
+        if (n && !values)
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            values[i] = CHILD(i);
+        c->u.array.values = values;
+        c->u.array.len = n;
+    }
+#undef CHILD
     return 1;
 }
 
@@ -103,6 +188,7 @@ static int cb_start_map(void *ctx)
 {
     return cb_open(ctx, yajl_t_object);
 }
+
 static int cb_start_array(void *ctx)
 {
     return cb_open(ctx, yajl_t_array);
@@ -111,22 +197,26 @@ static int cb_start_array(void *ctx)
 static int cb_key(void *ctx, const unsigned char *s, size_t n)
 {
     jb *b = ctx;
-    free(b->key);
-    b->key = psb_xstrndup((const char *)s, n);
-    return 1;
+    b->key = bump_str(b, (const char *)s, n);
+    return b->key != NULL;
 }
 
 static int cb_string(void *ctx, const unsigned char *s, size_t n)
 {
-    yajl_val v = node_new(yajl_t_string);
-    v->u.string = psb_xstrndup((const char *)s, n);
-    return attach(ctx, v);
+    jb *b = ctx;
+    yajl_val v = node_new(b, yajl_t_string);
+    if (!v || !(v->u.string = bump_str(b, (const char *)s, n)))
+        return 0;
+    return attach(b, v);
 }
 
 static int cb_number(void *ctx, const char *s, size_t n)
 {
-    yajl_val v = node_new(yajl_t_number);
-    char *r = psb_xstrndup(s, n);
+    jb *b = ctx;
+    yajl_val v = node_new(b, yajl_t_number);
+    char *r = v ? bump_str(b, s, n) : NULL;
+    if (!r)
+        return 0;
     v->u.number.r = r;
     /* Same flags as yajl_tree, so any yajl_tree reader sees the usual values. */
     char *end;
@@ -138,16 +228,17 @@ static int cb_number(void *ctx, const char *s, size_t n)
     v->u.number.d = strtod(r, &end);
     if (errno == 0 && *end == '\0')
         v->u.number.flags |= YAJL_NUMBER_DOUBLE_VALID;
-    return attach(ctx, v);
+    return attach(b, v);
 }
 
 static int cb_bool(void *ctx, int val)
 {
-    return attach(ctx, node_new(val ? yajl_t_true : yajl_t_false));
+    return attach(ctx, node_new(ctx, val ? yajl_t_true : yajl_t_false));
 }
+
 static int cb_null(void *ctx)
 {
-    return attach(ctx, node_new(yajl_t_null));
+    return attach(ctx, node_new(ctx, yajl_t_null));
 }
 
 static const yajl_callbacks json_callbacks = {
@@ -182,10 +273,17 @@ static void yajl_reason(yajl_handle h, const char *msg, size_t len, char *buf, s
         yajl_free_error(h, e);
 }
 
-/* Parse msg into a tree; NULL after setting the event's error. */
+/* A tree this file built lives in scratch; one from yajl_tree_parse does not. */
+static bool json_in_scratch(const psb_event *ev)
+{
+    uintptr_t p = (uintptr_t)ev->json, base = (uintptr_t)ev->scratch;
+    return ev->scratch && p >= base && p - base < ev->scratch_cap;
+}
+
+/* Parse msg into a tree in ev's scratch; NULL after setting the event's error. */
 static yajl_val build_tree(const char *msg, size_t len, psb_event *ev)
 {
-    jb b = {0};
+    jb b = {.ev = ev, .top = ev->scratch_cap};
     yajl_handle h = yajl_alloc(&json_callbacks, NULL, &b);
     /* Invalid UTF-8 is not worth losing an event over: the writer replaces each
      * bad byte with U+FFFD, as it does for syslog. */
@@ -210,10 +308,8 @@ static yajl_val build_tree(const char *msg, size_t len, psb_event *ev)
                 ;
         }
         psb_event_set_error(ev, "json: %s at byte %zu", reason, at);
-        yajl_tree_free(b.root);
-        b.root = NULL;
+        b.root = NULL; /* its nodes stay in scratch until the next reset */
     }
-    free(b.key);
     yajl_free(h);
     return b.root;
 }
@@ -375,6 +471,22 @@ static bool int_in(yajl_val v, long long lo, long long hi, int *out)
     return true;
 }
 
+/* Append key: v to a finished object of the tree (static key text). */
+static bool add_member(jb *b, yajl_val obj, const char *key, yajl_val v)
+{
+    size_t n = obj->u.object.len;
+    const char **keys = grow(b, (void *)obj->u.object.keys, n, n + 1);
+    yajl_val *values = grow(b, obj->u.object.values, n, n + 1);
+    if (!keys || !values)
+        return false;
+    keys[n] = key;
+    values[n] = v;
+    obj->u.object.keys = keys;
+    obj->u.object.values = values;
+    obj->u.object.len = n + 1;
+    return true;
+}
+
 /* @timestamp that is absent or not RFC 3339: the event keeps the receive time,
  * and says so in labels.invalid_timestamp (the value as given) so an analyst
  * can tell a source's bad clock text from its real time. */
@@ -387,7 +499,9 @@ static void note_bad_timestamp(psb_event *ev, yajl_val root, yajl_val ts)
         text = ts->u.number.r;
     else
         text = YAJL_IS_OBJECT(ts) ? "(object)" : YAJL_IS_ARRAY(ts) ? "(array)" : "(not a string)";
-    /* The tree is ours: add the label to it so the writer emits it with the rest. */
+    /* The tree is ours: add the label to it so the writer emits it with the rest.
+     * Its arrays are sized to their contents, so adding a member means copying. */
+    jb b = {.ev = ev, .top = ev->scratch_cap};
     yajl_val labels = NULL;
     bool taken = false; /* "labels" given but not an object: a second key would be a duplicate */
     for (size_t i = 0; i < root->u.object.len; i++) {
@@ -397,28 +511,20 @@ static void note_bad_timestamp(psb_event *ev, yajl_val root, yajl_val ts)
                 labels = root->u.object.values[i];
         }
     }
-    if (!labels && taken) {
+    yajl_val s = node_new(&b, yajl_t_string);
+    char *copy = s ? bump_str(&b, text, strlen(text)) : NULL;
+    if (!copy || (!labels && taken)) {
         psb_event_add_label(ev, PSB_STR_LIT("invalid_timestamp"), psb_str_make(text, strlen(text)));
         return;
     }
+    s->u.string = copy;
     if (!labels) {
-        labels = node_new(yajl_t_object);
-        size_t n = root->u.object.len;
-        root->u.object.keys = psb_xrealloc(root->u.object.keys, (n + 1) * sizeof(char *));
-        root->u.object.values = psb_xrealloc(root->u.object.values, (n + 1) * sizeof(yajl_val));
-        root->u.object.keys[n] = psb_xstrdup("labels");
-        root->u.object.values[n] = labels;
-        root->u.object.len = n + 1;
+        labels = node_new(&b, yajl_t_object);
+        if (!labels || !add_member(&b, root, "labels", labels))
+            return;
     }
-    size_t n = labels->u.object.len;
-    labels->u.object.keys = psb_xrealloc(labels->u.object.keys, (n + 1) * sizeof(char *));
-    labels->u.object.values = psb_xrealloc(labels->u.object.values, (n + 1) * sizeof(yajl_val));
-    yajl_val s = node_new(yajl_t_string);
-    s->u.string = psb_xstrdup(text);
-    labels->u.object.keys[n] = psb_xstrdup("invalid_timestamp");
-    labels->u.object.values[n] = s;
-    labels->u.object.len = n + 1;
-    psb_event_add_label(ev, PSB_STR_LIT("invalid_timestamp"), str_of(s));
+    if (add_member(&b, labels, "invalid_timestamp", s))
+        psb_event_add_label(ev, PSB_STR_LIT("invalid_timestamp"), str_of(s));
 }
 
 int psb_parse_json(const psb_parse_opts *opts, const char *msg, size_t len, psb_event *ev)
@@ -429,14 +535,18 @@ int psb_parse_json(const psb_parse_opts *opts, const char *msg, size_t len, psb_
                             max);
         return -1;
     }
+    if (ev->json) { /* psb_parse resets first; a direct caller may not have */
+        if (!json_in_scratch(ev))
+            yajl_tree_free(ev->json);
+        ev->json = NULL;
+    }
+    psb_event_reserve(ev, len * JSON_TREE_PER_BYTE + JSON_TREE_SLACK);
     yajl_val root = build_tree(msg, len, ev);
     if (!root) {
         if (!ev->error_message.ptr) /* empty input: yajl saw no value at all */
             psb_event_set_error(ev, "json: no object at byte 0");
         return -1;
     }
-    if (ev->json)
-        yajl_tree_free(ev->json);
     ev->json = root;
 
     found f = {.ev = ev};

@@ -114,7 +114,7 @@ static const char *numeric_zone(const char *p, const char *end, psb_ts *ts, bool
 static bool clock_time(const char *p, const char *end, psb_ts *ts)
 {
     unsigned h, mi, s;
-    if (!num(p, end, 2, &h) || p[2] != ':' || !num(p + 3, end, 2, &mi) || p[5] != ':' ||
+    if (end - p < 8 || !num(p, end, 2, &h) || p[2] != ':' || !num(p + 3, end, 2, &mi) || p[5] != ':' ||
         !num(p + 6, end, 2, &s))
         return false;
     if (h > 23 || mi > 59 || s > 60)

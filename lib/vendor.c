@@ -328,12 +328,15 @@ size_t psb_vendor_kv_message(const psb_parse_opts *opts, psb_event *ev, const ch
     psb_str devname = FIND(ev, "devname");
     psb_str devid = FIND(ev, "devid");
     psb_str logid = FIND(ev, "logid");
-    if (!devid.ptr)
-        devid = FIND(ev, "device_id");
-    if (!logid.ptr)
-        logid = FIND(ev, "log_id");
-    if (((devname.ptr || devid.ptr) && (logid.ptr || FIND(ev, "date").ptr)) ||
-        (logid.ptr && FIND(ev, "vd").ptr && FIND(ev, "type").ptr)) {
+    bool date = FIND(ev, "date").ptr != NULL;
+    /* FortiOS: devid or devname with logid or date; FortiOS 4 spelled them
+     * device_id and log_id next to devname (Sophos has device_id and log_id but
+     * device_name); sanitised samples keep only logid, vd and type. */
+    bool forti = (devid.ptr && (logid.ptr || date)) ||
+                 (devname.ptr &&
+                  (logid.ptr || date || FIND(ev, "device_id").ptr || FIND(ev, "log_id").ptr)) ||
+                 (logid.ptr && FIND(ev, "vd").ptr && FIND(ev, "type").ptr);
+    if (forti) {
         LABEL(ev, "vendor", PSB_STR_LIT("fortinet"));
         if (devname.ptr)
             ev->hostname = devname;
@@ -352,10 +355,10 @@ size_t psb_vendor_kv_message(const psb_parse_opts *opts, psb_event *ev, const ch
 #define PA_MAX_FIELDS 40
 
 static const char *const pa_traffic[] = {
-    NULL,   NULL,  "serial", "type",  "subtype", NULL,      NULL,       "src",
-    "dst",  "natsrc", "natdst", "rule", "srcuser", "dstuser", "app",    "vsys",
-    "from", "to",  "inbound_if", "outbound_if", NULL, NULL, NULL,      NULL,
-    "sport", "dport", NULL, NULL,     NULL,      "proto",   "action",
+    NULL,    NULL,     "serial",     "type",        "subtype", NULL,      NULL,     "src",
+    "dst",   "natsrc", "natdst",     "rule",        "srcuser", "dstuser", "app",    "vsys",
+    "from",  "to",     "inbound_if", "outbound_if", NULL,      NULL,      NULL,     NULL,
+    "sport", "dport",  NULL,         NULL,          NULL,      "proto",   "action",
 };
 static const char *const pa_threat_extra[] = {"misc", "threatid", "category", "severity",
                                               "direction"};
@@ -408,7 +411,7 @@ int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
     } else {
         LABEL(ev, "serial", f[2]);
         LABEL(ev, "type", f[3]);
-        if (f[4].len)
+        if (n > 4 && f[4].len)
             LABEL(ev, "subtype", f[4]);
     }
     ev->message = slice(p, end);
@@ -479,12 +482,13 @@ static bool huawei_labels(psb_event *ev)
 static bool junos_facility(const char *s, size_t n)
 {
     static const char *const fac[] = {
-        "ACCT",   "ALARMD", "ANALYZER", "APPID",  "APPTRACK", "AUDITD", "AUTHD",  "AUTOCONFD",
-        "AV",     "BFDD",   "BGP",    "BOOTPD",   "CHASSISD", "COSD",   "DCD",    "DDOS",   "DFWD",
-        "ESWD",   "EVENTD", "FLOW",     "FWAUTH", "ICCPD",    "IDP",    "JSRPD",  "KMD",
-        "L2ALD",  "L2CPD",  "LACPD",    "LIBJNX", "LICENSE",  "LLDPD",  "LOGIN",  "MIB2D",
-        "NTPD",   "PFE",    "PKID",     "PPMD",   "RMOPD",    "RPD",    "RT",     "SFW",
-        "SNMP",   "SNMPD",  "SSHD",     "UI",     "UTMD",     "VCCPD",  "VRRPD",  "WEBFILTER",
+        "ACCT",      "ALARMD",  "ANALYZER", "APPID", "APPTRACK", "AUDITD",   "AUTHD",
+        "AUTOCONFD", "AV",      "BFDD",     "BGP",   "BOOTPD",   "CHASSISD", "COSD",
+        "DCD",       "DDOS",    "DFWD",     "ESWD",  "EVENTD",   "FLOW",     "FWAUTH",
+        "ICCPD",     "IDP",     "JSRPD",    "KMD",   "L2ALD",    "L2CPD",    "LACPD",
+        "LIBJNX",    "LICENSE", "LLDPD",    "LOGIN", "MIB2D",    "NTPD",     "PFE",
+        "PKID",      "PPMD",    "RMOPD",    "RPD",   "RT",       "SFW",      "SNMP",
+        "SNMPD",     "SSHD",    "UI",       "UTMD",  "VCCPD",    "VRRPD",    "WEBFILTER",
     };
     for (size_t i = 0; i < sizeof(fac) / sizeof(fac[0]); i++)
         if (strlen(fac[i]) == n && memcmp(fac[i], s, n) == 0)
@@ -504,8 +508,7 @@ static bool junos_labels(psb_event *ev)
             us = q;
         q++;
     }
-    if (!us || us + 1 >= q || q[-1] == '_' || q >= e || *q != ':' ||
-        (q + 1 < e && !is_sp(q[1])))
+    if (!us || us + 1 >= q || q[-1] == '_' || q >= e || *q != ':' || (q + 1 < e && !is_sp(q[1])))
         return false;
     if (junos_facility(s, (size_t)(us - s)))
         LABEL(ev, "vendor", PSB_STR_LIT("juniper"));
@@ -528,9 +531,42 @@ static void paren_list(psb_event *ev)
     kv_scan(ev, o + 1, e - 1, true, true, NULL);
 }
 
+/* Junos "structured-data" logs that a relay wrapped in a BSD header:
+ * "2017-09-23T13:54:54.803Z srx1 RT_FLOW - RT_FLOW_SESSION_DENY [junos@2636.1.1.1.2.39
+ * source-address="192.168.1.1" ...] text". The device's own time (it has a zone)
+ * becomes @timestamp; MSGID is the mnemonic; the SD-PARAMs become labels. */
+static bool junos_sd(const psb_parse_opts *opts, psb_event *ev)
+{
+    psb_str m = ev->message;
+    const char *p = m.ptr, *e = m.ptr + m.len, *f[4];
+    psb_ts ts;
+    if (m.len < 40 || !is_digit(*p) || psb_rfc3164_parse_iso_time(&p, e, &ts) != 0)
+        return false;
+    for (int i = 0; i < 4; i++) { /* HOSTNAME APP-NAME PROCID MSGID */
+        if (p >= e || *p != ' ')
+            return false;
+        f[i] = ++p;
+        while (p < e && !is_sp(*p))
+            p++;
+        if (p == f[i])
+            return false;
+    }
+    if (e - p < 8 || memcmp(p, " [junos@", 8) != 0)
+        return false;
+    const char *sd = p + 2;
+    while (sd < e && !is_sp(*sd) && *sd != ']')
+        sd++;
+    LABEL(ev, "vendor", PSB_STR_LIT("juniper"));
+    LABEL(ev, "mnemonic", slice(f[3], p));
+    int64_t ms;
+    if (ts.has_zone && psb_rfc3164_resolve_time(&ts, opts, &ms) == 0)
+        ev->timestamp_ms = ms;
+    kv_scan(ev, sd, e, false, true, NULL);
+    return true;
+}
+
 void psb_vendor_after_tag(const psb_parse_opts *opts, psb_event *ev)
 {
-    (void)opts;
     psb_str t = ev->appname;
     bool huawei = false;
     if (t.ptr && t.len > 1 && t.ptr[0] == '%') {
@@ -555,6 +591,8 @@ void psb_vendor_after_tag(const psb_parse_opts *opts, psb_event *ev)
             cisco_labels(ev);
         }
     } else if (ev->message.ptr) {
+        if (junos_sd(opts, ev))
+            return;
         junos_labels(ev);
     }
     psb_str m = ev->message;

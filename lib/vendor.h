@@ -22,6 +22,9 @@
  *               every key as written, quoted values without their quotes, in
  *               order, until PSB_EVENT_MAX_LABELS is reached (the rest are dropped;
  *               the whole text stays in message and event.original).
+ *   Junos SD    structured-data logs a relay wrapped in a BSD header ("junos-flow:
+ *               <RFC 3339 time> host RT_FLOW - RT_FLOW_SESSION_DENY [junos@... k="v"]"):
+ *               mnemonic = MSGID, every SD-PARAM as labels.<name>, the device's time.
  *   Palo Alto   CSV logs: type, subtype, serial and, for TRAFFIC and THREAT, the
  *               PAN-OS field names src, dst, natsrc, natdst, rule, srcuser, dstuser,
  *               app, vsys, from, to, inbound_if, outbound_if, sport, dport, proto,
@@ -42,7 +45,7 @@
 
 /* A timestamp as the device wrote it, before year inference and zone. */
 typedef struct psb_ts {
-    int year;       /* 0 when the text has none: inferred from the receive time */
+    int year; /* 0 when the text has none: inferred from the receive time */
     unsigned mon, day, hour, min, sec, ms;
     bool has_zone;  /* else the source's configured zone applies */
     int32_t zone_s; /* seconds east of UTC */

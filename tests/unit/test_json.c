@@ -380,6 +380,61 @@ static void test_event_reuse_frees_the_tree(void **state)
     psb_event_free(ev);
 }
 
+/* The densest inputs of the largest size: the tree's room, reserved from the
+ * message size, must hold them all. */
+static void test_dense_inputs_fit(void **state)
+{
+    (void)state;
+    const char *units[] = {"1,", "\"\",", "[],", "{},", "true,", "null,", "[1],", "[[]],", "-0,"};
+    psb_parse_opts o = opts_json();
+    psb_event *ev = psb_event_new();
+    size_t cap = PSB_MAX_MESSAGE;
+    char *in = malloc(cap + 1);
+    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++) {
+        for (int as_object = 0; as_object < 2; as_object++) {
+            size_t n = 0, ul = strlen(units[u]);
+            const char *head = as_object ? "{" : "{\"a\":[";
+            memcpy(in, head, strlen(head));
+            n = strlen(head);
+            while (n + ul + 5 + 3 < cap) {
+                if (as_object) {
+                    memcpy(in + n, "\"\":", 3);
+                    n += 3;
+                }
+                memcpy(in + n, units[u], ul);
+                n += ul;
+            }
+            n--; /* the last comma */
+            memcpy(in + n, as_object ? "}" : "]}", as_object ? 1 : 2);
+            n += as_object ? 1 : 2;
+            int rc = psb_parse(&o, in, n, ev);
+            if (rc != 0)
+                fail_msg("%s%s (%zu bytes): %.*s", as_object ? "object of " : "array of ", units[u],
+                         n, (int)ev->error_message.len, ev->error_message.ptr);
+        }
+    }
+    free(in);
+    psb_event_free(ev);
+}
+
+/* A tree from yajl_tree_parse may be hung on an event too: reset frees it. */
+static void test_foreign_tree_is_freed(void **state)
+{
+    (void)state;
+    psb_event *ev = psb_event_new();
+    char err[64];
+    ev->json = yajl_tree_parse("{\"a\":[1,{\"b\":\"c\"}]}", err, sizeof(err));
+    assert_non_null(ev->json);
+    psb_event_reset(ev);
+    assert_null(ev->json);
+    ev->json = yajl_tree_parse("{\"x\":1}", err, sizeof(err));
+    /* A direct call of the parser replaces it, and freeing the event frees the rest (ASan). */
+    psb_parse_opts o = opts_json();
+    assert_int_equal(psb_parse_json(&o, "{\"y\":2}", 7, ev), 0);
+    ev->json = yajl_tree_parse("{\"z\":3}", err, sizeof(err));
+    psb_event_free(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -394,6 +449,8 @@ int main(void)
         cmocka_unit_test(test_labels_limit_keeps_everything_in_output),
         cmocka_unit_test(test_invalid_utf8_is_kept_and_repaired),
         cmocka_unit_test(test_event_reuse_frees_the_tree),
+        cmocka_unit_test(test_dense_inputs_fit),
+        cmocka_unit_test(test_foreign_tree_is_freed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -310,6 +310,9 @@ static void test_odd_input_still_gives_an_event(void **state)
     /* Truncated in the middle of a timestamp. */
     parse_ok("<13>Nov 23 10:1");
     assert_field("message", "Nov 23 10:1");
+    parse_ok("<13>Nov 23 2026 10");
+    assert_field("message", "Nov 23 2026 10");
+    assert_int_equal(ev->timestamp_ms, at(RECV));
 }
 
 static void test_auto_detection_routes_here(void **state)

@@ -222,6 +222,19 @@ static void test_juniper(void **state)
     assert_field("labels.vendor", "juniper");
     assert_field("labels.mnemonic", "UI_COMMIT");
 
+    /* Junos structured-data format behind a relay's BSD header. */
+    parse_ok("Sep 23 13:54:55 192.168.1.1 junos-flow: 2026-09-23T13:54:54.803Z srx-edge-01 "
+             "RT_FLOW - RT_FLOW_SESSION_DENY [junos@2636.1.1.1.2.39 source-address=\"203.0.113.9\" "
+             "source-port=\"40001\" destination-address=\"10.0.0.5\" destination-port=\"22\" "
+             "policy-name=\"deny-all\" reason=\"policy deny\"] session denied");
+    assert_field("process.name", "junos-flow");
+    assert_field("labels.vendor", "juniper");
+    assert_field("labels.mnemonic", "RT_FLOW_SESSION_DENY");
+    assert_field("labels.source-address", "203.0.113.9");
+    assert_field("labels.destination-port", "22");
+    assert_field("labels.reason", "policy deny");
+    assert_time("2026-09-23T13:54:54.803Z");
+
     /* Upper-case words that are not Junos names get no vendor. */
     parse_ok("<13>Nov 23 10:00:00 h app: MY_EVENT: something");
     assert_field("labels.mnemonic", "MY_EVENT");
@@ -258,7 +271,8 @@ static void test_fortinet(void **state)
 
     /* Sophos and others: key=value without Fortinet's keys, no vendor claimed. */
     parse_ok("device=\"SFW\" date=2019-10-09 time=17:19:06 timezone=\"+08\" "
-             "device_name=\"XG210\" log_type=\"Firewall\" status=\"Deny\"");
+             "device_name=\"XG210\" device_id=AAAAAAAA1234567 log_id=010101010101 "
+             "log_type=\"Firewall\" status=\"Deny\"");
     assert_absent("labels.vendor");
     assert_field("host.hostname", "XG210");
     assert_time("2019-10-09T09:19:06Z");
@@ -267,10 +281,11 @@ static void test_fortinet(void **state)
 static void test_paloalto(void **state)
 {
     (void)state;
-    parse_ok("<14>Nov 10 11:50:48 PA-3220 1,2026/11/10 11:50:48,013201001234,TRAFFIC,deny,2560,"
-             "2026/11/10 11:50:48,198.51.100.7,10.0.0.5,0.0.0.0,0.0.0.0,deny-inbound,,,"
-             "not-applicable,vsys1,untrust,trust,ethernet1/1,,default,,4711,1,51234,3389,0,0,"
-             "0x0,tcp,deny,60,60,0,1,2026/11/10 11:50:48,0,any,0,123,0x0,US,10.0.0.0-10.255.255.255");
+    parse_ok(
+        "<14>Nov 10 11:50:48 PA-3220 1,2026/11/10 11:50:48,013201001234,TRAFFIC,deny,2560,"
+        "2026/11/10 11:50:48,198.51.100.7,10.0.0.5,0.0.0.0,0.0.0.0,deny-inbound,,,"
+        "not-applicable,vsys1,untrust,trust,ethernet1/1,,default,,4711,1,51234,3389,0,0,"
+        "0x0,tcp,deny,60,60,0,1,2026/11/10 11:50:48,0,any,0,123,0x0,US,10.0.0.0-10.255.255.255");
     assert_field("host.hostname", "PA-3220");
     assert_absent("process.name");
     assert_field("labels.vendor", "paloalto");
@@ -284,6 +299,13 @@ static void test_paloalto(void **state)
     assert_field("labels.proto", "tcp");
     assert_field("labels.action", "deny");
     assert_absent("labels.srcuser"); /* empty fields are left out */
+
+    /* Cut short after the type: no field past the end is read. */
+    parse_ok("<14>Nov 10 11:50:48 PA-3220 1,2026/11/10 11:50:48,013201001234,SYSTEM");
+    assert_field("labels.vendor", "paloalto");
+    assert_field("labels.type", "SYSTEM");
+    assert_field("labels.serial", "013201001234");
+    assert_absent("labels.subtype");
 }
 
 static void test_label_limit_and_duplicates(void **state)
@@ -299,7 +321,7 @@ static void test_label_limit_and_duplicates(void **state)
     parse_ok(line);
     assert_int_equal(ev->n_labels, PSB_EVENT_MAX_LABELS);
     assert_field("labels.vendor", "fortinet"); /* a device cannot claim our labels */
-    assert_field("labels.devname", "FGX");    /* the first of a repeated key */
+    assert_field("labels.devname", "FGX");     /* the first of a repeated key */
     assert_field("labels.key0", "value0");
     assert_absent("labels.key99");
     assert_int_equal(field("message")[0], 'd');
