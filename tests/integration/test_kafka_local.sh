@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Integration test of scripts/kafka-local itself, on a private port so the
-# shared broker is not disturbed (PASBAN_KL_TEST_PORT, default 39092; the
-# controller takes the next port). Checks what a user relies on: start from an
+# shared broker is not disturbed (PASBAN_KL_TEST_PORT, default a free pair of
+# ports in 22000-27999, below Linux's ephemeral range, so that two runs at once
+# do not meet). Checks what a user relies on: start from an
 # empty data directory without Maven (jars cached: no network), the topics,
 # status exit codes, an idempotent start and stop, and a restart keeping data.
 set -euo pipefail
 src=${PASBAN_SOURCE_DIR:?run through ctest}
-port=${PASBAN_KL_TEST_PORT:-39092}
+in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port=${PASBAN_KL_TEST_PORT:-}
+while [[ -z $port ]]; do # the broker takes port and port+1
+    port=$((22000 + RANDOM % 6000))
+    if in_use "$port" || in_use $((port + 1)); then port=; fi
+done
+echo "     private broker on port $port"
 kl() { PASBAN_KAFKA_PORT=$port "$src/scripts/kafka-local" "$@"; }
 kcat=$(command -v kcat || command -v kafkacat)
 work=$(mktemp -d /tmp/pasban-kltest.XXXXXX)
@@ -65,6 +72,9 @@ check "the message produced before the restart is still there" grep -qx "op-test
 if ((fails)); then
     echo "$fails check(s) failed; start log:" >&2
     cat "$work/start.log" >&2
+    cache=${PASBAN_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/pasban}
+    echo "first errors of the broker's log:" >&2
+    grep -m 5 -A 4 -E 'ERROR|FATAL' "$cache/kafka-run-$port/kafka.log" >&2 || true
     exit 1
 fi
 echo "all checks passed"
