@@ -125,6 +125,7 @@ struct col_ctx {
     col_istats istats[COL_INPUT_COUNT];
 
     struct event *sig_term, *sig_int, *sig_hup;
+    int64_t batch_ms; /* receive time of the batch being ingested; 0 outside one */
     int stopping;
     int kafka_fatal; /* the producer hit a fatal error: drain, spool, exit 1 */
     int64_t stop_deadline_ms;

@@ -382,7 +382,9 @@ static void on_events(struct evhttp_request *req, void *arg)
     c->http_pending++;
     evhttp_connection_set_closecb(evcon, on_conn_close, r);
     submit_ctx s = {r, peer};
+    c->batch_ms = psb_now_ms();
     col_json_split(body, len, HTTP_MAX_EVENTS, submit_one, &s, err, sizeof err);
+    c->batch_ms = 0;
     r->submitting = 0;
     if (r->outstanding == 0)
         req_done(r);

@@ -118,7 +118,7 @@ int col_ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const cha
         return -1;
     psb_parse_opts o = {
         .format = req ? PSB_FORMAT_JSON : PSB_FORMAT_AUTO,
-        .received_ms = psb_now_ms(),
+        .received_ms = c->batch_ms ? c->batch_ms : psb_now_ms(),
         .tz_offset_s = c->cfg->tz_offset_s,
         .max_message = req ? len : c->cfg->max_message,
         .organization_id = psb_str_make(st->op, st->op_len),

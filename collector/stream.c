@@ -99,6 +99,8 @@ static int conn_process(col_conn *k)
     size_t off = 0;
     psb_frame f;
     int rc = 0;
+    /* One clock read per batch of frames: event.created has millisecond resolution. */
+    c->batch_ms = psb_now_ms();
     while (off < k->len && !k->paused) {
         rc = psb_frame_next(k->buf + off, k->len - off, c->cfg->max_message, k->eof, &f);
         if (rc == 0) {
@@ -120,6 +122,7 @@ static int conn_process(col_conn *k)
             snprintf(why, sizeof why, "framing error (%s); closing", f.error);
             memmove(k->buf, k->buf + off, k->len - off);
             k->len -= off;
+            c->batch_ms = 0;
             conn_close_slot(k, why, COL_LOG_FRAME);
             return -1;
         }
@@ -129,6 +132,7 @@ static int conn_process(col_conn *k)
         }
         off += f.consumed;
     }
+    c->batch_ms = 0;
     if (off) {
         memmove(k->buf, k->buf + off, k->len - off);
         k->len -= off;

@@ -52,6 +52,7 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
                 col_log_limited(c, COL_LOG_UDP, "udp recvmmsg: %s", strerror(errno));
             return;
         }
+        c->batch_ms = psb_now_ms();
         for (int i = 0; i < n; i++) {
             struct msghdr *h = &msgs[i].msg_hdr;
             for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm; cm = CMSG_NXTHDR(h, cm)) {
@@ -90,6 +91,7 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
                 col_log_limited(c, COL_LOG_UDP, "udp: Kafka and the spool are full, dropping");
             }
         }
+        c->batch_ms = 0;
         if (n < UDP_BATCH)
             return;
     }
