@@ -34,7 +34,7 @@ typedef struct tagged {
 
 static int spool_active(col_ctx *c)
 {
-    return c->spool && (col_spool_unread(c->spool) > 0 || !c->kafka_up);
+    return c->spool && (col_spool_unread(c->spool) > 0 || !c->kafka_up || c->kafka_fatal);
 }
 
 static int spool_put(col_ctx *c, const char *key, size_t klen, const char *val, size_t vlen)
@@ -216,7 +216,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *arg)
  * down, one record at a time probes whether it is back. */
 static void replay(col_ctx *c)
 {
-    if (!c->spool || c->stopping || psb_now_ms() < c->replay_backoff_until)
+    if (!c->spool || c->stopping || c->kafka_fatal || psb_now_ms() < c->replay_backoff_until)
         return;
     uint64_t window = c->kafka_up ? REPLAY_WINDOW : 1;
     col_spool_rec r;

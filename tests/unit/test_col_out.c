@@ -161,12 +161,31 @@ static void test_broker_down_spools_then_replays(void **state)
     assert_int_equal(st->delivered, 2);
 }
 
+/* A fatal producer error is noticed (the daemon then drains and exits 1), and
+ * events that arrive meanwhile go to the spool instead of being lost. */
+static void test_fatal_error_spools(void **state)
+{
+    fixture *f = *state;
+    col_ctx *c = &f->c;
+    col_stats *st = col_stats_get(c, COL_INPUT_TCP, "op-a");
+    assert_int_equal(
+        rd_kafka_test_fatal_error(c->rk, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "test"),
+        RD_KAFKA_RESP_ERR_NO_ERROR);
+    RUN_UNTIL(c, c->kafka_fatal);
+    assert_true(c->kafka_fatal);
+    ingest(c, st, 0);
+    RUN_UNTIL(c, st->spooled + st->delivery_errors >= 1);
+    assert_int_equal(st->spooled, 1);
+    assert_int_equal(col_spool_pending(c->spool), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_delivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_delivery_is_spooled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_down_spools_then_replays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fatal_error_spools, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
