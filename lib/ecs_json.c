@@ -398,16 +398,6 @@ static void gen_time(psb_ecs_writer *w, int64_t ms)
 
 #define KEY(w, lit) gen_lit_key((w), (lit), sizeof(lit) - 1)
 
-static bool all_digits(psb_str s)
-{
-    if (!s.len || s.len > 18)
-        return false;
-    for (size_t i = 0; i < s.len; i++)
-        if (s.ptr[i] < '0' || s.ptr[i] > '9')
-            return false;
-    return true;
-}
-
 static long long to_ll(psb_str s)
 {
     long long v = 0;
@@ -492,7 +482,7 @@ static void write_syslog(psb_ecs_writer *w, const psb_event *ev)
         put_string(w, ev->hostname.ptr, ev->hostname.len);
         FRAG(w, "}");
     }
-    bool pid = all_digits(ev->procid);
+    bool pid = psb_str_is_digits(ev->procid);
     if (ev->appname.ptr || pid) {
         FRAG(w, ",\"process\":{");
         if (ev->appname.ptr) {

@@ -139,16 +139,6 @@ static int put_str(psb_str s, psb_str *out)
     return 1;
 }
 
-static bool all_digits(psb_str s)
-{
-    if (!s.len || s.len > 18)
-        return false;
-    for (size_t i = 0; i < s.len; i++)
-        if (s.ptr[i] < '0' || s.ptr[i] > '9')
-            return false;
-    return true;
-}
-
 /* Walk a JSON object by a dotted name. A key may itself contain dots
  * ({"process.name": ...}) or be nested ({"process": {"name": ...}}); both match. */
 static yajl_val json_walk(yajl_val v, const char *name, size_t len)
@@ -200,7 +190,7 @@ int psb_event_get(const psb_event *ev, const char *name, size_t len, char *buf, 
     if (name_is(name, len, "log.syslog.procid"))
         return put_str(ev->procid, out);
     if (name_is(name, len, "process.pid"))
-        return all_digits(ev->procid) ? put_str(ev->procid, out) : 0;
+        return psb_str_is_digits(ev->procid) ? put_str(ev->procid, out) : 0;
     if (name_is(name, len, "log.syslog.msgid"))
         return put_str(ev->msgid, out);
     if (name_is(name, len, "organization.id"))

@@ -57,6 +57,16 @@ bool psb_str_eq(psb_str a, const char *cstr)
     return a.ptr && a.len == n && memcmp(a.ptr, cstr, n) == 0;
 }
 
+bool psb_str_is_digits(psb_str s)
+{
+    if (!s.ptr || !s.len || s.len > 18)
+        return false;
+    for (size_t i = 0; i < s.len; i++)
+        if (s.ptr[i] < '0' || s.ptr[i] > '9')
+            return false;
+    return true;
+}
+
 int64_t psb_now_ms(void)
 {
     struct timespec ts;

@@ -24,6 +24,8 @@ typedef struct psb_str {
 static inline psb_str psb_str_make(const char *p, size_t n) { return (psb_str){p, n}; }
 static inline bool psb_str_is_set(psb_str s) { return s.ptr != NULL; }
 bool psb_str_eq(psb_str a, const char *cstr);
+/* 1 to 18 ASCII digits: a number that fits int64_t (e.g. a PROCID that is a pid). */
+bool psb_str_is_digits(psb_str s);
 
 void *psb_xmalloc(size_t n);
 void *psb_xcalloc(size_t nmemb, size_t size);
