@@ -51,9 +51,10 @@ static const char usage_text[] =
     "Options:\n"
     "  --rules PATH        A rule file, or a directory whose *.rules files are loaded in\n"
     "                      byte order of their names.\n"
-    "  --kpi FILE          (--replay) Write the KPI report as JSON to FILE. First version:\n"
-    "                      events by operator, parse failures, incidents by severity and\n"
-    "                      by category.\n"
+    "  --kpi FILE          (--replay) Write the KPI report of the replayed period as JSON\n"
+    "                      to FILE: every month and day, every operator's KPIs\n"
+    "                      (design.md, \"KPIs\"); -c FILE's \"kpi\" section sets SLAs,\n"
+    "                      designated sources and targets. Same input, same bytes.\n"
     "  --stats             (--replay) Per-rule counters on stderr: prefilter candidates,\n"
     "                      matches, incidents, suppressed, late, evicted, limit errors,\n"
     "                      regex time; and the events per CPU-second.\n"
@@ -225,7 +226,6 @@ int main(int argc, char **argv)
             break;
         case 'c':
             config = optarg;
-            daemon = true;
             break;
         case OPT_GROUP:
             d.group_id = optarg;
@@ -251,7 +251,7 @@ int main(int argc, char **argv)
     if (modes > 1)
         return bad_usage("choose one of --replay, --match, --check-rules", NULL);
     if (modes == 0) {
-        if (!daemon)
+        if (!daemon && !config)
             return bad_usage("choose a mode: --replay, --match, --check-rules or --kafka", NULL);
         if (config) {
             fprintf(stderr, "pasban-correlator: -c FILE is not in this version; "
@@ -269,7 +269,10 @@ int main(int argc, char **argv)
         return cor_daemon_run(&d);
     }
     if (daemon)
-        return bad_usage("-c, --kafka and --http belong to the daemon, not to this mode", NULL);
+        return bad_usage("--kafka and --http belong to the daemon, not to this mode", NULL);
+    if (config && mode != OPT_REPLAY)
+        return bad_usage("-c FILE goes with the daemon or --replay --kpi", NULL);
+    o.config = config;
     if (!o.rules)
         return bad_usage("--rules PATH is required", NULL);
     o.files = argv + optind;
