@@ -98,7 +98,7 @@ static int setup_with(void **state, bool hook)
     FILE *fp = fopen(path, "w");
     fputs("<!doctype html><title>Pasban</title>", fp);
     fclose(fp);
-    cor_http_config cfg = {f->kpi, f->store, f->tokens, f->web, hook ? publish : NULL, f};
+    cor_http_config cfg = {f->kpi, f->store, f->tokens, f->web, hook ? publish : NULL, f, NULL, NULL};
     f->http = cor_http_new(f->base, "127.0.0.1", 0, &cfg);
     assert_non_null(f->http);
     assert_true(cor_http_port(f->http) > 0);
