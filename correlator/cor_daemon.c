@@ -374,8 +374,11 @@ static size_t read_whole(daemon_ctx *d, rd_kafka_t *reader)
                 d->incidents_read++;
                 added++;
             } else if (r < 0) {
-                d->incidents_refused++;
-                logf_(d->o, "incident record refused: %s", err);
+                /* Counted on /metrics; the log gets the first few and then one
+                 * in a thousand, not a line per record of a bad producer. */
+                if (++d->incidents_refused <= 10 || d->incidents_refused % 1000 == 0)
+                    logf_(d->o, "incident record refused (%llu so far): %s",
+                          (unsigned long long)d->incidents_refused, err);
             }
         } else if (strcmp(topic, d->o->topic_updates) == 0) {
             on_update(d, p, m->len);
