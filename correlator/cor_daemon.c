@@ -144,7 +144,6 @@ static void logf_(const cor_daemon_opts *o, const char *fmt, ...)
     fflush(o->log);
 }
 
-
 /* Incidents are produced with the context as their opaque: only they hold back
  * the commit. Updates and KPI records (opaque NULL) are counted when lost. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -173,8 +172,7 @@ static int set(rd_kafka_conf_t *c, const char *k, const char *v, char *err, size
 
 /* The config file's librdkafka properties, then the brokers. What the daemon's
  * guarantees rest on (idempotence, manual commits) is set after, by the caller. */
-static rd_kafka_conf_t *base_conf(const cor_daemon_opts *o, bool producer, char *err,
-                                  size_t errlen)
+static rd_kafka_conf_t *base_conf(const cor_daemon_opts *o, bool producer, char *err, size_t errlen)
 {
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     /* Defaults the config file may change. */

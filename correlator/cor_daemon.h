@@ -27,14 +27,14 @@
 typedef struct cor_daemon_opts {
     const char *brokers;
     const char *rules;
-    const char *group_id;  /* default "pasban-correlator" */
-    const char *topic_in;  /* default "pasban.events" */
-    const char *topic_out; /* default "pasban.incidents" */
-    const char *topic_updates; /* default "pasban.incident-updates" */
-    const char *topic_kpi;     /* default "pasban.kpi" */
-    const char *http;          /* ADDR:PORT of the API, dashboard and /metrics, or NULL */
-    const char *web_root;      /* dashboard files, or NULL: cor_http_default_web_root */
-    long kpi_interval_ms;      /* KPI records published at most this often; 0: 10 s */
+    const char *group_id;            /* default "pasban-correlator" */
+    const char *topic_in;            /* default "pasban.events" */
+    const char *topic_out;           /* default "pasban.incidents" */
+    const char *topic_updates;       /* default "pasban.incident-updates" */
+    const char *topic_kpi;           /* default "pasban.kpi" */
+    const char *http;                /* ADDR:PORT of the API, dashboard and /metrics, or NULL */
+    const char *web_root;            /* dashboard files, or NULL: cor_http_default_web_root */
+    long kpi_interval_ms;            /* KPI records published at most this often; 0: 10 s */
     const struct cor_config *config; /* -c FILE (kafka properties, tokens, kpi), or NULL */
     cor_engine_opts engine;
     FILE *log;
