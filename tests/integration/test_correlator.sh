@@ -13,7 +13,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 "$B" --help >"$T/help"
 for f in --replay --match --check-rules --rules --kpi --stats --operator --received-at \
          --max-groups --max-window --match-limit --depth-limit --no-prefilter --version \
-         --kafka --http --group --topic-in --topic-out "Exit status"; do
+         --kafka --http --group --topic-in --topic-out --topic-updates --topic-kpi \
+         --kpi-interval --web-root "-c FILE" "Exit status"; do
   grep -q -- "$f" "$T/help" || fail "--help does not mention $f"
 done
 "$B" --version | grep -q '^pasban-correlator [0-9]' || fail "--version"
@@ -112,6 +113,14 @@ printf '{\n  "kpi": {},\n  "colour": "blue"\n}\n' >"$T/bad.conf"
 rc=0; run -c "$T/bad.conf" --kpi "$T/x.json" "$D/correlator/ssh_small.log" >/dev/null 2>"$T/err" || rc=$?
 [ "$rc" -eq 1 ] || fail "bad config exited $rc"
 grep -q 'bad.conf:3: unknown key colour' "$T/err" || fail "bad config: $(cat "$T/err")"
+# the shipped example config is valid as a whole (cor_config checks every section)
+run -c "${PASBAN_SOURCE_DIR:-.}/correlator/pasban-correlator.conf" --kpi "$T/kpi4.json" \
+  "$D/correlator/ssh_small.log" >/dev/null || fail "the example config is refused"
+# -c belongs to the daemon and --replay; a daemon config that is missing exits 1
+rc=0; "$B" -c "$T/kpi.conf" --match --rules "$D/rules/ssh_small.rules" </dev/null >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || fail "-c with --match exited $rc"
+rc=0; "$B" -c "$T/missing.conf" >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "-c with a missing file exited $rc"
 # byte-identical on a second run, with CRLF line ends, through stdin, without the prefilter
 run "$D/correlator/ssh_small.log" >"$T/inc2"
 cmp "$T/inc1" "$T/inc2" || fail "two replays differ"
