@@ -519,6 +519,7 @@ int cor_daemon_run(const cor_daemon_opts *o)
     rd_kafka_t *cons = NULL, *reader = NULL;
     psb_event *ev = psb_event_new();
     cor_buf b = {0};
+    char web[4096]; /* the dashboard directory: must outlive the server */
     cor_ruleset *rs = load(o);
     if (!rs)
         goto out;
@@ -591,7 +592,7 @@ int cor_daemon_run(const cor_daemon_opts *o)
     }
 
     if (o->http) {
-        char host[256], web[4096];
+        char host[256];
         uint16_t port;
         if (split_addr(o->http, host, sizeof(host), &port) != 0) {
             logf_(o, "--http wants ADDR:PORT, not %s", o->http);

@@ -4,7 +4,7 @@
 # incidents out -> each operator's token sees only its own -> status changes go
 # through the updates topic and come back -> /api/kpi shows MTTA/MTTR/SLA numbers
 # worked out from the times given -> the CSV has one row per operator -> /metrics
-# passes promtool -> KPI records land on the KPI topic. Then two instances in one
+# passes promtool -> KPI records land on the KPI topic -> the dashboard is served. Then two instances in one
 # consumer group over a two-partition events topic: each serves every operator's KPIs.
 set -euo pipefail
 B="${PASBAN_BIN:-build/bin}/pasban-correlator"
@@ -198,6 +198,13 @@ assert code == 200
 assert 'pasban_correlator_rule_incidents_total{rule="T-SSH-BF"} 2' in text, text
 assert 'pasban_correlator_updates_applied_total 4' in text, text
 assert 'operator="op-a"' in text and 'operator="op-b"' in text
+
+# The dashboard page is served at / without a token (it asks for one).
+with urllib.request.urlopen(H + "/", timeout=10) as r:
+    assert r.status == 200 and "text/html" in r.headers["Content-Type"], r.headers
+    assert "<title>" in r.read().decode().lower()
+with urllib.request.urlopen(H + "/app.js", timeout=10) as r:
+    assert r.status == 200 and "javascript" in r.headers["Content-Type"], r.headers
 PY
 METRICS_OUT="$T/metrics" python3 - <<'PY' || fail "GET /metrics"
 import os, urllib.request
