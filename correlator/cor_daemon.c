@@ -51,6 +51,7 @@ typedef struct daemon_ctx {
     cor_kpi *kpi;
     cor_incstore *store;
     rd_kafka_t *prod;
+    rd_kafka_t *cons; /* the group consumer of the events, for /metrics */
     pub_gen *pub;
     size_t n_pub;
     cor_inc_update_owned *pending; /* updates whose incident has not been read yet */
@@ -86,6 +87,17 @@ static void metrics(void *arg, cor_buf *b)
              (unsigned long long)d->reloads, (unsigned long long)d->reloads_refused,
              cor_engine_groups(d->e));
     cor_buf_puts(b, line);
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (d->cons && rd_kafka_assignment(d->cons, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(line, sizeof(line),
+                 "# HELP pasban_correlator_partitions_assigned Partitions of the events topic "
+                 "this instance consumes.\n"
+                 "# TYPE pasban_correlator_partitions_assigned gauge\n"
+                 "pasban_correlator_partitions_assigned %d\n",
+                 parts->cnt);
+        cor_buf_puts(b, line);
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
     put_counter(b, "pasban_correlator_incidents_read_total",
                 "Incidents read from the incidents topic into the store.", d->incidents_read);
     put_counter(b, "pasban_correlator_incidents_refused_total",
@@ -563,6 +575,7 @@ int cor_daemon_run(const cor_daemon_opts *o)
         goto out;
     }
     rd_kafka_poll_set_consumer(cons);
+    d.cons = cons;
     /* The reader takes partitions by assignment, never joins a group and never
      * commits: every instance reads the three topics whole, from the start. */
     rd_kafka_conf_t *rc_ = base_conf(o, false, err, sizeof(err));

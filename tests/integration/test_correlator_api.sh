@@ -241,10 +241,26 @@ EV=test-api2-ev-$run INC=test-api2-inc-$run UPD=test-api2-upd-$run KPI=test-api2
 PA=$(port) PB=$(port)
 start A "$EV" "$INC" "$UPD" "$KPI" "test-api2-$run" "$PA"
 start B "$EV" "$INC" "$UPD" "$KPI" "test-api2-$run" "$PB"
-sleep 10 # both join the group and get a partition each
+export HA="http://127.0.0.1:$PA" HB="http://127.0.0.1:$PB"
+python3 - <<'PY' || fail "both instances should get one partition of $EV"
+import os, re, time, urllib.request
+def assigned(base):
+    req = urllib.request.Request(base + "/metrics")
+    req.add_header("Authorization", "Bearer " + os.environ["TR"])
+    text = urllib.request.urlopen(req, timeout=10).read().decode()
+    return int(re.search(r"^pasban_correlator_partitions_assigned (\d+)$", text, re.M).group(1))
+for _ in range(120):
+    try:
+        if assigned(os.environ["HA"]) == 1 and assigned(os.environ["HB"]) == 1:
+            break
+    except OSError:
+        pass
+    time.sleep(0.5)
+else:
+    raise AssertionError("no rebalance to one partition each")
+PY
 events_a | "$KCAT" -b "$K" -t "$EV" -P -k op-a -p 0
 events_b | "$KCAT" -b "$K" -t "$EV" -P -k op-b -p 1
-export HA="http://127.0.0.1:$PA" HB="http://127.0.0.1:$PB"
 python3 - <<'PY' || fail "scale-out"
 import json, os, re, time, urllib.request
 
