@@ -1,16 +1,18 @@
 /* cor_daemon.c -- consume events, produce incidents, commit after delivery. */
 #include "cor_daemon.h"
 
-#include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cor_config.h"
+#include "cor_http.h"
+#include "cor_incstore.h"
 #include "cor_json.h"
+#include "cor_kpi.h"
 #include "pasban/parse.h"
 #include "pasban/util.h"
 
@@ -27,43 +29,90 @@ static void on_signal(int sig)
         stop_flag = 1;
 }
 
+/* The last generation of an operator's KPIs published to pasban.kpi. */
+typedef struct pub_gen {
+    char *op;
+    uint64_t gen;
+} pub_gen;
+
+#define COR_DAEMON_MAX_PENDING 100000 /* updates read before their incident */
+#define COR_DAEMON_READ_BATCH 1000    /* messages of the whole-read topics per turn */
+
 typedef struct daemon_ctx {
     const cor_daemon_opts *o;
     long outstanding; /* incidents produced, not yet delivered */
-    long failed;      /* deliveries that failed */
+    long failed;      /* deliveries of incidents that failed */
     bool uncommitted; /* events consumed since the last commit */
     uint64_t events, parse_failures, reloads, reloads_refused;
+    uint64_t incidents_read, incidents_refused, updates_applied, updates_refused;
+    uint64_t kpi_published, kpi_imported, kpi_refused, side_failed;
     const cor_ruleset *rs; /* in use, for /metrics */
     cor_engine *e;
+    cor_kpi *kpi;
+    cor_incstore *store;
+    rd_kafka_t *prod;
+    rd_kafka_t *cons; /* the group consumer of the events, for /metrics */
+    pub_gen *pub;
+    size_t n_pub;
+    cor_inc_update_owned *pending; /* updates whose incident has not been read yet */
+    size_t n_pending;
 } daemon_ctx;
 
-/* Prometheus text exposition 0.0.4. Rule ids are [A-Za-z0-9._:-], safe in a
+static void put_counter(cor_buf *b, const char *name, const char *help, uint64_t v)
+{
+    char line[512];
+    snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name,
+             name, (unsigned long long)v);
+    cor_buf_puts(b, line);
+}
+
+/* The daemon's own families for /metrics, after the KPIs' (cor_http's hook).
+ * Prometheus text exposition 0.0.4. Rule ids are [A-Za-z0-9._:-], safe in a
  * label value. */
-static void metrics(struct evhttp_request *req, void *arg)
+static void metrics(void *arg, cor_buf *b)
 {
     daemon_ctx *d = arg;
-    if (strcmp(evhttp_request_get_uri(req), "/metrics") != 0) {
-        evhttp_send_error(req, HTTP_NOTFOUND, "try /metrics");
-        return;
+    char line[512];
+    put_counter(b, "pasban_correlator_events_total", "Events consumed.", d->events);
+    put_counter(b, "pasban_correlator_parse_failures_total", "Events that did not parse.",
+                d->parse_failures);
+    snprintf(line, sizeof(line),
+             "# HELP pasban_correlator_reloads_total Rule reloads taken and refused.\n"
+             "# TYPE pasban_correlator_reloads_total counter\n"
+             "pasban_correlator_reloads_total{result=\"taken\"} %llu\n"
+             "pasban_correlator_reloads_total{result=\"refused\"} %llu\n"
+             "# HELP pasban_correlator_groups Groups held in windows now.\n"
+             "# TYPE pasban_correlator_groups gauge\n"
+             "pasban_correlator_groups %zu\n",
+             (unsigned long long)d->reloads, (unsigned long long)d->reloads_refused,
+             cor_engine_groups(d->e));
+    cor_buf_puts(b, line);
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (d->cons && rd_kafka_assignment(d->cons, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(line, sizeof(line),
+                 "# HELP pasban_correlator_partitions_assigned Partitions of the events topic "
+                 "this instance consumes.\n"
+                 "# TYPE pasban_correlator_partitions_assigned gauge\n"
+                 "pasban_correlator_partitions_assigned %d\n",
+                 parts->cnt);
+        cor_buf_puts(b, line);
+        rd_kafka_topic_partition_list_destroy(parts);
     }
-    struct evbuffer *out = evbuffer_new();
-    evbuffer_add_printf(out,
-                        "# HELP pasban_correlator_events_total Events consumed.\n"
-                        "# TYPE pasban_correlator_events_total counter\n"
-                        "pasban_correlator_events_total %llu\n"
-                        "# HELP pasban_correlator_parse_failures_total Events that did not parse.\n"
-                        "# TYPE pasban_correlator_parse_failures_total counter\n"
-                        "pasban_correlator_parse_failures_total %llu\n"
-                        "# HELP pasban_correlator_reloads_total Rule reloads taken and refused.\n"
-                        "# TYPE pasban_correlator_reloads_total counter\n"
-                        "pasban_correlator_reloads_total{result=\"taken\"} %llu\n"
-                        "pasban_correlator_reloads_total{result=\"refused\"} %llu\n"
-                        "# HELP pasban_correlator_groups Groups held in windows now.\n"
-                        "# TYPE pasban_correlator_groups gauge\n"
-                        "pasban_correlator_groups %zu\n",
-                        (unsigned long long)d->events, (unsigned long long)d->parse_failures,
-                        (unsigned long long)d->reloads, (unsigned long long)d->reloads_refused,
-                        cor_engine_groups(d->e));
+    put_counter(b, "pasban_correlator_incidents_read_total",
+                "Incidents read from the incidents topic into the store.", d->incidents_read);
+    put_counter(b, "pasban_correlator_incidents_refused_total",
+                "Incident records the store refused.", d->incidents_refused);
+    put_counter(b, "pasban_correlator_updates_applied_total", "Incident updates applied.",
+                d->updates_applied);
+    put_counter(b, "pasban_correlator_updates_refused_total",
+                "Incident updates refused (invalid transition, malformed, unknown incident).",
+                d->updates_refused);
+    put_counter(b, "pasban_correlator_kpi_records_published_total",
+                "KPI records produced to the KPI topic.", d->kpi_published);
+    put_counter(b, "pasban_correlator_kpi_records_imported_total",
+                "KPI records read from the KPI topic.", d->kpi_imported);
+    put_counter(b, "pasban_correlator_side_deliveries_failed_total",
+                "Updates and KPI records that Kafka did not take.", d->side_failed);
     static const char *const names[] = {"matches",      "incidents", "suppressed",
                                         "limit_errors", "late",      "evicted"};
     static const char *const help[] = {
@@ -72,10 +121,11 @@ static void metrics(struct evhttp_request *req, void *arg)
         "Events too late for their window.",    "Groups evicted at the per-rule cap."};
     const cor_rule_stats *st = cor_engine_stats(d->e);
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
-        evbuffer_add_printf(out,
-                            "# HELP pasban_correlator_rule_%s_total %s\n"
-                            "# TYPE pasban_correlator_rule_%s_total counter\n",
-                            names[k], help[k], names[k]);
+        snprintf(line, sizeof(line),
+                 "# HELP pasban_correlator_rule_%s_total %s\n"
+                 "# TYPE pasban_correlator_rule_%s_total counter\n",
+                 names[k], help[k], names[k]);
+        cor_buf_puts(b, line);
         for (size_t i = 0; i < d->rs->n_rules; i++) {
             const cor_rule_stats *x = &st[i];
             uint64_t v = k == 0   ? x->matches
@@ -84,14 +134,11 @@ static void metrics(struct evhttp_request *req, void *arg)
                          : k == 3 ? x->limit_errors
                          : k == 4 ? x->late
                                   : x->evicted;
-            evbuffer_add_printf(out, "pasban_correlator_rule_%s_total{rule=\"%s\"} %llu\n",
-                                names[k], d->rs->rules[i]->id, (unsigned long long)v);
+            snprintf(line, sizeof(line), "pasban_correlator_rule_%s_total{rule=\"%s\"} %llu\n",
+                     names[k], d->rs->rules[i]->id, (unsigned long long)v);
+            cor_buf_puts(b, line);
         }
     }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4");
-    evhttp_send_reply(req, HTTP_OK, "OK", out);
-    evbuffer_free(out);
 }
 
 static void logf_(const cor_daemon_opts *o, const char *fmt, ...)
@@ -109,10 +156,20 @@ static void logf_(const cor_daemon_opts *o, const char *fmt, ...)
     fflush(o->log);
 }
 
+/* Incidents are produced with the context as their opaque: only they hold back
+ * the commit. Updates and KPI records (opaque NULL) are counted when lost. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
     daemon_ctx *d = opaque;
+    if (!m->_private) {
+        if (m->err) {
+            d->side_failed++;
+            logf_(d->o, "%s record not delivered: %s", rd_kafka_topic_name(m->rkt),
+                  rd_kafka_err2str(m->err));
+        }
+        return;
+    }
     d->outstanding--;
     if (m->err) {
         d->failed++;
@@ -120,19 +177,38 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     }
 }
 
-static rd_kafka_conf_t *base_conf(const cor_daemon_opts *o, char *err, size_t errlen)
+static int set(rd_kafka_conf_t *c, const char *k, const char *v, char *err, size_t errlen)
+{
+    return rd_kafka_conf_set(c, k, v, err, errlen) == RD_KAFKA_CONF_OK ? 0 : -1;
+}
+
+/* The config file's librdkafka properties, then the brokers. What the daemon's
+ * guarantees rest on (idempotence, manual commits) is set after, by the caller. */
+static rd_kafka_conf_t *base_conf(const cor_daemon_opts *o, bool producer, char *err, size_t errlen)
 {
     rd_kafka_conf_t *c = rd_kafka_conf_new();
-    if (rd_kafka_conf_set(c, "bootstrap.servers", o->brokers, err, errlen) != RD_KAFKA_CONF_OK) {
+    /* Defaults the config file may change. */
+    if (producer && (set(c, "compression.codec", "lz4", err, errlen) < 0 ||
+                     set(c, "linger.ms", "5", err, errlen) < 0)) {
+        rd_kafka_conf_destroy(c);
+        return NULL;
+    }
+    const char *k, *v;
+    size_t n = cor_config_property(o->config, 0, &k, &v);
+    for (size_t i = 0; i < n; i++) {
+        cor_config_property(o->config, i, &k, &v);
+        char why[400];
+        if (set(c, k, v, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "kafka.properties.%s: %s", k, why);
+            rd_kafka_conf_destroy(c);
+            return NULL;
+        }
+    }
+    if (set(c, "bootstrap.servers", o->brokers, err, errlen) < 0) {
         rd_kafka_conf_destroy(c);
         return NULL;
     }
     return c;
-}
-
-static int set(rd_kafka_conf_t *c, const char *k, const char *v, char *err, size_t errlen)
-{
-    return rd_kafka_conf_set(c, k, v, err, errlen) == RD_KAFKA_CONF_OK ? 0 : -1;
 }
 
 static cor_ruleset *load(const cor_daemon_opts *o)
@@ -141,20 +217,57 @@ static cor_ruleset *load(const cor_daemon_opts *o)
     return cor_ruleset_load(o->rules, &lo);
 }
 
-/* Produce every incident raised since the last call. 0, or -1 when the
- * producer refused one (its offsets must then not be committed). */
-static int produce_new(daemon_ctx *d, cor_engine *e, rd_kafka_t *prod, cor_buf *b)
+/* Produce a record that does not hold back the commit. 0, or -1 with a reason. */
+static int produce_side(daemon_ctx *d, const char *topic, const char *key, const cor_buf *b,
+                        char *err, size_t errlen)
+{
+    for (int tries = 0;; tries++) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            d->prod, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE(b->p, b->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return 0;
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries == 10) {
+            snprintf(err, errlen, "%s: %s", topic, rd_kafka_err2str(e));
+            return -1;
+        }
+        rd_kafka_poll(d->prod, 100);
+    }
+}
+
+/* cor_http's hook: a valid status change goes to the updates topic, keyed by
+ * the incident's operator, and is applied when it is read back, on every
+ * instance alike. */
+static int publish_update(void *arg, const cor_inc_update *u, const char *op, char *err,
+                          size_t errlen)
+{
+    daemon_ctx *d = arg;
+    cor_buf b = {0};
+    cor_inc_update_write(u, op, &b);
+    int rc = produce_side(d, d->o->topic_updates, op ? op : "", &b, err, errlen);
+    cor_buf_free(&b);
+    if (rc < 0)
+        logf_(d->o, "update of %s not queued: %s", u->id, err);
+    return rc;
+}
+
+/* Produce every incident raised since the last call; trigger is the event just
+ * processed (NULL after a reload or at the end): its receive time gives the
+ * detection latency. 0, or -1 when the producer refused one (its offsets must
+ * then not be committed). */
+static int produce_new(daemon_ctx *d, const psb_event *trigger, cor_buf *b)
 {
     cor_incident *const *inc;
-    size_t n = cor_engine_take(e, &inc);
+    size_t n = cor_engine_take(d->e, &inc);
     for (size_t i = 0; i < n; i++) {
         b->len = 0;
         cor_incident_write(inc[i], b);
         for (;;) {
-            rd_kafka_resp_err_t err =
-                rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(d->o->topic_out),
-                                  RD_KAFKA_V_KEY(inc[i]->id, 32), RD_KAFKA_V_VALUE(b->p, b->len),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            rd_kafka_resp_err_t err = rd_kafka_producev(
+                d->prod, RD_KAFKA_V_TOPIC(d->o->topic_out), RD_KAFKA_V_KEY(inc[i]->id, 32),
+                RD_KAFKA_V_VALUE(b->p, b->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
             if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 d->outstanding++;
                 break;
@@ -163,18 +276,22 @@ static int produce_new(daemon_ctx *d, cor_engine *e, rd_kafka_t *prod, cor_buf *
                 logf_(d->o, "produce: %s", rd_kafka_err2str(err));
                 return -1;
             }
-            rd_kafka_poll(prod, 100); /* queue full: wait for deliveries */
+            rd_kafka_poll(d->prod, 100); /* queue full: wait for deliveries */
         }
+        int64_t now = psb_now_ms();
+        if (trigger && trigger->created_ms > 0 && trigger->created_ms <= now)
+            cor_kpi_on_latency(d->kpi, inc[i]->org ? inc[i]->org : "unassigned",
+                               trigger->timestamp_ms, (now - trigger->created_ms) * 1000);
     }
     return 0;
 }
 
 /* Commit what was consumed once everything produced has been delivered. */
-static void maybe_commit(daemon_ctx *d, rd_kafka_t *cons, rd_kafka_t *prod, bool wait)
+static void maybe_commit(daemon_ctx *d, rd_kafka_t *cons, bool wait)
 {
-    rd_kafka_poll(prod, 0);
+    rd_kafka_poll(d->prod, 0);
     if (wait)
-        rd_kafka_flush(prod, 10000);
+        rd_kafka_flush(d->prod, 10000);
     if (!d->uncommitted || d->outstanding > 0 || d->failed > 0)
         return;
     rd_kafka_resp_err_t err = rd_kafka_commit(cons, NULL, 0);
@@ -182,6 +299,223 @@ static void maybe_commit(daemon_ctx *d, rd_kafka_t *cons, rd_kafka_t *prod, bool
         logf_(d->o, "commit: %s", rd_kafka_err2str(err));
     else
         d->uncommitted = false;
+}
+
+/* ---- the topics every instance reads whole ---- */
+
+static int apply_update(daemon_ctx *d, cor_inc_update_owned *u)
+{
+    char err[256];
+    if (cor_incstore_apply(d->store, &u->u, err, sizeof(err)) != 0) {
+        d->updates_refused++;
+        logf_(d->o, "update %s of %s refused: %s", cor_inc_status_name(u->u.status), u->u.id, err);
+        return -1;
+    }
+    d->updates_applied++;
+    cor_kpi_on_update(d->kpi, u->u.id, cor_inc_status_name(u->u.status), u->u.at);
+    return 0;
+}
+
+/* Updates read before their incident (the topics are read side by side) wait
+ * here and are applied, in the order read, once the incident is known. */
+static void retry_pending(daemon_ctx *d)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < d->n_pending; i++) {
+        cor_inc_update_owned *u = &d->pending[i];
+        if (!cor_incstore_operator(d->store, u->u.id)) {
+            d->pending[kept++] = *u;
+            continue;
+        }
+        apply_update(d, u);
+        cor_inc_update_release(u);
+    }
+    d->n_pending = kept;
+}
+
+static void on_update(daemon_ctx *d, const char *p, size_t n)
+{
+    char err[256];
+    cor_inc_update_owned u;
+    if (cor_inc_update_parse(p, n, &u, err, sizeof(err)) != 0) {
+        d->updates_refused++;
+        logf_(d->o, "malformed update on %s: %s", d->o->topic_updates, err);
+        return;
+    }
+    if (!cor_incstore_operator(d->store, u.u.id)) {
+        if (d->n_pending >= COR_DAEMON_MAX_PENDING) {
+            d->updates_refused++;
+            logf_(d->o, "update of unknown incident %s dropped (%d waiting)", u.u.id,
+                  COR_DAEMON_MAX_PENDING);
+            cor_inc_update_release(&u);
+            return;
+        }
+        d->pending = psb_xrealloc(d->pending, (d->n_pending + 1) * sizeof(*d->pending));
+        d->pending[d->n_pending++] = u;
+        return;
+    }
+    apply_update(d, &u);
+    cor_inc_update_release(&u);
+}
+
+/* Drain what the reader has; returns the number of messages handled. */
+static size_t read_whole(daemon_ctx *d, rd_kafka_t *reader)
+{
+    char err[256];
+    size_t handled = 0, added = 0;
+    while (handled < COR_DAEMON_READ_BATCH) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(reader, 0);
+        if (!m)
+            break;
+        handled++;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                logf_(d->o, "read: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        const char *p = m->payload ? m->payload : "";
+        if (strcmp(topic, d->o->topic_out) == 0) {
+            cor_kpi_incident ki;
+            int r = cor_incstore_add_json(d->store, p, m->len, &ki, err, sizeof(err));
+            if (r == 1) {
+                cor_kpi_on_incident(d->kpi, &ki);
+                d->incidents_read++;
+                added++;
+            } else if (r < 0) {
+                /* Counted on /metrics; the log gets the first few and then one
+                 * in a thousand, not a line per record of a bad producer. */
+                if (++d->incidents_refused <= 10 || d->incidents_refused % 1000 == 0)
+                    logf_(d->o, "incident record refused (%llu so far): %s",
+                          (unsigned long long)d->incidents_refused, err);
+            }
+        } else if (strcmp(topic, d->o->topic_updates) == 0) {
+            on_update(d, p, m->len);
+        } else if (m->len > 0) { /* the KPI topic; an empty value is a tombstone */
+            if (cor_kpi_import_record(d->kpi, m->key ? m->key : "", m->key_len, p, m->len) == 0)
+                d->kpi_imported++;
+            else
+                d->kpi_refused++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (added && d->n_pending)
+        retry_pending(d);
+    return handled;
+}
+
+/* Assign every partition of the three topics to the reader, from the start.
+ * A topic the broker does not know yet is asked for through the producer
+ * (which lets a broker that auto-creates topics create it). */
+static int assign_whole(daemon_ctx *d, rd_kafka_t *reader)
+{
+    const char *names[3] = {d->o->topic_out, d->o->topic_updates, d->o->topic_kpi};
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
+    int rc = -1;
+    for (size_t t = 0; t < 3; t++) {
+        int np = 0;
+        for (int tries = 0; tries < 20 && np == 0; tries++) {
+            rd_kafka_topic_t *rkt = rd_kafka_topic_new(d->prod, names[t], NULL);
+            const struct rd_kafka_metadata *md = NULL;
+            rd_kafka_resp_err_t e = rd_kafka_metadata(d->prod, 0, rkt, &md, 5000);
+            if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && !md->topics[0].err)
+                np = md->topics[0].partition_cnt;
+            if (md)
+                rd_kafka_metadata_destroy(md);
+            rd_kafka_topic_destroy(rkt);
+            if (np == 0)
+                rd_kafka_poll(d->prod, 500);
+        }
+        if (np == 0) {
+            logf_(d->o, "topic %s: no partitions (does it exist?)", names[t]);
+            goto out;
+        }
+        for (int i = 0; i < np; i++)
+            rd_kafka_topic_partition_list_add(parts, names[t], i)->offset =
+                RD_KAFKA_OFFSET_BEGINNING;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_assign(reader, parts);
+    if (e) {
+        logf_(d->o, "assign: %s", rd_kafka_err2str(e));
+        goto out;
+    }
+    rc = 0;
+out:
+    rd_kafka_topic_partition_list_destroy(parts);
+    return rc;
+}
+
+/* ---- pasban.kpi ---- */
+
+static pub_gen *pub_get(daemon_ctx *d, const char *op)
+{
+    for (size_t i = 0; i < d->n_pub; i++)
+        if (strcmp(d->pub[i].op, op) == 0)
+            return &d->pub[i];
+    d->pub = psb_xrealloc(d->pub, (d->n_pub + 1) * sizeof(*d->pub));
+    d->pub[d->n_pub] = (pub_gen){psb_xstrdup(op), 0};
+    return &d->pub[d->n_pub++];
+}
+
+/* For every operator whose KPIs changed since last time: the records of the
+ * current and previous month (event time) in which this instance saw its
+ * events, key "op/YYYY-MM". */
+static void publish_kpi(daemon_ctx *d)
+{
+    char err[256], key[COR_KPI_MAX_ID_LEN + 32], period[16];
+    cor_kpi_period cur = cor_kpi_current_month(d->kpi);
+    cor_kpi_period months[2] = {cor_kpi_period_prev(cur), cur};
+    cor_buf b = {0};
+    for (size_t i = 0; i < cor_kpi_n_operators(d->kpi); i++) {
+        const char *op = cor_kpi_operator(d->kpi, i);
+        uint64_t gen = cor_kpi_generation(d->kpi, op);
+        pub_gen *pg = pub_get(d, op);
+        if (pg->gen == gen)
+            continue;
+        bool ok = true;
+        for (size_t m = 0; m < 2; m++) {
+            if (!cor_kpi_has_events(d->kpi, op, months[m]))
+                continue;
+            b.len = 0;
+            if (cor_kpi_write_json(d->kpi, op, months[m], &b) != 0)
+                continue;
+            cor_kpi_period_format(months[m], period);
+            snprintf(key, sizeof(key), "%s/%s", op, period);
+            if (produce_side(d, d->o->topic_kpi, key, &b, err, sizeof(err)) != 0) {
+                logf_(d->o, "KPI record %s not queued: %s", key, err);
+                ok = false;
+            } else {
+                d->kpi_published++;
+            }
+        }
+        if (ok)
+            pg->gen = gen; /* else: tried again next time */
+    }
+    cor_buf_free(&b);
+}
+
+/* "ADDR:PORT" (the last colon splits, so "[::1]:9108" works without brackets
+ * being stripped: evhttp takes "::1"). */
+static int split_addr(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon)
+        return -1;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    const char *h = s;
+    size_t n = (size_t)(colon - s);
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    }
+    if (*end || p <= 0 || p > 65535 || n == 0 || n >= hostlen)
+        return -1;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = (uint16_t)p;
+    return 0;
 }
 
 int cor_daemon_run(const cor_daemon_opts *o)
@@ -192,41 +526,28 @@ int cor_daemon_run(const cor_daemon_opts *o)
     memset(&d, 0, sizeof(d));
     d.o = o;
     struct event_base *base = NULL;
-    struct evhttp *http = NULL;
-    rd_kafka_t *prod = NULL, *cons = NULL;
-    cor_engine *e = NULL;
+    cor_http *http = NULL;
+    cor_http_tokens *tokens = NULL;
+    rd_kafka_t *cons = NULL, *reader = NULL;
     psb_event *ev = psb_event_new();
     cor_buf b = {0};
+    char web[4096]; /* the dashboard directory: must outlive the server */
     cor_ruleset *rs = load(o);
     if (!rs)
         goto out;
     logf_(o, "%zu rules loaded (%zu refused)", rs->n_rules, rs->n_errors);
-    e = cor_engine_new(rs, &o->engine);
-    d.rs = rs;
-    d.e = e;
-    if (o->http) {
-        char host[256];
-        const char *colon = strrchr(o->http, ':');
-        long port = colon ? strtol(colon + 1, NULL, 10) : 0;
-        if (!colon || (size_t)(colon - o->http) >= sizeof(host) || port <= 0 || port > 65535) {
-            logf_(o, "--http wants ADDR:PORT, not %s", o->http);
-            goto out;
-        }
-        memcpy(host, o->http, (size_t)(colon - o->http));
-        host[colon - o->http] = '\0';
-        base = event_base_new();
-        http = base ? evhttp_new(base) : NULL;
-        if (!http || !evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port)) {
-            logf_(o, "cannot listen on %s", o->http);
-            goto out;
-        }
-        evhttp_set_gencb(http, metrics, &d);
+    cor_kpi_config *kc = o->config ? cor_config_kpi(o->config, err, sizeof(err)) : NULL;
+    if (o->config && !kc) {
+        logf_(o, "kpi: %s", err);
+        goto out;
     }
+    d.kpi = cor_kpi_new(kc);
+    d.store = cor_incstore_new();
+    d.e = cor_engine_new(rs, &o->engine);
+    d.rs = rs;
 
-    rd_kafka_conf_t *pc = base_conf(o, err, sizeof(err));
-    if (!pc || set(pc, "enable.idempotence", "true", err, sizeof(err)) ||
-        set(pc, "compression.codec", "lz4", err, sizeof(err)) ||
-        set(pc, "linger.ms", "5", err, sizeof(err))) {
+    rd_kafka_conf_t *pc = base_conf(o, true, err, sizeof(err));
+    if (!pc || set(pc, "enable.idempotence", "true", err, sizeof(err))) {
         logf_(o, "producer config: %s", err);
         if (pc)
             rd_kafka_conf_destroy(pc);
@@ -234,12 +555,12 @@ int cor_daemon_run(const cor_daemon_opts *o)
     }
     rd_kafka_conf_set_dr_msg_cb(pc, on_delivery);
     rd_kafka_conf_set_opaque(pc, &d);
-    prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
-    if (!prod) {
+    d.prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+    if (!d.prod) {
         logf_(o, "producer: %s", err);
         goto out;
     }
-    rd_kafka_conf_t *cc = base_conf(o, err, sizeof(err));
+    rd_kafka_conf_t *cc = base_conf(o, false, err, sizeof(err));
     if (!cc || set(cc, "group.id", o->group_id, err, sizeof(err)) ||
         set(cc, "enable.auto.commit", "false", err, sizeof(err)) ||
         set(cc, "auto.offset.reset", "earliest", err, sizeof(err))) {
@@ -254,6 +575,26 @@ int cor_daemon_run(const cor_daemon_opts *o)
         goto out;
     }
     rd_kafka_poll_set_consumer(cons);
+    d.cons = cons;
+    /* The reader takes partitions by assignment, never joins a group and never
+     * commits: every instance reads the three topics whole, from the start. */
+    rd_kafka_conf_t *rc_ = base_conf(o, false, err, sizeof(err));
+    if (!rc_ || set(rc_, "group.id", "pasban-correlator-reader", err, sizeof(err)) ||
+        set(rc_, "enable.auto.commit", "false", err, sizeof(err)) ||
+        set(rc_, "enable.auto.offset.store", "false", err, sizeof(err))) {
+        logf_(o, "reader config: %s", err);
+        if (rc_)
+            rd_kafka_conf_destroy(rc_);
+        goto out;
+    }
+    reader = rd_kafka_new(RD_KAFKA_CONSUMER, rc_, err, sizeof(err));
+    if (!reader) {
+        logf_(o, "reader: %s", err);
+        goto out;
+    }
+    rd_kafka_poll_set_consumer(reader);
+    if (assign_whole(&d, reader) != 0)
+        goto out;
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, o->topic_in, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t serr = rd_kafka_subscribe(cons, topics);
@@ -263,6 +604,34 @@ int cor_daemon_run(const cor_daemon_opts *o)
         goto out;
     }
 
+    if (o->http) {
+        char host[256];
+        uint16_t port;
+        if (split_addr(o->http, host, sizeof(host), &port) != 0) {
+            logf_(o, "--http wants ADDR:PORT, not %s", o->http);
+            goto out;
+        }
+        tokens = cor_config_tokens(o->config, err, sizeof(err));
+        if (!tokens) {
+            logf_(o, "tokens: %s", err);
+            goto out;
+        }
+        const char *web_root = o->web_root;
+        if (!web_root && cor_http_default_web_root(web, sizeof(web)) == 0)
+            web_root = web;
+        base = event_base_new();
+        cor_http_config hc = {d.kpi, d.store, tokens, web_root, publish_update, &d, metrics, &d};
+        http = base ? cor_http_new(base, host, port, &hc) : NULL;
+        if (!http) {
+            logf_(o, "cannot listen on %s", o->http);
+            goto out;
+        }
+        if (!o->config || !o->config->tokens)
+            logf_(o, "no tokens configured (-c FILE, \"tokens\"): the API and /metrics answer "
+                     "401 to everyone");
+        logf_(o, "HTTP on %s (dashboard %s)", o->http, web_root ? web_root : "not installed");
+    }
+
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -270,9 +639,11 @@ int cor_daemon_run(const cor_daemon_opts *o)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
-    logf_(o, "consuming %s as group %s, incidents to %s", o->topic_in, o->group_id, o->topic_out);
+    logf_(o, "consuming %s as group %s, incidents to %s; reading %s, %s, %s whole", o->topic_in,
+          o->group_id, o->topic_out, o->topic_out, o->topic_updates, o->topic_kpi);
 
-    int64_t last_commit = psb_now_ms();
+    int64_t last_commit = psb_now_ms(), last_kpi = last_commit;
+    int64_t kpi_every = o->kpi_interval_ms > 0 ? o->kpi_interval_ms : 10000;
     uint64_t seen = 0;
     rc = 0;
     while (!stop_flag) {
@@ -286,22 +657,24 @@ int cor_daemon_run(const cor_daemon_opts *o)
                       nrs ? "a rule was refused, see above" : "rules unreadable", rs->n_rules);
                 cor_ruleset_free(nrs);
             } else {
-                if (produce_new(&d, e, prod, &b) != 0) {
+                if (produce_new(&d, NULL, &b) != 0) {
                     rc = 1;
                     break;
                 }
-                maybe_commit(&d, cons, prod, true);
-                cor_engine_free(e);
+                maybe_commit(&d, cons, true);
+                cor_engine_free(d.e);
                 cor_ruleset_free(rs);
                 rs = nrs;
-                e = cor_engine_new(rs, &o->engine);
+                d.e = cor_engine_new(rs, &o->engine);
                 d.rs = rs;
-                d.e = e;
                 d.reloads++;
                 logf_(o, "reloaded: %zu rules", rs->n_rules);
             }
         }
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, 200);
+        size_t side = read_whole(&d, reader);
+        /* Short waits while the whole-read topics still have data, so startup
+         * catches up on them quickly. */
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, side ? 0 : 100);
         if (m) {
             if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -311,15 +684,20 @@ int cor_daemon_run(const cor_daemon_opts *o)
                 memset(&po, 0, sizeof(po));
                 po.received_ms = psb_now_ms();
                 po.own_events = m->len && ((const char *)m->payload)[0] == '{';
+                /* A raw line's operator is its message key, as the collector
+                 * keys pasban.events (design.md, "Kafka"). */
+                if (!po.own_events && m->key_len > 0 && m->key_len <= COR_KPI_MAX_ID_LEN)
+                    po.organization_id = psb_str_make(m->key, m->key_len);
                 if (psb_parse(&po, m->payload, m->len, ev) != 0)
                     d.parse_failures++;
                 d.events++;
-                cor_engine_process(e, ev);
+                cor_kpi_on_psb_event(d.kpi, ev);
+                cor_engine_process(d.e, ev);
                 d.uncommitted = true;
                 seen++;
             }
             rd_kafka_message_destroy(m);
-            if (produce_new(&d, e, prod, &b) != 0) {
+            if (produce_new(&d, ev, &b) != 0) {
                 rc = 1;
                 break;
             }
@@ -332,15 +710,20 @@ int cor_daemon_run(const cor_daemon_opts *o)
         }
         int64_t now = psb_now_ms();
         if (!m || now - last_commit >= 1000) {
-            maybe_commit(&d, cons, prod, false);
+            maybe_commit(&d, cons, false);
             last_commit = now;
-            cor_engine_forget(e);
+            cor_engine_forget(d.e);
+        }
+        if (now - last_kpi >= kpi_every) {
+            publish_kpi(&d);
+            last_kpi = now;
         }
     }
     if (rc == 0) {
-        if (produce_new(&d, e, prod, &b) != 0)
+        if (produce_new(&d, NULL, &b) != 0)
             rc = 1;
-        maybe_commit(&d, cons, prod, true);
+        publish_kpi(&d);
+        maybe_commit(&d, cons, true);
         if (d.failed || d.outstanding)
             rc = 1;
     }
@@ -350,17 +733,29 @@ out:
         rd_kafka_consumer_close(cons);
         rd_kafka_destroy(cons);
     }
-    if (prod) {
-        rd_kafka_flush(prod, 5000);
-        rd_kafka_destroy(prod);
+    if (reader) {
+        rd_kafka_consumer_close(reader);
+        rd_kafka_destroy(reader);
     }
-    if (http)
-        evhttp_free(http);
+    if (d.prod) {
+        rd_kafka_flush(d.prod, 5000);
+        rd_kafka_destroy(d.prod);
+    }
+    cor_http_free(http);
     if (base)
         event_base_free(base);
+    cor_http_tokens_free(tokens);
+    for (size_t i = 0; i < d.n_pending; i++)
+        cor_inc_update_release(&d.pending[i]);
+    free(d.pending);
+    for (size_t i = 0; i < d.n_pub; i++)
+        free(d.pub[i].op);
+    free(d.pub);
     cor_buf_free(&b);
     psb_event_free(ev);
-    cor_engine_free(e);
+    cor_engine_free(d.e);
+    cor_incstore_free(d.store);
+    cor_kpi_free(d.kpi);
     cor_ruleset_free(rs);
     return rc;
 }

@@ -1,14 +1,21 @@
 /* cor_daemon.h -- pasban-correlator as a Kafka consumer (design.md, "Kafka").
  *
- * First version: one consumer in group `group_id` on `topic_in` (Pasban event
- * JSON, or raw lines), the engine in event time, each new incident produced to
- * `topic_out` with key = incident id (idempotent producer, acks=all). Offsets
- * are committed only when every incident produced so far has been delivered:
- * at least once. SIGHUP loads the rules aside and swaps them in whole when the
- * new set loads without a refused rule; otherwise the old set stays and the
- * reason is logged. SIGTERM/SIGINT stop after a final flush and commit.
- * With `http`, GET /metrics serves per-rule counters in the Prometheus text
- * format (served between polls, so within ~200 ms).
+ * One consumer in group `group_id` on `topic_in` (Pasban event JSON, or raw
+ * lines), the engine in event time, each new incident produced to `topic_out`
+ * with key = incident id (idempotent producer, acks=all). Offsets are committed
+ * only when every incident produced so far has been delivered: at least once.
+ * SIGHUP loads the rules aside and swaps them in whole when the new set loads
+ * without a refused rule; otherwise the old set stays and the reason is logged.
+ * SIGTERM/SIGINT stop after a final flush and commit.
+ *
+ * A second consumer, outside the group, reads `topic_out`, `topic_updates` and
+ * `topic_kpi` whole from the start into the incident store and the KPI engine,
+ * so every instance holds every operator's incidents and KPIs. Events feed the
+ * KPI engine too; every `kpi_interval_ms` the records of operators whose KPIs
+ * changed go to `topic_kpi` (key "op/YYYY-MM"). With `http`, cor_http serves the
+ * API, the dashboard and /metrics (the KPIs' and the daemon's counters) between
+ * polls; a status change is produced to `topic_updates` and applied when read
+ * back.
  */
 #ifndef COR_DAEMON_H
 #define COR_DAEMON_H
@@ -20,10 +27,15 @@
 typedef struct cor_daemon_opts {
     const char *brokers;
     const char *rules;
-    const char *group_id;  /* default "pasban-correlator" */
-    const char *topic_in;  /* default "pasban.events" */
-    const char *topic_out; /* default "pasban.incidents" */
-    const char *http;      /* ADDR:PORT for GET /metrics, or NULL */
+    const char *group_id;            /* default "pasban-correlator" */
+    const char *topic_in;            /* default "pasban.events" */
+    const char *topic_out;           /* default "pasban.incidents" */
+    const char *topic_updates;       /* default "pasban.incident-updates" */
+    const char *topic_kpi;           /* default "pasban.kpi" */
+    const char *http;                /* ADDR:PORT of the API, dashboard and /metrics, or NULL */
+    const char *web_root;            /* dashboard files, or NULL: cor_http_default_web_root */
+    long kpi_interval_ms;            /* KPI records published at most this often; 0: 10 s */
+    const struct cor_config *config; /* -c FILE (kafka properties, tokens, kpi), or NULL */
     cor_engine_opts engine;
     FILE *log;
 } cor_daemon_opts;

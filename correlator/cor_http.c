@@ -459,6 +459,8 @@ static void get_metrics(cor_http *h, struct evhttp_request *req)
 {
     cor_buf b = {0};
     cor_kpi_write_prometheus(h->cfg.kpi, &b);
+    if (h->cfg.metrics)
+        h->cfg.metrics(h->cfg.metrics_arg, &b);
     reply_buf(req, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
     cor_buf_free(&b);
 }

@@ -63,6 +63,10 @@ typedef struct cor_http_config {
     const char *web_root;          /* directory of the dashboard files, or NULL */
     cor_http_publish_fn publish;   /* or NULL: apply directly */
     void *publish_arg;
+    /* Appends more metric families to /metrics after the KPIs' (the daemon's
+     * per-rule counters), or NULL. */
+    void (*metrics)(void *arg, cor_buf *b);
+    void *metrics_arg;
 } cor_http_config;
 
 typedef struct cor_http cor_http;

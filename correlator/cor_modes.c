@@ -7,7 +7,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cor_config.h"
 #include "cor_json.h"
+#include "cor_kpi.h"
 #include "cor_prefilter.h"
 #include "pasban/parse.h"
 #include "pasban/util.h"
@@ -196,18 +198,9 @@ static cor_ruleset *load_rules(const cor_run_opts *o, size_t *errors)
 
 /* ---- --replay ---- */
 
-typedef struct op_count {
-    char *id;
-    uint64_t n;
-} op_count;
-
-#define COR_KPI_MAX_OPERATORS 4096
-
+/* Counters for --stats; the KPIs themselves come from the KPI engine. */
 typedef struct tally {
-    uint64_t events, parse_failures, cut;
-    op_count *ops;
-    size_t n_ops;
-    uint64_t ops_overflow;
+    uint64_t events, parse_failures;
 } tally;
 
 static void tally_event(tally *t, const psb_event *ev)
@@ -215,85 +208,48 @@ static void tally_event(tally *t, const psb_event *ev)
     t->events++;
     if (ev->kind == PSB_EVENT_KIND_PIPELINE_ERROR)
         t->parse_failures++;
-    psb_str org = ev->organization_id;
-    const char *id = org.ptr ? org.ptr : "";
-    size_t len = org.ptr ? org.len : 0;
-    for (size_t i = 0; i < t->n_ops; i++)
-        if (strlen(t->ops[i].id) == len && memcmp(t->ops[i].id, id, len) == 0) {
-            t->ops[i].n++;
-            return;
-        }
-    if (t->n_ops >= COR_KPI_MAX_OPERATORS) {
-        t->ops_overflow++;
-        return;
+}
+
+/* The KPI engine for --kpi: defaults, or the "kpi" object of -c FILE. NULL with a
+ * message on stderr when the file is unreadable or its KPI section is wrong. */
+static cor_kpi *kpi_new(const cor_run_opts *o)
+{
+    if (!o->config)
+        return cor_kpi_new(NULL);
+    char err[256];
+    cor_config *c = cor_config_load(o->config, err, sizeof(err));
+    if (!c) {
+        fprintf(o->err, "pasban-correlator: %s\n", err);
+        return NULL;
     }
-    t->ops = psb_xrealloc(t->ops, (t->n_ops + 1) * sizeof(*t->ops));
-    t->ops[t->n_ops].id = psb_xstrndup(id, len);
-    t->ops[t->n_ops].n = 1;
-    t->n_ops++;
-}
-
-static int cmp_op(const void *a, const void *b)
-{
-    return strcmp(((const op_count *)a)->id, ((const op_count *)b)->id);
-}
-
-static int cmp_cstr(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int write_kpi(const cor_run_opts *o, tally *t, cor_engine *e)
-{
-    cor_buf b = {0};
-    char num[64];
-    cor_buf_puts(&b, "{\"kpi_report_version\":1,"
-                     "\"note\":\"first version: replay counters only\",\"events\":{\"total\":");
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)t->events);
-    cor_buf_puts(&b, num);
-    cor_buf_puts(&b, ",\"by_operator\":{");
-    if (t->n_ops > 1)
-        qsort(t->ops, t->n_ops, sizeof(*t->ops), cmp_op);
-    for (size_t i = 0; i < t->n_ops; i++) {
-        if (i)
-            cor_buf_putc(&b, ',');
-        cor_buf_json_str(&b, t->ops[i].id, strlen(t->ops[i].id));
-        snprintf(num, sizeof(num), ":%llu", (unsigned long long)t->ops[i].n);
-        cor_buf_puts(&b, num);
+    cor_kpi_config *kc = cor_config_kpi(c, err, sizeof(err));
+    cor_config_free(c);
+    if (!kc) {
+        fprintf(o->err, "pasban-correlator: %s: kpi: %s\n", o->config, err);
+        return NULL;
     }
-    snprintf(num, sizeof(num), "}},\"parse_failures\":%llu", (unsigned long long)t->parse_failures);
-    cor_buf_puts(&b, num);
+    return cor_kpi_new(kc);
+}
+
+/* The incidents go to the KPI engine after the replay, in detected_at order, as
+ * a live daemon would have seen them; the report is then the engine's. */
+static int write_kpi(const cor_run_opts *o, cor_kpi *kpi, cor_engine *e)
+{
     cor_incident *const *inc;
     size_t n = cor_engine_incidents(e, &inc);
-    uint64_t sev[COR_SEV_CRITICAL + 1] = {0};
-    char **cats = psb_xcalloc(n + 1, sizeof(*cats));
     for (size_t i = 0; i < n; i++) {
-        sev[inc[i]->rule->severity]++;
-        cats[i] = inc[i]->rule->category;
+        const cor_incident *x = inc[i];
+        cor_kpi_incident ki = {x->id,
+                               x->org ? x->org : "unassigned",
+                               x->rule->id,
+                               x->rule->severity,
+                               x->rule->category,
+                               x->first_seen,
+                               x->detected_at};
+        cor_kpi_on_incident(kpi, &ki);
     }
-    snprintf(num, sizeof(num), ",\"incidents\":{\"total\":%zu,\"by_severity\":{", n);
-    cor_buf_puts(&b, num);
-    for (int s = 0; s <= COR_SEV_CRITICAL; s++) {
-        snprintf(num, sizeof(num), "%s\"%s\":%llu", s ? "," : "", cor_severity_name(s),
-                 (unsigned long long)sev[s]);
-        cor_buf_puts(&b, num);
-    }
-    cor_buf_puts(&b, "},\"by_category\":{");
-    if (n > 1)
-        qsort(cats, n, sizeof(*cats), cmp_cstr);
-    for (size_t i = 0; i < n;) {
-        size_t j = i;
-        while (j < n && strcmp(cats[j], cats[i]) == 0)
-            j++;
-        if (i)
-            cor_buf_putc(&b, ',');
-        cor_buf_json_str(&b, cats[i], strlen(cats[i]));
-        snprintf(num, sizeof(num), ":%zu", j - i);
-        cor_buf_puts(&b, num);
-        i = j;
-    }
-    cor_buf_puts(&b, "}}}\n");
-    free(cats);
+    cor_buf b = {0};
+    cor_kpi_write_report(kpi, &b);
     FILE *f = fopen(o->kpi_file, "w");
     int rc = 0;
     if (!f || fwrite(b.p, 1, b.len, f) != b.len) {
@@ -357,6 +313,11 @@ int cor_mode_replay(const cor_run_opts *o)
     if (errors)
         fprintf(o->err, "pasban-correlator: %zu rule(s) refused; replaying with the %zu others\n",
                 errors, rs->n_rules);
+    cor_kpi *kpi = NULL;
+    if (o->kpi_file && !(kpi = kpi_new(o))) {
+        cor_ruleset_free(rs);
+        return 1;
+    }
     cor_engine_opts eo = o->engine;
     eo.match.timing = o->stats;
     cor_engine *e = cor_engine_new(rs, &eo);
@@ -375,6 +336,8 @@ int cor_mode_replay(const cor_run_opts *o)
             continue; /* an empty line is not an event */
         parse_line(o, line, len, cut, ev);
         tally_event(&t, ev);
+        if (kpi)
+            cor_kpi_on_psb_event(kpi, ev);
         cor_engine_process(e, ev);
     }
     cor_engine_finish(e);
@@ -394,11 +357,9 @@ int cor_mode_replay(const cor_run_opts *o)
         rc = 1;
     if (o->stats)
         print_stats(o, rs, e, &t, wall, cpu);
-    if (o->kpi_file && write_kpi(o, &t, e) != 0)
+    if (kpi && write_kpi(o, kpi, e) != 0)
         rc = 1;
-    for (size_t i = 0; i < t.n_ops; i++)
-        free(t.ops[i].id);
-    free(t.ops);
+    cor_kpi_free(kpi);
     psb_event_free(ev);
     cor_engine_free(e);
     cor_ruleset_free(rs);

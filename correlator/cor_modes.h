@@ -18,6 +18,7 @@ typedef struct cor_run_opts {
     char *const *files; /* inputs; stdin when n_files == 0 */
     size_t n_files;
     const char *kpi_file;    /* --kpi FILE */
+    const char *config;      /* -c FILE: its "kpi" section configures --kpi */
     bool stats;              /* --stats */
     bool no_prefilter;       /* --no-prefilter */
     const char *operator_id; /* --operator ID: organization.id of raw lines */

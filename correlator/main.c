@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cor_config.h"
 #include "cor_daemon.h"
 #include "cor_modes.h"
 #include "pasban/util.h"
@@ -14,8 +15,10 @@ static const char usage_text[] =
     "  pasban-correlator --replay --rules PATH [--kpi FILE] [--stats] [OPTIONS] [FILE...]\n"
     "  pasban-correlator --match --rules PATH [OPTIONS] [FILE...]\n"
     "  pasban-correlator --check-rules PATH\n"
+    "  pasban-correlator -c FILE [--kafka BROKERS] [--rules PATH] [--http ADDR:PORT]\n"
     "  pasban-correlator --kafka BROKERS --rules PATH [--http ADDR:PORT] [--group ID]\n"
-    "                    [--topic-in NAME] [--topic-out NAME]\n"
+    "                    [--topic-in NAME] [--topic-out NAME] [--topic-updates NAME]\n"
+    "                    [--topic-kpi NAME] [--kpi-interval S] [--web-root DIR]\n"
     "  pasban-correlator --help | --version\n"
     "\n"
     "Correlates Pasban events with PCRE2 rules into incidents (design.md).\n"
@@ -32,28 +35,45 @@ static const char usage_text[] =
     "  --check-rules PATH  Compile every rule of PATH and run its embedded tests. Prints\n"
     "                      file:line: messages for failures and a summary; exit 1 if any\n"
     "                      rule is refused or any test fails.\n"
+    "  -c FILE             The daemon, configured by FILE (JSON with comments; see\n"
+    "                      pasban-correlator.conf): \"kafka\" {brokers, group, topics,\n"
+    "                      properties (librdkafka, passed through)}, \"rules\", \"http\",\n"
+    "                      \"web_root\", \"tokens\" (API bearer tokens: per operator, or\n"
+    "                      role regulator), \"kpi\" (SLA per severity, report window,\n"
+    "                      designated sources and targets per operator). Flags override\n"
+    "                      the file. With --replay, only its \"kpi\" section is used.\n"
     "  --kafka BROKERS     The daemon: consume events (Pasban event JSON, or raw lines)\n"
     "                      from pasban.events in consumer group --group (default\n"
     "                      pasban-correlator), produce each incident to pasban.incidents\n"
     "                      (key = incident id, detected_at = wall clock), and commit\n"
     "                      offsets only after the incidents are delivered (at least\n"
-    "                      once). SIGHUP reloads --rules: the new set is built aside\n"
-    "                      and swapped in whole (windows start afresh); a set with a\n"
-    "                      refused rule is not taken and the old one stays. SIGTERM or\n"
-    "                      SIGINT: flush, commit, exit. First version: no -c config\n"
-    "                      file yet.\n"
-    "  --http ADDR:PORT    (daemon) Serve GET /metrics: per-rule matches, incidents,\n"
-    "                      suppressed, limit errors, late, evicted; events, parse\n"
-    "                      failures, reloads, groups (Prometheus text format).\n"
-    "  --group ID, --topic-in NAME, --topic-out NAME\n"
-    "                      Daemon consumer group and topics.\n"
+    "                      once). Reads pasban.incidents, pasban.incident-updates and\n"
+    "                      pasban.kpi whole (every instance holds every operator's\n"
+    "                      incidents and KPIs) and publishes changed KPI records to\n"
+    "                      pasban.kpi (key operator/YYYY-MM). SIGHUP reloads the rules:\n"
+    "                      the new set is built aside and swapped in whole (windows\n"
+    "                      start afresh); a set with a refused rule is not taken and the\n"
+    "                      old one stays. SIGTERM or SIGINT: flush, commit, exit.\n"
+    "  --http ADDR:PORT    (daemon) Serve the incident and KPI API (/api/incidents,\n"
+    "                      /api/kpi, /api/kpi.csv), the dashboard at / and /metrics\n"
+    "                      (KPIs per operator; per-rule matches, incidents, suppressed,\n"
+    "                      limit errors, late, evicted; events, parse failures, reloads).\n"
+    "                      Every /api and /metrics request needs a bearer token of FILE.\n"
+    "  --group ID, --topic-in NAME, --topic-out NAME, --topic-updates NAME,\n"
+    "  --topic-kpi NAME    Daemon consumer group and topics (events, incidents, incident\n"
+    "                      updates, KPI records).\n"
+    "  --kpi-interval S    (daemon) Publish changed KPI records at most every S seconds\n"
+    "                      (default 10).\n"
+    "  --web-root DIR      (daemon) Dashboard files (default: ../share/pasban/web next to\n"
+    "                      the program).\n"
     "\n"
     "Options:\n"
     "  --rules PATH        A rule file, or a directory whose *.rules files are loaded in\n"
     "                      byte order of their names.\n"
-    "  --kpi FILE          (--replay) Write the KPI report as JSON to FILE. First version:\n"
-    "                      events by operator, parse failures, incidents by severity and\n"
-    "                      by category.\n"
+    "  --kpi FILE          (--replay) Write the KPI report of the replayed period as JSON\n"
+    "                      to FILE: every month and day, every operator's KPIs\n"
+    "                      (design.md, \"KPIs\"); -c FILE's \"kpi\" section sets SLAs,\n"
+    "                      designated sources and targets. Same input, same bytes.\n"
     "  --stats             (--replay) Per-rule counters on stderr: prefilter candidates,\n"
     "                      matches, incidents, suppressed, late, evicted, limit errors,\n"
     "                      regex time; and the events per CPU-second.\n"
@@ -96,6 +116,10 @@ enum {
     OPT_GROUP,
     OPT_TOPIC_IN,
     OPT_TOPIC_OUT,
+    OPT_TOPIC_UPDATES,
+    OPT_TOPIC_KPI,
+    OPT_KPI_INTERVAL,
+    OPT_WEB_ROOT,
 };
 
 static int bad_usage(const char *msg, const char *arg)
@@ -119,6 +143,46 @@ static int parse_count(const char *s, unsigned long long max, unsigned long long
     return 0;
 }
 
+static const char *pick(const char *flag, const char *file, const char *dflt)
+{
+    return flag ? flag : file ? file : dflt;
+}
+
+/* Flags override the config file; the file overrides the defaults. */
+static int run_daemon(cor_daemon_opts *d, const cor_run_opts *o, const char *config,
+                      const char *http)
+{
+    char err[512];
+    cor_config *c = NULL;
+    if (config && !(c = cor_config_load(config, err, sizeof(err)))) {
+        fprintf(stderr, "pasban-correlator: %s\n", err);
+        return 1;
+    }
+    const cor_config none = {0};
+    const cor_config *f = c ? c : &none;
+    d->brokers = pick(d->brokers, f->brokers, NULL);
+    d->rules = pick(o->rules, f->rules, NULL);
+    d->http = pick(http, f->http, NULL);
+    d->web_root = pick(d->web_root, f->web_root, NULL);
+    d->group_id = pick(d->group_id, f->group, "pasban-correlator");
+    d->topic_in = pick(d->topic_in, f->topic_events, "pasban.events");
+    d->topic_out = pick(d->topic_out, f->topic_incidents, "pasban.incidents");
+    d->topic_updates = pick(d->topic_updates, f->topic_updates, "pasban.incident-updates");
+    d->topic_kpi = pick(d->topic_kpi, f->topic_kpi, "pasban.kpi");
+    d->config = c;
+    d->engine = o->engine;
+    d->log = stderr;
+    int rc;
+    if (!d->brokers || !d->rules)
+        rc = bad_usage("the daemon needs Kafka brokers and rules (--kafka BROKERS --rules PATH, "
+                       "or -c FILE with \"kafka\": {\"brokers\"} and \"rules\")",
+                       NULL);
+    else
+        rc = cor_daemon_run(d);
+    cor_config_free(c);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -140,6 +204,10 @@ int main(int argc, char **argv)
         {"group", required_argument, NULL, OPT_GROUP},
         {"topic-in", required_argument, NULL, OPT_TOPIC_IN},
         {"topic-out", required_argument, NULL, OPT_TOPIC_OUT},
+        {"topic-updates", required_argument, NULL, OPT_TOPIC_UPDATES},
+        {"topic-kpi", required_argument, NULL, OPT_TOPIC_KPI},
+        {"kpi-interval", required_argument, NULL, OPT_KPI_INTERVAL},
+        {"web-root", required_argument, NULL, OPT_WEB_ROOT},
         {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -155,9 +223,6 @@ int main(int argc, char **argv)
     const char *config = NULL, *http = NULL;
     cor_daemon_opts d;
     memset(&d, 0, sizeof(d));
-    d.group_id = "pasban-correlator";
-    d.topic_in = "pasban.events";
-    d.topic_out = "pasban.incidents";
     unsigned long long v;
     int c;
     opterr = 0;
@@ -225,7 +290,6 @@ int main(int argc, char **argv)
             break;
         case 'c':
             config = optarg;
-            daemon = true;
             break;
         case OPT_GROUP:
             d.group_id = optarg;
@@ -235,6 +299,20 @@ int main(int argc, char **argv)
             break;
         case OPT_TOPIC_OUT:
             d.topic_out = optarg;
+            break;
+        case OPT_TOPIC_UPDATES:
+            d.topic_updates = optarg;
+            break;
+        case OPT_TOPIC_KPI:
+            d.topic_kpi = optarg;
+            break;
+        case OPT_KPI_INTERVAL:
+            if (parse_count(optarg, 86400, &v))
+                return bad_usage("bad --kpi-interval (seconds, 1..86400)", optarg);
+            d.kpi_interval_ms = (long)v * 1000;
+            break;
+        case OPT_WEB_ROOT:
+            d.web_root = optarg;
             break;
         case 'h':
             fputs(usage_text, stdout);
@@ -251,25 +329,17 @@ int main(int argc, char **argv)
     if (modes > 1)
         return bad_usage("choose one of --replay, --match, --check-rules", NULL);
     if (modes == 0) {
-        if (!daemon)
+        if (!daemon && !config)
             return bad_usage("choose a mode: --replay, --match, --check-rules or --kafka", NULL);
-        if (config) {
-            fprintf(stderr, "pasban-correlator: -c FILE is not in this version; "
-                            "give --kafka BROKERS --rules PATH\n");
-            return 1;
-        }
-        if (!d.brokers || !o.rules)
-            return bad_usage("the daemon needs --kafka BROKERS and --rules PATH", NULL);
         if (optind < argc)
             return bad_usage("the daemon takes no input files", argv[optind]);
-        d.http = http;
-        d.rules = o.rules;
-        d.engine = o.engine;
-        d.log = stderr;
-        return cor_daemon_run(&d);
+        return run_daemon(&d, &o, config, http);
     }
     if (daemon)
-        return bad_usage("-c, --kafka and --http belong to the daemon, not to this mode", NULL);
+        return bad_usage("--kafka and --http belong to the daemon, not to this mode", NULL);
+    if (config && mode != OPT_REPLAY)
+        return bad_usage("-c FILE goes with the daemon or --replay --kpi", NULL);
+    o.config = config;
     if (!o.rules)
         return bad_usage("--rules PATH is required", NULL);
     o.files = argv + optind;

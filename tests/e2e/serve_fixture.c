@@ -145,7 +145,7 @@ int main(int argc, char **argv)
     cor_http_tokens_add(tok, "e2e-op-c", "op-c");
     fill(k, s);
     struct event_base *base = event_base_new();
-    cor_http_config hc = {k, s, tok, argv[1], NULL, NULL};
+    cor_http_config hc = {k, s, tok, argv[1], NULL, NULL, NULL, NULL};
     cor_http *h = cor_http_new(base, "127.0.0.1", (uint16_t)(argc == 3 ? atoi(argv[2]) : 0), &hc);
     int rc = 1;
     if (!h) {

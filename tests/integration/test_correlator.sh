@@ -13,7 +13,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 "$B" --help >"$T/help"
 for f in --replay --match --check-rules --rules --kpi --stats --operator --received-at \
          --max-groups --max-window --match-limit --depth-limit --no-prefilter --version \
-         --kafka --http --group --topic-in --topic-out "Exit status"; do
+         --kafka --http --group --topic-in --topic-out --topic-updates --topic-kpi \
+         --kpi-interval --web-root "-c FILE" "Exit status"; do
   grep -q -- "$f" "$T/help" || fail "--help does not mention $f"
 done
 "$B" --version | grep -q '^pasban-correlator [0-9]' || fail "--version"
@@ -76,11 +77,50 @@ for got, (rid, group, first, last, det, count, supp) in zip(inc, want):
     assert got["organization"] == {"id": "op-x"} and got["status"] == "new", got
     assert 1 <= len(got["evidence"]) <= 5 and len(got["id"]) == 32, got
 assert inc[0]["evidence"][0].startswith("Dec 10 06:55:46 gw1 sshd[100]: Failed password"), inc[0]
+# The KPI report of the replayed month, worked out from the incidents above:
+# MTTD = (9 + 25 + 0 + 1454) / 4 = 372 s; nobody acknowledged anything.
 k = json.load(open(sys.argv[2]))
-assert k["events"]["total"] == 7 and k["events"]["by_operator"] == {"op-x": 7}, k
-assert k["parse_failures"] == 0, k
-assert k["incidents"]["total"] == 4 and k["incidents"]["by_severity"]["critical"] == 1, k
+assert k["kpi_report_version"] == 2 and len(k["months"]) == 1, k
+assert k["months"][0]["period"] == "2026-12", k
+r = k["months"][0]["records"][0]
+assert r["operator"] == "op-x", r
+v = r["kpi"]
+assert v["events_ingested"] == 7 and v["parse_failures"] == 0, v
+assert v["incidents"] == 4 and v["incidents_critical"] == 1 and v["open_incidents"] == 4, v
+assert (v["incidents_high"], v["incidents_medium"], v["incidents_low"]) == (1, 1, 1), v
+assert v["mttd_s"] == 372.0 and v["mtta_s"] is None and v["mttr_s"] is None, v
+assert v["coverage_pct"] is None, v  # no designated sources without -c
 PY
+# the same replay twice gives the same report, byte for byte
+run --kpi "$T/kpi2.json" "$D/correlator/ssh_small.log" >/dev/null
+cmp "$T/kpi.json" "$T/kpi2.json" || fail "two KPI reports differ"
+# -c FILE configures the KPIs: designated sources (gw1 sent, fw9 never did) and a target
+cat >"$T/kpi.conf" <<'CONF'
+// the correlator's config file; only its "kpi" section matters to --replay
+{"kpi": {"operators": {"op-x": {"sources": ["gw1", "fw9"], "targets": {"mttd_s": "<= 300"}}}}}
+CONF
+run -c "$T/kpi.conf" --kpi "$T/kpi3.json" "$D/correlator/ssh_small.log" >/dev/null
+python3 - "$T/kpi3.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["months"][0]["records"][0]
+v = r["kpi"]
+assert (v["sources_designated"], v["sources_reporting"], v["coverage_pct"]) == (2, 1, 50.0), v
+t = r["targets"]["mttd_s"]
+assert t["actual"] == 372.0 and t["met"] is False, t
+PY
+# a config with an unknown key is refused with file:line
+printf '{\n  "kpi": {},\n  "colour": "blue"\n}\n' >"$T/bad.conf"
+rc=0; run -c "$T/bad.conf" --kpi "$T/x.json" "$D/correlator/ssh_small.log" >/dev/null 2>"$T/err" || rc=$?
+[ "$rc" -eq 1 ] || fail "bad config exited $rc"
+grep -q 'bad.conf:3: unknown key colour' "$T/err" || fail "bad config: $(cat "$T/err")"
+# the shipped example config is valid as a whole (cor_config checks every section)
+run -c "${PASBAN_SOURCE_DIR:-.}/correlator/pasban-correlator.conf" --kpi "$T/kpi4.json" \
+  "$D/correlator/ssh_small.log" >/dev/null || fail "the example config is refused"
+# -c belongs to the daemon and --replay; a daemon config that is missing exits 1
+rc=0; "$B" -c "$T/kpi.conf" --match --rules "$D/rules/ssh_small.rules" </dev/null >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || fail "-c with --match exited $rc"
+rc=0; "$B" -c "$T/missing.conf" >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "-c with a missing file exited $rc"
 # byte-identical on a second run, with CRLF line ends, through stdin, without the prefilter
 run "$D/correlator/ssh_small.log" >"$T/inc2"
 cmp "$T/inc1" "$T/inc2" || fail "two replays differ"

@@ -23,7 +23,11 @@ IN=test-cor-in-$run OUT=test-cor-out-$run GROUP=test-cor-$run
 
 count_out() { timeout 20 "$KCAT" -b "$K" -t "$OUT" -C -e -q -f '%k %s\n' 2>/dev/null | grep -c . || true; }
 HTTP=127.0.0.1:$((20000 + RANDOM % 20000))
-start() { "$B" --kafka "$K" --rules "$1" --group "$GROUP" --topic-in "$IN" --topic-out "$OUT" \
+# the API and /metrics want a bearer token: a regulator's, from -c FILE
+printf '{"tokens": [{"token": "test-reg-%s", "role": "regulator"}]}\n' "$run" >"$T/c.conf"
+AUTH="Authorization: Bearer test-reg-$run"
+start() { "$B" -c "$T/c.conf" --kafka "$K" --rules "$1" --group "$GROUP" --topic-in "$IN" \
+            --topic-out "$OUT" --topic-updates "$OUT-upd" --topic-kpi "$OUT-kpi" \
             --http "$HTTP" 2>>"$T/log" & pid=$!; }
 stop() { kill -TERM "$pid"; local rc=0; wait "$pid" || rc=$?; pid=; [ "$rc" -eq 0 ] || fail "daemon exited $rc"; }
 wait_for() { # wait_for N: until OUT holds N incidents (60 s)
@@ -36,7 +40,7 @@ cp "$D/rules/ssh_small.rules" "$T/set.rules"
 start "$T/set.rules"
 wait_for 4
 # per-rule counters on /metrics, in the Prometheus text format
-curl -fsS "http://$HTTP/metrics" >"$T/metrics" || fail "GET /metrics"
+curl -fsS -H "$AUTH" "http://$HTTP/metrics" >"$T/metrics" || fail "GET /metrics"
 for want in 'pasban_correlator_events_total 7' \
             'pasban_correlator_rule_incidents_total{rule="T-SSH-BF"} 1' \
             'pasban_correlator_rule_matches_total{rule="T-SSH-BF"} 4' \

@@ -59,6 +59,14 @@ static void add_incident(fixture *f, const char *id, const char *op, const char 
     assert_int_equal(cor_kpi_on_incident(f->kpi, &ki), 0);
 }
 
+/* The daemon's hook for its own families on /metrics. */
+static void extra_metrics(void *arg, cor_buf *b)
+{
+    (void)arg;
+    cor_buf_puts(b, "# HELP test_extra_total From the hook.\n# TYPE test_extra_total counter\n"
+                    "test_extra_total 7\n");
+}
+
 static int publish(void *arg, const cor_inc_update *u, const char *op, char *err, size_t errlen)
 {
     fixture *f = arg;
@@ -98,7 +106,8 @@ static int setup_with(void **state, bool hook)
     FILE *fp = fopen(path, "w");
     fputs("<!doctype html><title>Pasban</title>", fp);
     fclose(fp);
-    cor_http_config cfg = {f->kpi, f->store, f->tokens, f->web, hook ? publish : NULL, f};
+    cor_http_config cfg = {f->kpi, f->store,      f->tokens, f->web, hook ? publish : NULL,
+                           f,      extra_metrics, NULL};
     f->http = cor_http_new(f->base, "127.0.0.1", 0, &cfg);
     assert_non_null(f->http);
     assert_true(cor_http_port(f->http) > 0);
@@ -381,6 +390,10 @@ static void test_kpi_api_and_csv(void **state)
     assert_int_equal(r.code, 200);
     assert_non_null(strstr(r.ctype, "version=0.0.4"));
     assert_non_null(strstr(r.body, "pasban_kpi_events{operator=\"op-a\",period=\"2026-11\"} 10\n"));
+    /* the hook's families come after the KPIs' */
+    const char *extra = strstr(r.body, "\ntest_extra_total 7\n");
+    assert_non_null(extra);
+    assert_true(extra > strstr(r.body, "pasban_kpi_events{"));
     free(r.body);
     r = get(f, "/api/whoami", "tok-b");
     assert_string_equal(r.body, "{\"role\":\"operator\",\"operator\":\"op-b\"}");
