@@ -546,6 +546,12 @@ static void handle(struct evhttp_request *req, void *arg)
         reply_error(req, 400, "bad query string");
         goto out;
     }
+    /* Liveness for a process supervisor or a load balancer: no token, no data. */
+    if (strcmp(path, "/healthz") == 0) {
+        static const char ok[] = "{\"status\":\"ok\"}\n";
+        reply(req, 200, "application/json", ok, sizeof(ok) - 1);
+        goto out;
+    }
     bool api = strncmp(path, "/api/", 5) == 0 || strcmp(path, "/metrics") == 0;
     if (!api) {
         if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)

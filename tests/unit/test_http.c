@@ -230,6 +230,11 @@ static void test_tokens_required(void **state)
     expect_error(get(f, "/metrics", NULL), 401);
     expect_error(get(f, "/api/kpi.csv", "tok"), 401);
     expect_error(get(f, "/api/nothing", "tok-a"), 404);
+    /* Liveness needs no token and shows no data. */
+    resp h = get(f, "/healthz", NULL);
+    assert_int_equal(h.code, 200);
+    assert_non_null(strstr(h.body, "\"ok\""));
+    free(h.body);
 }
 
 static void test_operator_sees_only_its_own(void **state)
