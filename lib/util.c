@@ -241,23 +241,30 @@ int psb_parse_duration_ms(const char *s, int64_t *ms_out)
     return 0;
 }
 
-int psb_parse_utc_offset(const char *s, int32_t *seconds_out)
+int psb_parse_utc_offset_n(const char *s, size_t n, int32_t *seconds_out)
 {
-    if (strcmp(s, "UTC") == 0 || strcmp(s, "Z") == 0 || strcmp(s, "GMT") == 0) {
+    if ((n == 3 && (memcmp(s, "UTC", 3) == 0 || memcmp(s, "GMT", 3) == 0)) ||
+        (n == 1 && s[0] == 'Z')) {
         *seconds_out = 0;
         return 0;
     }
-    if (s[0] != '+' && s[0] != '-')
+    unsigned h, m = 0;
+    if (n < 3 || (s[0] != '+' && s[0] != '-') || digits(s + 1, 2, &h))
         return -1;
-    unsigned h, m;
-    size_t n = strlen(s);
-    if (n == 6 && s[3] == ':' && !digits(s + 1, 2, &h) && !digits(s + 4, 2, &m)) {
-    } else if (n == 5 && !digits(s + 1, 2, &h) && !digits(s + 3, 2, &m)) {
-    } else {
+    size_t i = 3;
+    if (i < n && s[i] == ':')
+        i++;
+    if (i + 2 == n && !digits(s + i, 2, &m)) {
+    } else if (i != n || n == 4) { /* "+hh" alone is fine, "+hh:" is not */
         return -1;
     }
     if (h > 23 || m > 59)
         return -1;
     *seconds_out = (int32_t)((h * 3600 + m * 60) * (s[0] == '-' ? -1 : 1));
     return 0;
+}
+
+int psb_parse_utc_offset(const char *s, int32_t *seconds_out)
+{
+    return psb_parse_utc_offset_n(s, strlen(s), seconds_out);
 }

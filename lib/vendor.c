@@ -258,26 +258,7 @@ static size_t kv_scan(psb_event *ev, const char *p, const char *end, bool list, 
 /* "+0330", "+03:30", "+08", "-0500", "UTC": seconds east of UTC. */
 static bool zone_value(psb_str z, int32_t *out)
 {
-    unsigned h = 0, m = 0;
-    const char *s = z.ptr;
-    if (str_is(z, "UTC", 3) || str_is(z, "GMT", 3) || str_is(z, "Z", 1)) {
-        *out = 0;
-        return true;
-    }
-    if (z.len < 3 || (s[0] != '+' && s[0] != '-') || !is_digit(s[1]) || !is_digit(s[2]))
-        return false;
-    h = (unsigned)((s[1] - '0') * 10 + (s[2] - '0'));
-    size_t i = 3;
-    if (i < z.len && s[i] == ':')
-        i++;
-    if (i + 2 == z.len && is_digit(s[i]) && is_digit(s[i + 1]))
-        m = (unsigned)((s[i] - '0') * 10 + (s[i + 1] - '0'));
-    else if (i != z.len)
-        return false;
-    if (h > 23 || m > 59)
-        return false;
-    *out = (int32_t)(h * 3600 + m * 60) * (s[0] == '-' ? -1 : 1);
-    return true;
+    return psb_parse_utc_offset_n(z.ptr, z.len, out) == 0;
 }
 
 /* Fortinet and friends: date=2026-11-10 time=11:50:48 [tz="+0330"], or one

@@ -18,7 +18,8 @@ psb_ecs_writer *psb_ecs_writer_new(void);
 void psb_ecs_writer_free(psb_ecs_writer *w);
 
 /* Render ev. *out points into the writer (valid until its next call), without a
- * trailing newline. Returns 0, or -1 if yajl refused (a programming error). */
+ * trailing newline. Returns 0, or -1 if the containers did not balance (a bug in
+ * the writer, never the event's fault). */
 int psb_ecs_write(psb_ecs_writer *w, const psb_event *ev, const char **out, size_t *len);
 
 #endif

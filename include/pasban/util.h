@@ -58,8 +58,10 @@ int psb_parse_rfc3339(const char *s, size_t len, int64_t *ms_out);
  * Returns 0 on success, -1 on a malformed or negative duration. */
 int psb_parse_duration_ms(const char *s, int64_t *ms_out);
 
-/* Parse a fixed UTC offset "UTC", "Z", "+03:30", "-0500" into seconds east of UTC.
- * Returns 0 on success, -1 when the text is not such an offset. */
+/* Parse a fixed UTC offset "UTC", "GMT", "Z", "+03:30", "-0500" or "+08" into seconds
+ * east of UTC. Returns 0 on success, -1 when the text is not such an offset. The _n
+ * form takes a slice (a zone inside a log line). */
 int psb_parse_utc_offset(const char *s, int32_t *seconds_out);
+int psb_parse_utc_offset_n(const char *s, size_t len, int32_t *seconds_out);
 
 #endif

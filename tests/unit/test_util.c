@@ -84,6 +84,14 @@ static void test_utc_offsets(void **state)
     assert_int_equal(psb_parse_utc_offset("-0500", &s), 0);
     assert_int_equal(s, -18000);
     assert_int_equal(psb_parse_utc_offset("Asia/Tehran", &s), -1);
+    assert_int_equal(psb_parse_utc_offset("+08", &s), 0);
+    assert_int_equal(s, 28800);
+    assert_int_equal(psb_parse_utc_offset("+08:", &s), -1);
+    assert_int_equal(psb_parse_utc_offset("+033", &s), -1);
+    assert_int_equal(psb_parse_utc_offset("+24:00", &s), -1);
+    /* The slice form reads only what it is given: a zone inside a longer line. */
+    assert_int_equal(psb_parse_utc_offset_n("+0330 devname", 5, &s), 0);
+    assert_int_equal(s, 12600);
 }
 
 int main(void)
