@@ -27,23 +27,6 @@
 
 #include "vendor.h"
 
-static bool is_sp(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static const char *skip_sp(const char *p, const char *end)
-{
-    while (p < end && is_sp(*p))
-        p++;
-    return p;
-}
-
 static unsigned month_of(const char *p)
 {
     static const char names[] = "janfebmaraprmayjunjulaugsepoctnovdec";

@@ -8,16 +8,6 @@
 
 #include <string.h>
 
-static bool is_sp(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
 static bool is_upper(char c)
 {
     return c >= 'A' && c <= 'Z';
@@ -26,13 +16,6 @@ static bool is_upper(char c)
 static bool is_alpha(char c)
 {
     return (c >= 'a' && c <= 'z') || is_upper(c);
-}
-
-static const char *skip_sp(const char *p, const char *end)
-{
-    while (p < end && is_sp(*p))
-        p++;
-    return p;
 }
 
 static psb_str slice(const char *s, const char *e)

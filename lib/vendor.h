@@ -43,6 +43,25 @@
 
 #include "pasban/parse.h"
 
+/* Character classes of the BSD header, shared by rfc3164.c and vendor.c. */
+static inline bool is_sp(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static inline bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static inline const char *skip_sp(const char *p, const char *end)
+{
+    while (p < end && is_sp(*p))
+        p++;
+    return p;
+}
+
+
 /* A timestamp as the device wrote it, before year inference and zone. */
 typedef struct psb_ts {
     int year; /* 0 when the text has none: inferred from the receive time */
