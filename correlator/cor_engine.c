@@ -528,6 +528,9 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
         g->cap = g->cap ? g->cap * 2 : (r->count < 4 ? (size_t)r->count : 4);
         g->win = psb_xrealloc(g->win, g->cap * sizeof(*g->win));
     }
+    /* Before the insertion shifts the entries: a late event goes in the middle and the
+     * last entry moves past g->n, where a look-up after the memmove would miss it. */
+    bool fresh = r->distinct && !window_has(g, dv.ptr, dv.len);
     size_t pos = g->n;
     while (pos > 0 && g->win[pos - 1].t > t)
         pos--;
@@ -539,7 +542,7 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
     w->dv = NULL;
     w->dvlen = 0;
     if (r->distinct) {
-        if (!window_has(g, dv.ptr, dv.len))
+        if (fresh)
             g->distinct++;
         w->dv = psb_xstrndup(dv.ptr ? dv.ptr : "", dv.len);
         w->dvlen = dv.len;

@@ -665,6 +665,26 @@ static void test_live_take_and_forget(void **state)
     stop(&f);
 }
 
+/* A late event lands in the middle of the window; its value is already there. */
+static void test_distinct_late_event_counts_its_value_once(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, "{\"rules\": [{\"id\": \"SCAN\", \"where\": {\"message\": \"DPT=(?<dport>\\\\d+)\"},"
+              " \"threshold\": {\"count\": 3, \"within\": \"10s\", \"distinct\": \"dport\"}}]}");
+    feed(&f, 5 * S, "fw", "kernel", "DPT=1");
+    feed(&f, 4 * S, "fw", "kernel", "DPT=1"); /* late, same port */
+    feed(&f, 6 * S, "fw", "kernel", "DPT=2"); /* two distinct ports, not three */
+    cor_incident *const *inc;
+    cor_engine_finish(f.e);
+    assert_int_equal(cor_engine_incidents(f.e, &inc), 0);
+    feed(&f, 7 * S, "fw", "kernel", "DPT=3");
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->count, 4);
+    assert_int_equal(inc[0]->first_seen, T0 + 4 * S);
+    stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -690,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_incident_id_is_stable),
         cmocka_unit_test(test_incident_record_shape),
         cmocka_unit_test(test_live_take_and_forget),
+        cmocka_unit_test(test_distinct_late_event_counts_its_value_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
