@@ -553,7 +553,10 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
     bool reached = r->distinct ? g->distinct >= (size_t)r->count : g->n >= (size_t)r->count;
     if (!reached)
         return;
-    cor_incident *inc = incident_new(e, r, g, g->win[0].t, g->win[g->n - 1].t, newest, (long)g->n);
+    /* detected_at = the newest in the window (README), not the group's newest: after an
+     * incident emptied the window, late events can fill it again below that. */
+    int64_t last = g->win[g->n - 1].t;
+    cor_incident *inc = incident_new(e, r, g, g->win[0].t, last, last, (long)g->n);
     for (size_t i = 0; i < g->n && i < COR_MAX_EVIDENCE; i++) {
         cor_incident_take_evidence(inc, g->win[i].orig, g->win[i].olen);
         g->win[i].orig = NULL;

@@ -685,6 +685,27 @@ static void test_distinct_late_event_counts_its_value_once(void **state)
     stop(&f);
 }
 
+/* After an incident empties the window, late events (within `within`) fill it again:
+ * that incident is detected at its own newest event, not at the group's newest. */
+static void test_threshold_late_refill_detected_at_newest_in_window(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 2, \"within\": \"60s\", \"by\": [\"src\"]}"));
+    fail_from(&f, 100 * S, "1.2.3.4");
+    fail_from(&f, 100 * S, "1.2.3.4");
+    fail_from(&f, 95 * S, "1.2.3.4");
+    fail_from(&f, 96 * S, "1.2.3.4");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 2);
+    /* event-time order: the late pair's incident first */
+    assert_int_equal(inc[0]->first_seen, T0 + 95 * S);
+    assert_int_equal(inc[0]->last_seen, T0 + 96 * S);
+    assert_int_equal(inc[0]->detected_at, T0 + 96 * S);
+    assert_int_equal(inc[1]->detected_at, T0 + 100 * S);
+    stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -710,6 +731,7 @@ int main(void)
         cmocka_unit_test(test_incident_id_is_stable),
         cmocka_unit_test(test_incident_record_shape),
         cmocka_unit_test(test_live_take_and_forget),
+        cmocka_unit_test(test_threshold_late_refill_detected_at_newest_in_window),
         cmocka_unit_test(test_distinct_late_event_counts_its_value_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
