@@ -652,7 +652,10 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
     group *g = group_get(e, ev, r, caps, n_caps, &created);
     if (!created && !g->fired) {
         g->count++;
-        if (t > g->last_seen) {
+        if (t < g->first_seen)
+            g->first_seen = t; /* a late event: first_seen is the oldest watched */
+        /* Ties go to the later arrival: "the last event" is the evidence. */
+        if (t >= g->last_seen) {
             list_unlink(rs, g);
             g->last_seen = t;
             free(g->last_orig);

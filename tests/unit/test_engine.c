@@ -706,6 +706,27 @@ static void test_threshold_late_refill_detected_at_newest_in_window(void **state
     stop(&f);
 }
 
+/* A late event of a watched group moves its first_seen back; of two events at the
+ * group's last time, the evidence is the one that came last. */
+static void test_absence_late_event_and_tie(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, absence_rule);
+    feed(&f, 10 * S, "fw1", "app", "first at 10s");
+    feed(&f, 5 * S, "fw1", "app", "late at 5s");
+    feed(&f, 10 * S, "fw1", "app", "second at 10s");
+    feed(&f, 10 * S + 15 * 60 * S, "fw2", "app", "shows fw1 silent");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->first_seen, T0 + 5 * S);
+    assert_int_equal(inc[0]->last_seen, T0 + 10 * S);
+    assert_int_equal(inc[0]->count, 3);
+    assert_int_equal(inc[0]->n_evidence, 1);
+    assert_non_null(strstr(inc[0]->evidence[0], "second at 10s"));
+    stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -731,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_incident_id_is_stable),
         cmocka_unit_test(test_incident_record_shape),
         cmocka_unit_test(test_live_take_and_forget),
+        cmocka_unit_test(test_absence_late_event_and_tie),
         cmocka_unit_test(test_threshold_late_refill_detected_at_newest_in_window),
         cmocka_unit_test(test_distinct_late_event_counts_its_value_once),
     };
