@@ -47,6 +47,7 @@ typedef struct group {
     int64_t suppress_until;
     cor_incident *incident;  /* the last one raised, which suppressed events are counted on */
     uint64_t suppressed_seq; /* event already counted as suppressed */
+    uint64_t completed_seq;  /* sequence: event that completed a chain (used up by it) */
     wentry *win;
     size_t n, cap;
     size_t distinct;
@@ -594,6 +595,10 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
     group *g = group_get(e, ev, r, caps, n_caps, &created);
     if (created)
         list_append(&e->rules[r->index], g);
+    /* The event completed this group's chain at a later step: the incident used it up,
+     * so it neither starts a new chain nor counts as suppressed by its own incident. */
+    if (!created && g->completed_seq == e->event_seq)
+        return;
     int64_t newest = t > g->newest ? t : g->newest;
     int64_t edge = newest - r->within_ms;
     if (t <= edge) {
@@ -629,6 +634,7 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
     }
     if (step + 1 == n) {
         cor_incident *inc = incident_new(e, r, g, p->t0, t, newest, (long)n);
+        g->completed_seq = e->event_seq;
         for (size_t i = 0; i < p->n_ev; i++)
             cor_incident_add_evidence(inc, p->ev[i], p->evlen[i]);
         cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);

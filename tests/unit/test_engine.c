@@ -727,6 +727,36 @@ static void test_absence_late_event_and_tie(void **state)
     stop(&f);
 }
 
+static const char seq_used_up_rules[] =
+    "{\"rules\": ["
+    " {\"id\": \"SEQ-S\", \"within\": \"10m\", \"by\": [\"src\"], \"suppress\": \"5m\","
+    "  \"sequence\": [{\"where\": {\"message\": \"from (?<src>\\\\S+)\"}},"
+    "   {\"where\": {\"message\": \"^Accepted password for \\\\S+ from (?<src>\\\\S+)\"}}]},"
+    " {\"id\": \"SEQ-N\", \"within\": \"10m\", \"by\": [\"src\"],"
+    "  \"sequence\": [{\"where\": {\"message\": \"from (?<src>\\\\S+)\"}},"
+    "   {\"where\": {\"message\": \"^Accepted password for \\\\S+ from (?<src>\\\\S+)\"}}]}]}";
+
+/* An event that completes a chain and also matches the first step is used up by the
+ * incident: it is not suppressed by its own incident, and starts no new chain. */
+static void test_sequence_completing_event_is_used_up(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, seq_used_up_rules);
+    feed(&f, 0, "gw1", "sshd", "Failed password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 10 * S, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 20 * S, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 2); /* one per rule */
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(inc[i]->first_seen, T0);
+        assert_int_equal(inc[i]->last_seen, T0 + 10 * S);
+        /* SEQ-S: only the 20s event is suppressed; SEQ-N: no second chain from 10s */
+        assert_int_equal(inc[i]->suppressed, strcmp(inc[i]->rule->id, "SEQ-S") == 0 ? 1 : 0);
+    }
+    stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -752,6 +782,7 @@ int main(void)
         cmocka_unit_test(test_incident_id_is_stable),
         cmocka_unit_test(test_incident_record_shape),
         cmocka_unit_test(test_live_take_and_forget),
+        cmocka_unit_test(test_sequence_completing_event_is_used_up),
         cmocka_unit_test(test_absence_late_event_and_tie),
         cmocka_unit_test(test_threshold_late_refill_detected_at_newest_in_window),
         cmocka_unit_test(test_distinct_late_event_counts_its_value_once),
