@@ -26,10 +26,11 @@ typedef struct wentry {
     size_t dvlen;
 } wentry;
 
-/* A sequence prefix: steps 0..k-1 done, the first at t0. */
+/* A sequence prefix: steps 0..k-1 done, the first at t0, the newest of them at tmax
+ * (steps are taken in arrival order, so a late step can be older than t0). */
 typedef struct seq_partial {
     bool valid;
-    int64_t t0;
+    int64_t t0, tmax;
     size_t n_ev;
     char *ev[COR_MAX_EVIDENCE];
     size_t evlen[COR_MAX_EVIDENCE];
@@ -579,6 +580,7 @@ static void partial_copy(seq_partial *dst, const seq_partial *src)
     partial_clear(dst);
     dst->valid = src->valid;
     dst->t0 = src->t0;
+    dst->tmax = src->tmax;
     for (size_t i = 0; i < src->n_ev; i++)
         partial_add(dst, src->ev[i], src->evlen[i]);
 }
@@ -614,7 +616,7 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
         seq_partial start;
         memset(&start, 0, sizeof(start));
         start.valid = true;
-        start.t0 = t;
+        start.t0 = start.tmax = t;
         partial_add(&start, ev->original.ptr, ev->original.len);
         if (n == 1) {
             cor_incident *inc = incident_new(e, r, g, t, t, t, 1);
@@ -633,7 +635,10 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
         return;
     }
     if (step + 1 == n) {
-        cor_incident *inc = incident_new(e, r, g, p->t0, t, newest, (long)n);
+        /* last_seen = detected_at = the newest step (the completing one for in-order
+         * input), as a threshold's newest in the window. */
+        int64_t last = t > p->tmax ? t : p->tmax;
+        cor_incident *inc = incident_new(e, r, g, p->t0, last, last, (long)n);
         g->completed_seq = e->event_seq;
         for (size_t i = 0; i < p->n_ev; i++)
             cor_incident_add_evidence(inc, p->ev[i], p->evlen[i]);
@@ -646,6 +651,8 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
     if (!q->valid || q->t0 <= p->t0) {
         partial_copy(q, p);
         partial_add(q, ev->original.ptr, ev->original.len);
+        if (t > q->tmax)
+            q->tmax = t;
     }
 }
 

@@ -757,6 +757,23 @@ static void test_sequence_completing_event_is_used_up(void **state)
     stop(&f);
 }
 
+/* Steps are taken in arrival order; a late last step does not make last_seen older than
+ * first_seen, and detected_at is the newest step, as for a threshold. */
+static void test_sequence_late_step_times(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, seq_rule);
+    feed(&f, 60 * S, "gw1", "sshd", "Failed password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 30 * S, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->first_seen, T0 + 60 * S);
+    assert_int_equal(inc[0]->last_seen, T0 + 60 * S);
+    assert_int_equal(inc[0]->detected_at, T0 + 60 * S);
+    stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -782,6 +799,7 @@ int main(void)
         cmocka_unit_test(test_incident_id_is_stable),
         cmocka_unit_test(test_incident_record_shape),
         cmocka_unit_test(test_live_take_and_forget),
+        cmocka_unit_test(test_sequence_late_step_times),
         cmocka_unit_test(test_sequence_completing_event_is_used_up),
         cmocka_unit_test(test_absence_late_event_and_tie),
         cmocka_unit_test(test_threshold_late_refill_detected_at_newest_in_window),
