@@ -621,7 +621,8 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
         if (n == 1) {
             cor_incident *inc = incident_new(e, r, g, t, t, t, 1);
             cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
-        } else {
+        } else if (!g->partial[1].valid || g->partial[1].t0 <= t) {
+            /* the most recent start by time (a late first step does not replace it) */
             partial_copy(&g->partial[1], &start);
         }
         partial_clear(&start);

@@ -774,6 +774,22 @@ static void test_sequence_late_step_times(void **state)
     stop(&f);
 }
 
+/* "For each prefix length the most recent start is kept": a late first step does not
+ * replace a more recent one, which is the start that still fits in `within`. */
+static void test_sequence_late_first_step_keeps_recent_start(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, seq_rule);
+    feed(&f, 100 * S, "gw1", "sshd", "Failed password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 50 * S, "gw1", "sshd", "Failed password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 655 * S, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->first_seen, T0 + 100 * S);
+    stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -799,6 +815,7 @@ int main(void)
         cmocka_unit_test(test_incident_id_is_stable),
         cmocka_unit_test(test_incident_record_shape),
         cmocka_unit_test(test_live_take_and_forget),
+        cmocka_unit_test(test_sequence_late_first_step_keeps_recent_start),
         cmocka_unit_test(test_sequence_late_step_times),
         cmocka_unit_test(test_sequence_completing_event_is_used_up),
         cmocka_unit_test(test_absence_late_event_and_tie),
