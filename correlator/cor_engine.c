@@ -631,10 +631,10 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
     seq_partial *p = &g->partial[step];
     if (!p->valid)
         return;
-    if (p->t0 <= t - r->within_ms) {
-        partial_clear(p);
+    /* Too old for this event, but kept: a late event within `within` of its start
+     * can still complete it (README: a chain that fits is never missed). */
+    if (p->t0 <= t - r->within_ms)
         return;
-    }
     if (step + 1 == n) {
         /* last_seen = detected_at = the newest step (the completing one for in-order
          * input), as a threshold's newest in the window. */

@@ -790,6 +790,23 @@ static void test_sequence_late_first_step_keeps_recent_start(void **state)
     stop(&f);
 }
 
+/* A step too late for the chain does not throw the chain away: a late step that
+ * arrives next and fits in `within` completes it. */
+static void test_sequence_chain_too_old_for_one_event_kept_for_a_late_one(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, seq_rule);
+    feed(&f, 0, "gw1", "sshd", "Failed password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 700 * S, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 500 * S, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->first_seen, T0);
+    assert_int_equal(inc[0]->last_seen, T0 + 500 * S);
+    stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -815,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_incident_id_is_stable),
         cmocka_unit_test(test_incident_record_shape),
         cmocka_unit_test(test_live_take_and_forget),
+        cmocka_unit_test(test_sequence_chain_too_old_for_one_event_kept_for_a_late_one),
         cmocka_unit_test(test_sequence_late_first_step_keeps_recent_start),
         cmocka_unit_test(test_sequence_late_step_times),
         cmocka_unit_test(test_sequence_completing_event_is_used_up),
