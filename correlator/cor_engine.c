@@ -175,6 +175,10 @@ static void list_unlink(rule_state *rs, group *g)
 {
     group **head = g->fired ? &rs->fhead : &rs->head;
     group **tail = g->fired ? &rs->ftail : &rs->tail;
+    /* Not linked (an absence group refused as late right after its creation): unlinking
+     * it would set the list's head and tail to NULL and lose every group it holds. */
+    if (!g->prev && *head != g)
+        return;
     if (g->prev)
         g->prev->next = g->next;
     else

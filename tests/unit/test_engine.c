@@ -807,6 +807,25 @@ static void test_sequence_chain_too_old_for_one_event_kept_for_a_late_one(void *
     stop(&f);
 }
 
+/* A new group whose first event is already silent as of the watermark is refused; the
+ * groups already watched still fire. */
+static void test_absence_late_new_group_keeps_the_others(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, absence_rule);
+    feed(&f, 20 * 60 * S, "fw1", "app", "a");
+    feed(&f, 21 * 60 * S, "fw2", "app", "a");
+    feed(&f, 1 * 60 * S, "fw3", "app", "late by 20 minutes");
+    feed(&f, 40 * 60 * S, "fw4", "app", "shows fw1 and fw2 silent");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 2);
+    assert_string_equal(inc[0]->group_json, "{\"host.hostname\":\"fw1\"}");
+    assert_string_equal(inc[1]->group_json, "{\"host.hostname\":\"fw2\"}");
+    assert_int_equal(cor_engine_stats(f.e)[0].late, 1);
+    stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -832,6 +851,7 @@ int main(void)
         cmocka_unit_test(test_incident_id_is_stable),
         cmocka_unit_test(test_incident_record_shape),
         cmocka_unit_test(test_live_take_and_forget),
+        cmocka_unit_test(test_absence_late_new_group_keeps_the_others),
         cmocka_unit_test(test_sequence_chain_too_old_for_one_event_kept_for_a_late_one),
         cmocka_unit_test(test_sequence_late_first_step_keeps_recent_start),
         cmocka_unit_test(test_sequence_late_step_times),
