@@ -668,6 +668,14 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
     rule_state *rs = &e->rules[r->index];
     bool created;
     group *g = group_get(e, ev, r, caps, n_caps, &created);
+    /* README: an event already silent as of the watermark is ignored, whether it would
+     * start a watch or join one (it would only move first_seen back past the window). */
+    if (e->have_watermark && t + r->within_ms <= e->watermark) {
+        cor_matcher_stats(e->m)[r->index].late++;
+        if (created)
+            group_remove(e, g);
+        return;
+    }
     if (!created && !g->fired) {
         g->count++;
         if (t < g->first_seen)
@@ -681,13 +689,6 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
             g->last_olen = ev->original.len;
             list_insert_by_time(rs, g);
         }
-        return;
-    }
-    if (e->have_watermark && t + r->within_ms <= e->watermark) {
-        /* Already silent as of the watermark: it cannot start a watch. */
-        cor_matcher_stats(e->m)[r->index].late++;
-        if (created)
-            group_remove(e, g);
         return;
     }
     if (g->fired) {

@@ -826,6 +826,24 @@ static void test_absence_late_new_group_keeps_the_others(void **state)
     stop(&f);
 }
 
+/* README: absence ignores an event already silent as of the watermark, also when its
+ * group is being watched. */
+static void test_absence_ignores_late_event_of_a_watched_group(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, absence_rule);
+    feed(&f, 10 * 60 * S, "fw1", "app", "a");
+    feed(&f, 20 * 60 * S, "fw2", "app", "a");
+    feed(&f, 4 * 60 * S, "fw1", "app", "late: silent as of 20m");
+    feed(&f, 25 * 60 * S, "fw2", "app", "shows fw1 silent");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->first_seen, T0 + 10 * 60 * S);
+    assert_int_equal(inc[0]->count, 1);
+    stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -851,6 +869,7 @@ int main(void)
         cmocka_unit_test(test_incident_id_is_stable),
         cmocka_unit_test(test_incident_record_shape),
         cmocka_unit_test(test_live_take_and_forget),
+        cmocka_unit_test(test_absence_ignores_late_event_of_a_watched_group),
         cmocka_unit_test(test_absence_late_new_group_keeps_the_others),
         cmocka_unit_test(test_sequence_chain_too_old_for_one_event_kept_for_a_late_one),
         cmocka_unit_test(test_sequence_late_first_step_keeps_recent_start),
