@@ -81,6 +81,13 @@ def gen_rules(rng):
             where["process.name"] = "^sshd$"
         if rng.random() < 0.1:
             where["labels.zone"] = "e"
+        caps = set(caps)
+        if rng.random() < 0.1:
+            # a capture from another field; with "src" it collides with the message's
+            # (README: the last pattern's capture wins)
+            name = rng.choice(["node", "src"])
+            where["host.hostname"] = "^(?<%s>[a-z]+)" % name
+            caps.add(name)
         fields = sorted(caps) + ["host.hostname", "labels.zone"]
         by = rng.sample(fields, rng.choice([0, 1, 1, 2]))
         within_s, _ = rng.choice(DURS)
@@ -157,11 +164,21 @@ def to_doc(t, f, k):
     return doc
 
 
-def to_raw(t, f, k):
-    """RFC 5424 line; -> (line, the event the model sees)."""
-    ts = model.fmt_time(t)
+RECEIVED_AT = "2026-11-23T12:00:00Z"   # --received-at: RFC 3164's year comes from it
+
+
+def to_raw(t, f, k, dialect):
+    """RFC 5424 or RFC 3164 line; -> (line, the event the model sees)."""
     msg = f["msg"]
-    line = "<38>1 %s %s %s %d - - %s" % (ts, f["host"], f["proc"], 1000 + k, msg)
+    if dialect == "rfc3164":
+        t -= t % 1000                      # RFC 3164 has whole seconds, no year, no zone
+        ts = model.fmt_time(t)
+        stamp = "Nov %2d %s" % (int(ts[8:10]), ts[11:19])
+        tag = f["proc"] if f["proc"] == "kernel" else "%s[%d]" % (f["proc"], 1000 + k)
+        line = "<38>%s %s %s: %s" % (stamp, f["host"], tag, msg)
+    else:
+        ts = model.fmt_time(t)
+        line = "<38>1 %s %s %s %d - - %s" % (ts, f["host"], f["proc"], 1000 + k, msg)
     doc = {"@timestamp": ts, "event": {"kind": "event", "original": line},
            "host": {"hostname": f["host"]}, "process": {"name": f["proc"]}, "message": msg,
            "organization": {"id": "op-raw"}}
@@ -171,7 +188,7 @@ def to_raw(t, f, k):
 def make_case(seed, case):
     rng = random.Random("%d/%d" % (seed, case))
     rules = gen_rules(rng)
-    raw = rng.random() < 0.05
+    raw = rng.choice(["rfc5424", "rfc3164"]) if rng.random() < 0.06 else None
     n = rng.choice([10, 30, 60, 120])
     # late by less than the smallest `within` (README's tolerance), and in one case of
     # ten by more: the documented drops (threshold, sequence) and absence's watermark rule
@@ -179,7 +196,7 @@ def make_case(seed, case):
     lines, docs = [], []
     for k, (t, f) in enumerate(evs):
         if raw:
-            line, doc = to_raw(t, f, k)
+            line, doc = to_raw(t, f, k, raw)
         else:
             doc = to_doc(t, f, k)
             line = json.dumps(doc)
@@ -239,8 +256,10 @@ def run_case(binary, seed, case, keep=None, verbose=False):
         with open(ep, "w") as f:
             f.write("\n".join(lines) + "\n")
         cmd = [binary, "--replay", "--rules", rp]
+        if case % 10 == 9:
+            cmd.append("--no-prefilter")   # README: same output either way
         if raw:
-            cmd += ["--operator", "op-raw"]
+            cmd += ["--operator", "op-raw", "--received-at", RECEIVED_AT]
         cmd.append(ep)
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         err = None
