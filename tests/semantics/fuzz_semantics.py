@@ -127,6 +127,62 @@ def gen_rules(rng):
     return {"rules": rules}
 
 
+# Rules for real sshd / Linux auth logs (--real FILE: event JSONL from
+# `pasban-collector --parse`), patterns that PCRE2 and Python read alike.
+REAL_WHERE = [
+    ("^Failed password for (?:invalid user )?(?<user>\\S+) from (?<src>[0-9.]+) port (?<port>\\d+)", {"user", "src", "port"}),
+    ("^Invalid user (?<user>\\S*) from (?<src>[0-9.]+)", {"user", "src"}),
+    ("^Received disconnect from (?<src>[0-9.]+)", {"src"}),
+    ("authentication failure;.* rhost=(?<src>\\S+)", {"src"}),
+    ("^Connection closed by (?<src>[0-9.]+)", {"src"}),
+    ("session (?:opened|closed) for user (?<user>\\S+)", {"user"}),
+    ("^(?:Accepted|Failed) password for (?<user>\\S+)", {"user"}),
+    ("(?<src>\\d+\\.\\d+\\.\\d+\\.\\d+)", {"src"}),
+    ("(?:error|fail)", set()),
+]
+REAL_DURS = ["10s", "1m", "2m", "10m", "1h"]
+
+
+def gen_real_rules(rng):
+    rules = []
+    for i in range(rng.randint(1, 5)):
+        r = {"id": "R-%d" % i, "title": "real %d" % i, "severity": rng.choice(model.SEVERITIES)}
+        kind = rng.choices(["single", "threshold", "distinct", "sequence", "absence"], [1, 3, 2, 2, 1])[0]
+        pat, caps = rng.choice(REAL_WHERE)
+        where = {"message": pat}
+        if rng.random() < 0.3:
+            where["process.name"] = rng.choice(["^sshd", "^(?:su|sshd|ftpd)"])
+        by = rng.sample(sorted(caps) + ["host.hostname", "process.name"], rng.choice([0, 1, 1, 2]))
+        if rng.random() < 0.2:
+            r["unless"] = rng.choice([{"user": "^root$"}, {"src": "^(?:10|192)\\."}, {"process.name": "^su$"}])
+        if kind == "single":
+            r["where"] = where
+            if by:
+                r["by"] = by
+        elif kind in ("threshold", "distinct"):
+            r["where"] = where
+            t = {"count": rng.choice([2, 3, 5, 8, 20]), "within": rng.choice(REAL_DURS)}
+            if kind == "distinct":
+                opts = [f for f in ("user", "port", "src", "process.name") if f not in by]
+                t["distinct"] = rng.choice(opts)
+            if by:
+                t["by"] = by
+            r["threshold"] = t
+        elif kind == "sequence":
+            r["sequence"] = [{"where": {"message": rng.choice(REAL_WHERE[:5] + REAL_WHERE[7:8])[0]}}
+                             for _ in range(rng.choice([2, 3, 5]))]
+            r["within"] = rng.choice(REAL_DURS)
+            r["by"] = rng.choice([["src"], ["src"], ["host.hostname"], []])
+        else:
+            r["where"] = where
+            r["absence"] = {"within": rng.choice(["1m", "10m", "1h"]),
+                            "by": rng.choice([["host.hostname"], ["src"], ["process.name"]])}
+        if rng.random() < 0.4:
+            r["suppress"] = rng.choice(["30s", "5m", "1h"])
+        rules.append(r)
+    return {"rules": rules}
+
+
 def gen_events(rng, n, jitter_ms):
     """-> list of (time_ms, fields dict) in arrival order."""
     out = []
@@ -185,8 +241,15 @@ def to_raw(t, f, k, dialect):
     return line, doc
 
 
-def make_case(seed, case):
+def make_case(seed, case, real=None):
     rng = random.Random("%d/%d" % (seed, case))
+    if real:
+        path = rng.choice(real)
+        with open(path) as f:
+            lines = [x.rstrip("\n") for x in f if x.strip()]
+        start = rng.randrange(len(lines))
+        lines = lines[start:start + rng.choice([200, 1000, 2000])]
+        return gen_real_rules(rng), lines, [json.loads(x) for x in lines], None
     rules = gen_rules(rng)
     raw = rng.choice(["rfc5424", "rfc3164"]) if rng.random() < 0.06 else None
     n = rng.choice([10, 30, 60, 120])
@@ -245,8 +308,8 @@ def check_ids(got):
     return None
 
 
-def run_case(binary, seed, case, keep=None, verbose=False):
-    rules, lines, docs, raw = make_case(seed, case)
+def run_case(binary, seed, case, keep=None, verbose=False, real=None):
+    rules, lines, docs, raw = make_case(seed, case, real)
     exp = model.run(rules, docs)
     with tempfile.TemporaryDirectory(prefix="psbsem") as d:
         rp = os.path.join(d, "case.rules")
@@ -291,12 +354,14 @@ def main():
     ap.add_argument("--case", type=int, help="run only this case")
     ap.add_argument("--keep", help="directory for the files of failing cases")
     ap.add_argument("--max-fail", type=int, default=5)
+    ap.add_argument("--real", action="append",
+                    help="event JSONL of a real log (pasban-collector --parse); repeatable")
     ap.add_argument("-v", action="store_true")
     a = ap.parse_args()
     cases = [a.case] if a.case is not None else range(a.cases)
     fails, total_inc, ran = 0, 0, 0
     for c in cases:
-        err, n = run_case(a.bin, a.seed, c, a.keep, a.v)
+        err, n = run_case(a.bin, a.seed, c, a.keep, a.v, a.real)
         ran += 1
         total_inc += n
         if err:
