@@ -104,7 +104,12 @@ def gen_rules(rng):
                 # the loader refuses a distinct field that is also in `by`
                 t["distinct"] = rng.choice([f for f in ["port", "user", "src", "host.hostname"] if f not in by])
             if by:
-                t["by"] = by
+                if rng.random() < 0.2:
+                    r["by"] = by     # README: `by` may also be given at the top level
+                else:
+                    t["by"] = by
+            if rng.random() < 0.1:
+                t["within"] = {"1s": 1, "2s": 2, "3s": 3, "5s": 5}.get(within_s, 2)  # bare seconds
             r["threshold"] = t
         elif kind == "sequence":
             nsteps = rng.choice([2, 2, 3, 4])
@@ -120,7 +125,13 @@ def gen_rules(rng):
             r["within"] = within_s
             r["by"] = rng.choice([["src"], ["src"], ["host.hostname"], []])
         else:
-            r["absence"] = {"within": within_s, "by": rng.choice([["host.hostname"], ["src"], []])}
+            a = {"within": within_s}
+            aby = rng.choice([["host.hostname"], ["src"], []])
+            if rng.random() < 0.2:
+                r["by"] = aby
+            else:
+                a["by"] = aby
+            r["absence"] = a
         if rng.random() < 0.4:
             r["suppress"] = rng.choice(["1s", "2s", "4s", "10s"])
         rules.append(r)

@@ -106,7 +106,7 @@ class Rule:
             self.count = int(t["count"])
             self.within = parse_duration(t["within"])
             self.distinct = t.get("distinct")
-            self.by = list(t.get("by", self.by))
+            self.by = list(t.get("by", self.by))   # README: top level or inside, not both
         elif "sequence" in d:
             self.kind = "sequence"
             self.within = parse_duration(d["within"])
