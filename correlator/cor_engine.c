@@ -65,6 +65,21 @@ typedef struct rule_state {
     size_t n_groups;
 } rule_state;
 
+/* Incident ids. design.md's id hashes (rule id, group, first_seen), a basis two
+ * incidents can share: two events of one group in the same second under a single
+ * rule, a threshold window filled twice within one timestamp. The store and the
+ * daemon's consumers take a known id for a redelivery and drop it, so the n-th
+ * repeat of a basis hashes the ordinal n too (the first keeps the documented id):
+ * ids stay unique and the same input still gives the same ids. A basis is kept
+ * while its first_seen is within id_horizon of the watermark. */
+typedef struct id_slot {
+    uint64_t h; /* of the basis id; 0 = empty */
+    int64_t first_seen;
+    unsigned n; /* repeats so far */
+} id_slot;
+
+#define ID_HORIZON_EXTRA_MS (3600 * 1000LL)
+
 struct cor_engine {
     const cor_ruleset *rs;
     cor_matcher *m;
@@ -83,6 +98,9 @@ struct cor_engine {
     cor_buf json;
     size_t *absence_rules;
     size_t n_absence;
+    id_slot *ids;
+    size_t ids_cap, ids_n;
+    int64_t id_horizon;
 };
 
 static uint64_t hash_bytes(const void *p, size_t n, uint64_t h)
@@ -107,9 +125,18 @@ cor_engine *cor_engine_new(const cor_ruleset *rs, const cor_engine_opts *opts)
     e->n_buckets = 1024;
     e->buckets = psb_xcalloc(e->n_buckets, sizeof(*e->buckets));
     e->absence_rules = psb_xcalloc(rs->n_rules + 1, sizeof(*e->absence_rules));
-    for (size_t i = 0; i < rs->n_rules; i++)
-        if (rs->rules[i]->kind == COR_KIND_ABSENCE)
+    e->id_horizon = ID_HORIZON_EXTRA_MS;
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        const cor_rule *r = rs->rules[i];
+        if (r->kind == COR_KIND_ABSENCE)
             e->absence_rules[e->n_absence++] = i;
+        int64_t span = (r->within_ms > r->suppress_ms ? r->within_ms : r->suppress_ms) +
+                       ID_HORIZON_EXTRA_MS;
+        if (span > e->id_horizon)
+            e->id_horizon = span;
+    }
+    e->ids_cap = 1024;
+    e->ids = psb_xcalloc(e->ids_cap, sizeof(*e->ids));
     return e;
 }
 
@@ -163,6 +190,7 @@ void cor_engine_free(cor_engine *e)
     free(e->incidents);
     free(e->rules);
     free(e->absence_rules);
+    free(e->ids);
     cor_buf_free(&e->key);
     cor_buf_free(&e->json);
     cor_matcher_free(e->m);
@@ -387,6 +415,55 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
 
 /* ---- incidents ---- */
 
+static id_slot *id_slot_find(id_slot *t, size_t cap, uint64_t h)
+{
+    size_t i = h & (cap - 1);
+    while (t[i].h && t[i].h != h)
+        i = (i + 1) & (cap - 1);
+    return &t[i];
+}
+
+/* Rebuild the table without the bases past the horizon, at least 4x as large as
+ * what is kept (so rebuilds are amortised over many incidents). */
+static void ids_rebuild(cor_engine *e)
+{
+    int64_t old = e->have_watermark ? e->watermark - e->id_horizon : INT64_MIN;
+    size_t kept = 0;
+    for (size_t i = 0; i < e->ids_cap; i++)
+        kept += e->ids[i].h && e->ids[i].first_seen > old;
+    size_t cap = 1024;
+    while (cap < kept * 4)
+        cap *= 2;
+    id_slot *t = psb_xcalloc(cap, sizeof(*t));
+    for (size_t i = 0; i < e->ids_cap; i++)
+        if (e->ids[i].h && e->ids[i].first_seen > old)
+            *id_slot_find(t, cap, e->ids[i].h) = e->ids[i];
+    free(e->ids);
+    e->ids = t;
+    e->ids_cap = cap;
+    e->ids_n = kept;
+}
+
+static void incident_set_unique_id(cor_engine *e, cor_incident *inc, const group *g)
+{
+    cor_incident_set_id(inc, g->key, g->key_len, 0);
+    uint64_t h = hash_bytes(inc->id, 32, 1469598103934665603ULL);
+    h = h ? h : 1;
+    id_slot *s = id_slot_find(e->ids, e->ids_cap, h);
+    if (s->h) {
+        cor_incident_set_id(inc, g->key, g->key_len, ++s->n);
+        return;
+    }
+    if ((e->ids_n + 1) * 2 > e->ids_cap) {
+        ids_rebuild(e);
+        s = id_slot_find(e->ids, e->ids_cap, h);
+    }
+    s->h = h;
+    s->first_seen = inc->first_seen;
+    s->n = 0;
+    e->ids_n++;
+}
+
 static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, int64_t first,
                                   int64_t last, int64_t detected, long count)
 {
@@ -399,7 +476,7 @@ static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, in
     inc->seq = e->incident_seq++;
     if (g) {
         decode_key(r, g->key, g->key_len, inc, &e->json);
-        cor_incident_set_id(inc, g->key, g->key_len);
+        incident_set_unique_id(e, inc, g);
         if (g->incident && g->incident->owner == g)
             g->incident->owner = NULL;
         g->incident = inc;

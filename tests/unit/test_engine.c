@@ -844,6 +844,31 @@ static void test_absence_ignores_late_event_of_a_watched_group(void **state)
     stop(&f);
 }
 
+/* Two incidents with the same rule, group and first_seen (two root logins from one
+ * address in one second, a single rule): the daemon's consumers take a known id for
+ * a redelivery, so the second gets its own id; the first keeps the documented one. */
+static void test_incidents_sharing_the_id_basis_get_distinct_ids(void **state)
+{
+    (void)state;
+    fixture a, b;
+    const char *rules = ssh_rule("\"by\": [\"src\"]");
+    start(&a, rules);
+    start(&b, rules);
+    fail_from(&a, 0, "1.2.3.4");
+    fail_from(&b, 0, "1.2.3.4");
+    fail_from(&b, 0, "1.2.3.4");
+    fail_from(&b, 0, "1.2.3.4");
+    cor_incident *const *x, *const *y;
+    assert_int_equal(finish(&a, &x), 1);
+    assert_int_equal(finish(&b, &y), 3);
+    assert_string_equal(x[0]->id, y[0]->id);
+    assert_string_not_equal(y[0]->id, y[1]->id);
+    assert_string_not_equal(y[0]->id, y[2]->id);
+    assert_string_not_equal(y[1]->id, y[2]->id);
+    stop(&a);
+    stop(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -869,6 +894,7 @@ int main(void)
         cmocka_unit_test(test_incident_id_is_stable),
         cmocka_unit_test(test_incident_record_shape),
         cmocka_unit_test(test_live_take_and_forget),
+        cmocka_unit_test(test_incidents_sharing_the_id_basis_get_distinct_ids),
         cmocka_unit_test(test_absence_ignores_late_event_of_a_watched_group),
         cmocka_unit_test(test_absence_late_new_group_keeps_the_others),
         cmocka_unit_test(test_sequence_chain_too_old_for_one_event_kept_for_a_late_one),
