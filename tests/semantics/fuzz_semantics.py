@@ -307,13 +307,14 @@ def compare(exp, got):
 
 
 def check_ids(got):
-    """README: id = hash of (rule id, group incl. operator, first_seen): same inputs, same id."""
+    """README: id = hash of (rule id, group incl. operator, first_seen), with an ordinal
+    for the 2nd, 3rd... incident of one such basis: 32 hex digits, never shared."""
     seen = {}
     for i in got:
         if not re.fullmatch(r"[0-9a-f]{32}", i.get("id", "")):
             return "bad id %r" % i.get("id")
         key = json.dumps([i["rule"]["id"], i.get("organization"), i["group"], i["first_seen"]], sort_keys=True)
-        if i["id"] in seen and seen[i["id"]] != key:
+        if i["id"] in seen:
             return "id %s shared by %s and %s" % (i["id"], seen[i["id"]], key)
         seen[i["id"]] = key
     return None
