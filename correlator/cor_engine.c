@@ -130,8 +130,8 @@ cor_engine *cor_engine_new(const cor_ruleset *rs, const cor_engine_opts *opts)
         const cor_rule *r = rs->rules[i];
         if (r->kind == COR_KIND_ABSENCE)
             e->absence_rules[e->n_absence++] = i;
-        int64_t span = (r->within_ms > r->suppress_ms ? r->within_ms : r->suppress_ms) +
-                       ID_HORIZON_EXTRA_MS;
+        int64_t span =
+            (r->within_ms > r->suppress_ms ? r->within_ms : r->suppress_ms) + ID_HORIZON_EXTRA_MS;
         if (span > e->id_horizon)
             e->id_horizon = span;
     }

@@ -8,8 +8,7 @@
 
 #include "pasban/util.h"
 
-void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_len,
-                         unsigned ordinal)
+void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_len, unsigned ordinal)
 {
     /* SHA-256 of "rule id NUL group key NUL first_seen [NUL ordinal]": NULs keep
      * ("ab","c") and ("a","bc") apart; ordinal 0 adds nothing. */
