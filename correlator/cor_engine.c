@@ -589,6 +589,10 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
     group *g = group_get(e, ev, r, caps, n_caps, &created);
     if (created)
         list_append(&e->rules[r->index], g);
+    /* design.md: every matching event of the group before t + suppress is counted on
+     * the incident, a late one too (checked before the late drop). */
+    if (suppressed(e, g, t))
+        return;
     int64_t newest = t > g->newest ? t : g->newest;
     /* The window holds events strictly newer than newest - within. */
     int64_t edge = newest - r->within_ms;
@@ -596,8 +600,6 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
         cor_matcher_stats(e->m)[r->index].late++;
         return;
     }
-    if (suppressed(e, g, t))
-        return;
     size_t k = 0;
     while (k < g->n && g->win[k].t <= edge)
         k++;
@@ -682,14 +684,14 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
      * so it neither starts a new chain nor counts as suppressed by its own incident. */
     if (!created && g->completed_seq == e->event_seq)
         return;
+    if (suppressed(e, g, t)) /* before the late drop, as for a threshold */
+        return;
     int64_t newest = t > g->newest ? t : g->newest;
     int64_t edge = newest - r->within_ms;
     if (t <= edge) {
         cor_matcher_stats(e->m)[r->index].late++;
         return;
     }
-    if (suppressed(e, g, t))
-        return;
     g->newest = newest;
     touch(e, g);
     size_t n = r->n_steps;

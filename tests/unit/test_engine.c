@@ -869,6 +869,24 @@ static void test_incidents_sharing_the_id_basis_get_distinct_ids(void **state)
     stop(&b);
 }
 
+/* design.md: the group's matching events before t + suppress are counted on the
+ * incident; one too late for the window (by `within` or more) is one of them. */
+static void test_late_event_during_suppression_is_counted_suppressed(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 2, \"within\": \"10s\", \"by\": [\"src\"]},"
+                       " \"suppress\": \"60s\""));
+    fail_from(&f, 100 * S, "1.2.3.4");
+    fail_from(&f, 100 * S, "1.2.3.4");
+    fail_from(&f, 85 * S, "1.2.3.4"); /* 15 s older than the group's newest */
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->suppressed, 1);
+    assert_int_equal(cor_engine_stats(f.e)[0].late, 0);
+    stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -895,6 +913,7 @@ int main(void)
         cmocka_unit_test(test_incident_record_shape),
         cmocka_unit_test(test_live_take_and_forget),
         cmocka_unit_test(test_incidents_sharing_the_id_basis_get_distinct_ids),
+        cmocka_unit_test(test_late_event_during_suppression_is_counted_suppressed),
         cmocka_unit_test(test_absence_ignores_late_event_of_a_watched_group),
         cmocka_unit_test(test_absence_late_new_group_keeps_the_others),
         cmocka_unit_test(test_sequence_chain_too_old_for_one_event_kept_for_a_late_one),
