@@ -495,7 +495,10 @@ static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, in
 /* Within the suppress time of the group's last incident: count it there, once per event. */
 static bool suppressed(cor_engine *e, group *g, int64_t t)
 {
-    if (!g->incident || g->rule->suppress_ms == 0 || t >= g->suppress_until)
+    /* Over once the watermark has passed it, also for a late event: sweep() frees such
+     * groups every 1024 events, and what a late event meets must not depend on when. */
+    if (!g->incident || g->rule->suppress_ms == 0 || t >= g->suppress_until ||
+        g->suppress_until <= e->watermark)
         return false;
     if (g->suppressed_seq != e->event_seq) {
         g->suppressed_seq = e->event_seq;
@@ -503,6 +506,21 @@ static bool suppressed(cor_engine *e, group *g, int64_t t)
         cor_matcher_stats(e->m)[g->rule->index].suppressed++;
     }
     return true;
+}
+
+/* A window or partial chain whose newest event is `within` behind the watermark is
+ * what sweep() frees: start it afresh here too, so that a late event meets the same
+ * state whether or not a sweep ran in between (for in-order events nothing in it
+ * could count any more). */
+static void expire_if_stale(cor_engine *e, group *g, const cor_rule *r)
+{
+    if (g->newest == INT64_MIN || g->newest > e->watermark - r->within_ms)
+        return;
+    window_clear(g);
+    if (g->partial)
+        for (size_t i = 0; i <= r->n_steps; i++)
+            partial_clear(&g->partial[i]);
+    g->newest = INT64_MIN;
 }
 
 static void touch(cor_engine *e, group *g)
@@ -589,6 +607,8 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
     group *g = group_get(e, ev, r, caps, n_caps, &created);
     if (created)
         list_append(&e->rules[r->index], g);
+    else
+        expire_if_stale(e, g, r);
     /* design.md: every matching event of the group before t + suppress is counted on
      * the incident, a late one too (checked before the late drop). */
     if (suppressed(e, g, t))
@@ -684,6 +704,8 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
      * so it neither starts a new chain nor counts as suppressed by its own incident. */
     if (!created && g->completed_seq == e->event_seq)
         return;
+    if (!created)
+        expire_if_stale(e, g, r);
     if (suppressed(e, g, t)) /* before the late drop, as for a threshold */
         return;
     int64_t newest = t > g->newest ? t : g->newest;

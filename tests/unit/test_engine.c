@@ -791,15 +791,20 @@ static void test_sequence_late_first_step_keeps_recent_start(void **state)
 }
 
 /* A step too late for the chain does not throw the chain away: a late step that
- * arrives next and fits in `within` completes it. */
+ * arrives next and fits in `within` completes it (the group is still live: its
+ * newest event is less than `within` behind the watermark). */
 static void test_sequence_chain_too_old_for_one_event_kept_for_a_late_one(void **state)
 {
     (void)state;
     fixture f;
-    start(&f, seq_rule);
-    feed(&f, 0, "gw1", "sshd", "Failed password for root from 1.2.3.4 port 22 ssh2");
-    feed(&f, 700 * S, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
-    feed(&f, 500 * S, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    start(&f, "{\"rules\": [{\"id\": \"SEQ3\", \"within\": \"10m\", \"by\": [\"src\"],"
+              " \"sequence\": [{\"where\": {\"message\": \"^a (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^b (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^c (?<src>\\\\S+)\"}}]}]}");
+    feed(&f, 0, "gw1", "app", "a 1.2.3.4");
+    feed(&f, 100 * S, "gw1", "app", "b 1.2.3.4");
+    feed(&f, 650 * S, "gw1", "app", "c 1.2.3.4"); /* 650 s after the start: too late */
+    feed(&f, 500 * S, "gw1", "app", "c 1.2.3.4"); /* late, and fits */
     cor_incident *const *inc;
     assert_int_equal(finish(&f, &inc), 1);
     assert_int_equal(inc[0]->first_seen, T0);
@@ -869,6 +874,39 @@ static void test_incidents_sharing_the_id_basis_get_distinct_ids(void **state)
     stop(&b);
 }
 
+/* sweep() frees every 1024 events the groups whose window and suppression the
+ * watermark has passed; a late event must meet the same state whether or not a sweep
+ * ran, so such state is over for it too: no window to join, no suppression. */
+static void test_state_past_the_watermark_is_over_for_late_events(void **state)
+{
+    (void)state;
+    for (int sweep = 0; sweep < 2; sweep++) {
+        fixture f;
+        start(&f, "{\"rules\": ["
+                  "{\"id\": \"T\", \"where\": {\"message\": \"^x (?<src>\\\\S+)\"},"
+                  " \"threshold\": {\"count\": 2, \"within\": \"10s\", \"by\": [\"src\"]}},"
+                  "{\"id\": \"S\", \"where\": {\"message\": \"^y (?<src>\\\\S+)\"},"
+                  " \"by\": [\"src\"], \"suppress\": \"10s\"}]}");
+        feed(&f, 10 * S, "h", "app", "x a");
+        feed(&f, 10 * S, "h", "app", "y a");
+        for (int i = 0; i < (sweep ? 1100 : 1); i++)
+            feed(&f, 25 * S, "h", "app", "x filler"); /* the watermark moves on */
+        feed(&f, 9 * S, "h", "app", "x a");           /* late: the window of "a" is over */
+        feed(&f, 9 * S, "h", "app", "y a");           /* late: so is the suppression */
+        cor_incident *const *inc;
+        size_t n = finish(&f, &inc);
+        size_t t = 0, s = 0;
+        for (size_t i = 0; i < n; i++) {
+            t += strcmp(inc[i]->rule->id, "T") == 0 &&
+                 strcmp(inc[i]->group_json, "{\"src\":\"a\"}") == 0;
+            s += strcmp(inc[i]->rule->id, "S") == 0;
+        }
+        assert_int_equal(t, 0);
+        assert_int_equal(s, 2);
+        stop(&f);
+    }
+}
+
 /* design.md: the group's matching events before t + suppress are counted on the
  * incident; one too late for the window (by `within` or more) is one of them. */
 static void test_late_event_during_suppression_is_counted_suppressed(void **state)
@@ -914,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_live_take_and_forget),
         cmocka_unit_test(test_incidents_sharing_the_id_basis_get_distinct_ids),
         cmocka_unit_test(test_late_event_during_suppression_is_counted_suppressed),
+        cmocka_unit_test(test_state_past_the_watermark_is_over_for_late_events),
         cmocka_unit_test(test_absence_ignores_late_event_of_a_watched_group),
         cmocka_unit_test(test_absence_late_new_group_keeps_the_others),
         cmocka_unit_test(test_sequence_chain_too_old_for_one_event_kept_for_a_late_one),
