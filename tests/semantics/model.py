@@ -209,10 +209,21 @@ class Model:
         that group before t0 + suppress raise nothing, do not enter the window and are
         counted on that incident. README: t0 is the incident's detected_at."""
         inc = g.get("last_inc")
-        if rule.suppress and inc is not None and t < inc.detected + rule.suppress:
+        # README (sweep-invariant state): suppression is over once the watermark has
+        # passed t0 + suppress, also for a late event (t <= watermark, so this implies
+        # the event's own time is before t0 + suppress)
+        if rule.suppress and inc is not None and self.watermark < inc.detected + rule.suppress:
             inc.suppressed += 1
             return True
         return False
+
+    def expire(self, rule, g, fields):
+        """README (sweep-invariant state): a window or partial chain whose newest event is
+        `within` behind the watermark starts afresh (in-order events could not use it)."""
+        if g["newest"] is not None and g["newest"] + rule.within <= self.watermark:
+            for f, v in fields.items():
+                g[f] = v
+            g["newest"] = None
 
     def feed(self, doc):
         ts = doc.get("@timestamp")
@@ -252,12 +263,13 @@ class Model:
                 return
         key, org, obj = self.group_of(rule, ev.doc, caps)
         g = st.setdefault(key, {"win": [], "newest": None})
-        # README late events: older than the group's newest by `within` or more -> dropped.
-        # Checked before suppression (design.md and README are silent on the order: a late
-        # event of a suppressed group is counted late, not suppressed -- the C engine's choice)
-        if g["newest"] is not None and g["newest"] - ev.t >= rule.within:
-            return
+        self.expire(rule, g, {"win": []})
+        # design.md: every matching event of the group before t + suppress is counted as
+        # suppressed -- a late one too, so suppression is checked first; then README's
+        # late events: older than the group's newest by `within` or more -> dropped
         if self.suppressed_now(rule, g, ev.t):
+            return
+        if g["newest"] is not None and g["newest"] - ev.t >= rule.within:
             return
         g["newest"] = ev.t if g["newest"] is None else max(g["newest"], ev.t)
         win = g["win"]
@@ -296,11 +308,12 @@ class Model:
         n = len(rule.steps)
         for key, (org, obj, steps) in by_group.items():
             g = st.setdefault(key, {"chains": {}, "newest": None})
-            # README late events apply to sequences too (dropped when older than the
-            # group's newest by `within` or more), before suppression as for threshold
-            if g["newest"] is not None and g["newest"] - ev.t >= rule.within:
-                continue
+            self.expire(rule, g, {"chains": {}})
+            # suppression first (as for threshold), then README's late drop, which
+            # applies to sequences too
             if self.suppressed_now(rule, g, ev.t):
+                continue
+            if g["newest"] is not None and g["newest"] - ev.t >= rule.within:
                 continue
             g["newest"] = ev.t if g["newest"] is None else max(g["newest"], ev.t)
             chains = g["chains"]          # prefix length k -> list of Ev (most recent start)
