@@ -746,7 +746,10 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
         int64_t last = t > p->tmax ? t : p->tmax;
         cor_incident *inc = incident_new(e, r, g, p->t0, last, last, (long)n);
         g->completed_seq = e->event_seq;
-        for (size_t i = 0; i < p->n_ev; i++)
+        /* Past 5 steps the evidence is the first 4 and the completing one: the step that
+         * makes the incident (the accepted login after the failures) is always shown. */
+        size_t keep = p->n_ev < COR_MAX_EVIDENCE ? p->n_ev : COR_MAX_EVIDENCE - 1;
+        for (size_t i = 0; i < keep; i++)
             cor_incident_add_evidence(inc, p->ev[i], p->evlen[i]);
         cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
         for (size_t i = 0; i <= n; i++)

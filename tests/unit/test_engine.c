@@ -925,6 +925,31 @@ static void test_late_event_during_suppression_is_counted_suppressed(void **stat
     stop(&f);
 }
 
+/* A sequence of more than 5 steps (five failures, then a success): the evidence shows
+ * the first 4 steps and the one that completed it. */
+static void test_long_sequence_evidence_keeps_the_completing_step(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, "{\"rules\": [{\"id\": \"SEQ6\", \"within\": \"10m\", \"by\": [\"src\"],"
+              " \"sequence\": [{\"where\": {\"message\": \"^f1 (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^f2 (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^f3 (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^f4 (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^f5 (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^ok (?<src>\\\\S+)\"}}]}]}");
+    const char *steps[] = {"f1 a", "f2 a", "f3 a", "f4 a", "f5 a", "ok a"};
+    for (int i = 0; i < 6; i++)
+        feed(&f, i * S, "gw1", "app", steps[i]);
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->count, 6);
+    assert_int_equal(inc[0]->n_evidence, 5);
+    assert_non_null(strstr(inc[0]->evidence[3], "f4 a"));
+    assert_non_null(strstr(inc[0]->evidence[4], "ok a"));
+    stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -952,6 +977,7 @@ int main(void)
         cmocka_unit_test(test_live_take_and_forget),
         cmocka_unit_test(test_incidents_sharing_the_id_basis_get_distinct_ids),
         cmocka_unit_test(test_late_event_during_suppression_is_counted_suppressed),
+        cmocka_unit_test(test_long_sequence_evidence_keeps_the_completing_step),
         cmocka_unit_test(test_state_past_the_watermark_is_over_for_late_events),
         cmocka_unit_test(test_absence_ignores_late_event_of_a_watched_group),
         cmocka_unit_test(test_absence_late_new_group_keeps_the_others),
