@@ -112,7 +112,7 @@ def gen_rules(rng):
                 t["within"] = {"1s": 1, "2s": 2, "3s": 3, "5s": 5}.get(within_s, 2)  # bare seconds
             r["threshold"] = t
         elif kind == "sequence":
-            nsteps = rng.choice([2, 2, 3, 4])
+            nsteps = rng.choice([2, 2, 3, 4, 6])
             steps = []
             for _ in range(nsteps):
                 sp, _c = rng.choice(WHERE_MSG[:3] + WHERE_MSG[4:])

@@ -342,8 +342,11 @@ class Model:
                 # newest step's time (README late-event policy, as for threshold; design.md:
                 # the triggering event's time, the same for in-order input)
                 newest = max(e.t for e in done)
+                # evidence: the steps' events; past 5 the first 4 and the completing one
+                # (design.md says "up to 5"; which 5 is the C engine's documented choice)
+                evs = done if n <= EVIDENCE_MAX else done[:EVIDENCE_MAX - 1] + [done[-1]]
                 self.raise_incident(rule, g, org, obj, done[0].t, newest, newest, n,
-                                    [e.original for e in done[:EVIDENCE_MAX]])
+                                    [e.original for e in evs])
                 chains.clear()    # README: partial chains cleared at the incident
 
     # ---- absence
