@@ -26,10 +26,11 @@ typedef struct wentry {
     size_t dvlen;
 } wentry;
 
-/* A sequence prefix: steps 0..k-1 done, the first at t0. */
+/* A sequence prefix: steps 0..k-1 done, the first at t0, the newest of them at tmax
+ * (steps are taken in arrival order, so a late step can be older than t0). */
 typedef struct seq_partial {
     bool valid;
-    int64_t t0;
+    int64_t t0, tmax;
     size_t n_ev;
     char *ev[COR_MAX_EVIDENCE];
     size_t evlen[COR_MAX_EVIDENCE];
@@ -47,6 +48,7 @@ typedef struct group {
     int64_t suppress_until;
     cor_incident *incident;  /* the last one raised, which suppressed events are counted on */
     uint64_t suppressed_seq; /* event already counted as suppressed */
+    uint64_t completed_seq;  /* sequence: event that completed a chain (used up by it) */
     wentry *win;
     size_t n, cap;
     size_t distinct;
@@ -62,6 +64,21 @@ typedef struct rule_state {
     group *fhead, *ftail; /* absence groups that fired */
     size_t n_groups;
 } rule_state;
+
+/* Incident ids. design.md's id hashes (rule id, group, first_seen), a basis two
+ * incidents can share: two events of one group in the same second under a single
+ * rule, a threshold window filled twice within one timestamp. The store and the
+ * daemon's consumers take a known id for a redelivery and drop it, so the n-th
+ * repeat of a basis hashes the ordinal n too (the first keeps the documented id):
+ * ids stay unique and the same input still gives the same ids. A basis is kept
+ * while its first_seen is within id_horizon of the watermark. */
+typedef struct id_slot {
+    uint64_t h; /* of the basis id; 0 = empty */
+    int64_t first_seen;
+    unsigned n; /* repeats so far */
+} id_slot;
+
+#define ID_HORIZON_EXTRA_MS (3600 * 1000LL)
 
 struct cor_engine {
     const cor_ruleset *rs;
@@ -81,6 +98,9 @@ struct cor_engine {
     cor_buf json;
     size_t *absence_rules;
     size_t n_absence;
+    id_slot *ids;
+    size_t ids_cap, ids_n;
+    int64_t id_horizon;
 };
 
 static uint64_t hash_bytes(const void *p, size_t n, uint64_t h)
@@ -105,9 +125,18 @@ cor_engine *cor_engine_new(const cor_ruleset *rs, const cor_engine_opts *opts)
     e->n_buckets = 1024;
     e->buckets = psb_xcalloc(e->n_buckets, sizeof(*e->buckets));
     e->absence_rules = psb_xcalloc(rs->n_rules + 1, sizeof(*e->absence_rules));
-    for (size_t i = 0; i < rs->n_rules; i++)
-        if (rs->rules[i]->kind == COR_KIND_ABSENCE)
+    e->id_horizon = ID_HORIZON_EXTRA_MS;
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        const cor_rule *r = rs->rules[i];
+        if (r->kind == COR_KIND_ABSENCE)
             e->absence_rules[e->n_absence++] = i;
+        int64_t span =
+            (r->within_ms > r->suppress_ms ? r->within_ms : r->suppress_ms) + ID_HORIZON_EXTRA_MS;
+        if (span > e->id_horizon)
+            e->id_horizon = span;
+    }
+    e->ids_cap = 1024;
+    e->ids = psb_xcalloc(e->ids_cap, sizeof(*e->ids));
     return e;
 }
 
@@ -161,6 +190,7 @@ void cor_engine_free(cor_engine *e)
     free(e->incidents);
     free(e->rules);
     free(e->absence_rules);
+    free(e->ids);
     cor_buf_free(&e->key);
     cor_buf_free(&e->json);
     cor_matcher_free(e->m);
@@ -173,6 +203,10 @@ static void list_unlink(rule_state *rs, group *g)
 {
     group **head = g->fired ? &rs->fhead : &rs->head;
     group **tail = g->fired ? &rs->ftail : &rs->tail;
+    /* Not linked (an absence group refused as late right after its creation): unlinking
+     * it would set the list's head and tail to NULL and lose every group it holds. */
+    if (!g->prev && *head != g)
+        return;
     if (g->prev)
         g->prev->next = g->next;
     else
@@ -381,6 +415,55 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
 
 /* ---- incidents ---- */
 
+static id_slot *id_slot_find(id_slot *t, size_t cap, uint64_t h)
+{
+    size_t i = h & (cap - 1);
+    while (t[i].h && t[i].h != h)
+        i = (i + 1) & (cap - 1);
+    return &t[i];
+}
+
+/* Rebuild the table without the bases past the horizon, at least 4x as large as
+ * what is kept (so rebuilds are amortised over many incidents). */
+static void ids_rebuild(cor_engine *e)
+{
+    int64_t old = e->have_watermark ? e->watermark - e->id_horizon : INT64_MIN;
+    size_t kept = 0;
+    for (size_t i = 0; i < e->ids_cap; i++)
+        kept += e->ids[i].h && e->ids[i].first_seen > old;
+    size_t cap = 1024;
+    while (cap < kept * 4)
+        cap *= 2;
+    id_slot *t = psb_xcalloc(cap, sizeof(*t));
+    for (size_t i = 0; i < e->ids_cap; i++)
+        if (e->ids[i].h && e->ids[i].first_seen > old)
+            *id_slot_find(t, cap, e->ids[i].h) = e->ids[i];
+    free(e->ids);
+    e->ids = t;
+    e->ids_cap = cap;
+    e->ids_n = kept;
+}
+
+static void incident_set_unique_id(cor_engine *e, cor_incident *inc, const group *g)
+{
+    cor_incident_set_id(inc, g->key, g->key_len, 0);
+    uint64_t h = hash_bytes(inc->id, 32, 1469598103934665603ULL);
+    h = h ? h : 1;
+    id_slot *s = id_slot_find(e->ids, e->ids_cap, h);
+    if (s->h) {
+        cor_incident_set_id(inc, g->key, g->key_len, ++s->n);
+        return;
+    }
+    if ((e->ids_n + 1) * 2 > e->ids_cap) {
+        ids_rebuild(e);
+        s = id_slot_find(e->ids, e->ids_cap, h);
+    }
+    s->h = h;
+    s->first_seen = inc->first_seen;
+    s->n = 0;
+    e->ids_n++;
+}
+
 static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, int64_t first,
                                   int64_t last, int64_t detected, long count)
 {
@@ -393,7 +476,7 @@ static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, in
     inc->seq = e->incident_seq++;
     if (g) {
         decode_key(r, g->key, g->key_len, inc, &e->json);
-        cor_incident_set_id(inc, g->key, g->key_len);
+        incident_set_unique_id(e, inc, g);
         if (g->incident && g->incident->owner == g)
             g->incident->owner = NULL;
         g->incident = inc;
@@ -412,7 +495,10 @@ static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, in
 /* Within the suppress time of the group's last incident: count it there, once per event. */
 static bool suppressed(cor_engine *e, group *g, int64_t t)
 {
-    if (!g->incident || g->rule->suppress_ms == 0 || t >= g->suppress_until)
+    /* Over once the watermark has passed it, also for a late event: sweep() frees such
+     * groups every 1024 events, and what a late event meets must not depend on when. */
+    if (!g->incident || g->rule->suppress_ms == 0 || t >= g->suppress_until ||
+        g->suppress_until <= e->watermark)
         return false;
     if (g->suppressed_seq != e->event_seq) {
         g->suppressed_seq = e->event_seq;
@@ -420,6 +506,21 @@ static bool suppressed(cor_engine *e, group *g, int64_t t)
         cor_matcher_stats(e->m)[g->rule->index].suppressed++;
     }
     return true;
+}
+
+/* A window or partial chain whose newest event is `within` behind the watermark is
+ * what sweep() frees: start it afresh here too, so that a late event meets the same
+ * state whether or not a sweep ran in between (for in-order events nothing in it
+ * could count any more). */
+static void expire_if_stale(cor_engine *e, group *g, const cor_rule *r)
+{
+    if (g->newest == INT64_MIN || g->newest > e->watermark - r->within_ms)
+        return;
+    window_clear(g);
+    if (g->partial)
+        for (size_t i = 0; i <= r->n_steps; i++)
+            partial_clear(&g->partial[i]);
+    g->newest = INT64_MIN;
 }
 
 static void touch(cor_engine *e, group *g)
@@ -506,6 +607,12 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
     group *g = group_get(e, ev, r, caps, n_caps, &created);
     if (created)
         list_append(&e->rules[r->index], g);
+    else
+        expire_if_stale(e, g, r);
+    /* design.md: every matching event of the group before t + suppress is counted on
+     * the incident, a late one too (checked before the late drop). */
+    if (suppressed(e, g, t))
+        return;
     int64_t newest = t > g->newest ? t : g->newest;
     /* The window holds events strictly newer than newest - within. */
     int64_t edge = newest - r->within_ms;
@@ -513,8 +620,6 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
         cor_matcher_stats(e->m)[r->index].late++;
         return;
     }
-    if (suppressed(e, g, t))
-        return;
     size_t k = 0;
     while (k < g->n && g->win[k].t <= edge)
         k++;
@@ -528,6 +633,9 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
         g->cap = g->cap ? g->cap * 2 : (r->count < 4 ? (size_t)r->count : 4);
         g->win = psb_xrealloc(g->win, g->cap * sizeof(*g->win));
     }
+    /* Before the insertion shifts the entries: a late event goes in the middle and the
+     * last entry moves past g->n, where a look-up after the memmove would miss it. */
+    bool fresh = r->distinct && !window_has(g, dv.ptr, dv.len);
     size_t pos = g->n;
     while (pos > 0 && g->win[pos - 1].t > t)
         pos--;
@@ -539,7 +647,7 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
     w->dv = NULL;
     w->dvlen = 0;
     if (r->distinct) {
-        if (!window_has(g, dv.ptr, dv.len))
+        if (fresh)
             g->distinct++;
         w->dv = psb_xstrndup(dv.ptr ? dv.ptr : "", dv.len);
         w->dvlen = dv.len;
@@ -550,7 +658,10 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
     bool reached = r->distinct ? g->distinct >= (size_t)r->count : g->n >= (size_t)r->count;
     if (!reached)
         return;
-    cor_incident *inc = incident_new(e, r, g, g->win[0].t, g->win[g->n - 1].t, newest, (long)g->n);
+    /* detected_at = the newest in the window (README), not the group's newest: after an
+     * incident emptied the window, late events can fill it again below that. */
+    int64_t last = g->win[g->n - 1].t;
+    cor_incident *inc = incident_new(e, r, g, g->win[0].t, last, last, (long)g->n);
     for (size_t i = 0; i < g->n && i < COR_MAX_EVIDENCE; i++) {
         cor_incident_take_evidence(inc, g->win[i].orig, g->win[i].olen);
         g->win[i].orig = NULL;
@@ -572,6 +683,7 @@ static void partial_copy(seq_partial *dst, const seq_partial *src)
     partial_clear(dst);
     dst->valid = src->valid;
     dst->t0 = src->t0;
+    dst->tmax = src->tmax;
     for (size_t i = 0; i < src->n_ev; i++)
         partial_add(dst, src->ev[i], src->evlen[i]);
 }
@@ -588,14 +700,20 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
     group *g = group_get(e, ev, r, caps, n_caps, &created);
     if (created)
         list_append(&e->rules[r->index], g);
+    /* The event completed this group's chain at a later step: the incident used it up,
+     * so it neither starts a new chain nor counts as suppressed by its own incident. */
+    if (!created && g->completed_seq == e->event_seq)
+        return;
+    if (!created)
+        expire_if_stale(e, g, r);
+    if (suppressed(e, g, t)) /* before the late drop, as for a threshold */
+        return;
     int64_t newest = t > g->newest ? t : g->newest;
     int64_t edge = newest - r->within_ms;
     if (t <= edge) {
         cor_matcher_stats(e->m)[r->index].late++;
         return;
     }
-    if (suppressed(e, g, t))
-        return;
     g->newest = newest;
     touch(e, g);
     size_t n = r->n_steps;
@@ -603,12 +721,13 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
         seq_partial start;
         memset(&start, 0, sizeof(start));
         start.valid = true;
-        start.t0 = t;
+        start.t0 = start.tmax = t;
         partial_add(&start, ev->original.ptr, ev->original.len);
         if (n == 1) {
             cor_incident *inc = incident_new(e, r, g, t, t, t, 1);
             cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
-        } else {
+        } else if (!g->partial[1].valid || g->partial[1].t0 <= t) {
+            /* the most recent start by time (a late first step does not replace it) */
             partial_copy(&g->partial[1], &start);
         }
         partial_clear(&start);
@@ -617,13 +736,20 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
     seq_partial *p = &g->partial[step];
     if (!p->valid)
         return;
-    if (p->t0 <= t - r->within_ms) {
-        partial_clear(p);
+    /* Too old for this event, but kept: a late event within `within` of its start
+     * can still complete it (README: a chain that fits is never missed). */
+    if (p->t0 <= t - r->within_ms)
         return;
-    }
     if (step + 1 == n) {
-        cor_incident *inc = incident_new(e, r, g, p->t0, t, newest, (long)n);
-        for (size_t i = 0; i < p->n_ev; i++)
+        /* last_seen = detected_at = the newest step (the completing one for in-order
+         * input), as a threshold's newest in the window. */
+        int64_t last = t > p->tmax ? t : p->tmax;
+        cor_incident *inc = incident_new(e, r, g, p->t0, last, last, (long)n);
+        g->completed_seq = e->event_seq;
+        /* Past 5 steps the evidence is the first 4 and the completing one: the step that
+         * makes the incident (the accepted login after the failures) is always shown. */
+        size_t keep = p->n_ev < COR_MAX_EVIDENCE ? p->n_ev : COR_MAX_EVIDENCE - 1;
+        for (size_t i = 0; i < keep; i++)
             cor_incident_add_evidence(inc, p->ev[i], p->evlen[i]);
         cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
         for (size_t i = 0; i <= n; i++)
@@ -634,6 +760,8 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
     if (!q->valid || q->t0 <= p->t0) {
         partial_copy(q, p);
         partial_add(q, ev->original.ptr, ev->original.len);
+        if (t > q->tmax)
+            q->tmax = t;
     }
 }
 
@@ -644,9 +772,20 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
     rule_state *rs = &e->rules[r->index];
     bool created;
     group *g = group_get(e, ev, r, caps, n_caps, &created);
+    /* README: an event already silent as of the watermark is ignored, whether it would
+     * start a watch or join one (it would only move first_seen back past the window). */
+    if (e->have_watermark && t + r->within_ms <= e->watermark) {
+        cor_matcher_stats(e->m)[r->index].late++;
+        if (created)
+            group_remove(e, g);
+        return;
+    }
     if (!created && !g->fired) {
         g->count++;
-        if (t > g->last_seen) {
+        if (t < g->first_seen)
+            g->first_seen = t; /* a late event: first_seen is the oldest watched */
+        /* Ties go to the later arrival: "the last event" is the evidence. */
+        if (t >= g->last_seen) {
             list_unlink(rs, g);
             g->last_seen = t;
             free(g->last_orig);
@@ -654,13 +793,6 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
             g->last_olen = ev->original.len;
             list_insert_by_time(rs, g);
         }
-        return;
-    }
-    if (e->have_watermark && t + r->within_ms <= e->watermark) {
-        /* Already silent as of the watermark: it cannot start a watch. */
-        cor_matcher_stats(e->m)[r->index].late++;
-        if (created)
-            group_remove(e, g);
         return;
     }
     if (g->fired) {

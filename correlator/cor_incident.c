@@ -8,12 +8,14 @@
 
 #include "pasban/util.h"
 
-void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_len)
+void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_len, unsigned ordinal)
 {
-    /* SHA-256 of "rule id NUL group key NUL first_seen": NULs keep ("ab","c")
-     * and ("a","bc") apart. */
-    char when[PSB_TIME_BUFSZ];
+    /* SHA-256 of "rule id NUL group key NUL first_seen [NUL ordinal]": NULs keep
+     * ("ab","c") and ("a","bc") apart; ordinal 0 adds nothing. */
+    char when[PSB_TIME_BUFSZ + 16];
     size_t wl = psb_format_time_ms(inc->first_seen, when);
+    if (ordinal)
+        wl += (size_t)snprintf(when + wl, sizeof(when) - wl, "%c%u", '\0', ordinal);
     size_t il = strlen(inc->rule->id);
     char stackbuf[512];
     size_t n = il + 1 + key_len + 1 + wl;

@@ -29,8 +29,10 @@ typedef struct cor_incident {
     void *owner;  /* engine-private: the group that may still count on it */
 } cor_incident;
 
-/* Compute id from the rule id, the group key (org and by values) and first_seen. */
-void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_len);
+/* Compute id from the rule id, the group key (org and by values) and first_seen; an
+ * ordinal n > 0 (the n-th other incident with that same basis) is hashed too. */
+void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_len,
+                         unsigned ordinal);
 /* Append the record as one line of JSON (no newline). */
 void cor_incident_write(const cor_incident *inc, cor_buf *b);
 void cor_incident_add_evidence(cor_incident *inc, const char *p, size_t n);

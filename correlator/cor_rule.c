@@ -182,7 +182,9 @@ static int get_string(const cor_jnode *n, const char *what, rule_err *e, char **
 static int get_duration(const cor_jnode *n, const char *what, bool allow_zero, rule_err *e,
                         int64_t *out)
 {
-    if (n->type != COR_JSTR || psb_parse_duration_ms(n->str, out) != 0 || n->len > 32)
+    /* A JSON number is seconds, as a bare number in a string is ("within": 120). */
+    if ((n->type != COR_JSTR && n->type != COR_JNUM) || psb_parse_duration_ms(n->str, out) != 0 ||
+        n->len > 32)
         return fail(e, n->line, "bad duration for %s (want e.g. \"90s\", \"15m\", \"4h\", \"1d\")",
                     what);
     if (!allow_zero && *out == 0)

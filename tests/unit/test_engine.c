@@ -665,6 +665,291 @@ static void test_live_take_and_forget(void **state)
     stop(&f);
 }
 
+/* A late event lands in the middle of the window; its value is already there. */
+static void test_distinct_late_event_counts_its_value_once(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, "{\"rules\": [{\"id\": \"SCAN\", \"where\": {\"message\": \"DPT=(?<dport>\\\\d+)\"},"
+              " \"threshold\": {\"count\": 3, \"within\": \"10s\", \"distinct\": \"dport\"}}]}");
+    feed(&f, 5 * S, "fw", "kernel", "DPT=1");
+    feed(&f, 4 * S, "fw", "kernel", "DPT=1"); /* late, same port */
+    feed(&f, 6 * S, "fw", "kernel", "DPT=2"); /* two distinct ports, not three */
+    cor_incident *const *inc;
+    cor_engine_finish(f.e);
+    assert_int_equal(cor_engine_incidents(f.e, &inc), 0);
+    feed(&f, 7 * S, "fw", "kernel", "DPT=3");
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->count, 4);
+    assert_int_equal(inc[0]->first_seen, T0 + 4 * S);
+    stop(&f);
+}
+
+/* After an incident empties the window, late events (within `within`) fill it again:
+ * that incident is detected at its own newest event, not at the group's newest. */
+static void test_threshold_late_refill_detected_at_newest_in_window(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 2, \"within\": \"60s\", \"by\": [\"src\"]}"));
+    fail_from(&f, 100 * S, "1.2.3.4");
+    fail_from(&f, 100 * S, "1.2.3.4");
+    fail_from(&f, 95 * S, "1.2.3.4");
+    fail_from(&f, 96 * S, "1.2.3.4");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 2);
+    /* event-time order: the late pair's incident first */
+    assert_int_equal(inc[0]->first_seen, T0 + 95 * S);
+    assert_int_equal(inc[0]->last_seen, T0 + 96 * S);
+    assert_int_equal(inc[0]->detected_at, T0 + 96 * S);
+    assert_int_equal(inc[1]->detected_at, T0 + 100 * S);
+    stop(&f);
+}
+
+/* A late event of a watched group moves its first_seen back; of two events at the
+ * group's last time, the evidence is the one that came last. */
+static void test_absence_late_event_and_tie(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, absence_rule);
+    feed(&f, 10 * S, "fw1", "app", "first at 10s");
+    feed(&f, 5 * S, "fw1", "app", "late at 5s");
+    feed(&f, 10 * S, "fw1", "app", "second at 10s");
+    feed(&f, 10 * S + 15 * 60 * S, "fw2", "app", "shows fw1 silent");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->first_seen, T0 + 5 * S);
+    assert_int_equal(inc[0]->last_seen, T0 + 10 * S);
+    assert_int_equal(inc[0]->count, 3);
+    assert_int_equal(inc[0]->n_evidence, 1);
+    assert_non_null(strstr(inc[0]->evidence[0], "second at 10s"));
+    stop(&f);
+}
+
+static const char seq_used_up_rules[] =
+    "{\"rules\": ["
+    " {\"id\": \"SEQ-S\", \"within\": \"10m\", \"by\": [\"src\"], \"suppress\": \"5m\","
+    "  \"sequence\": [{\"where\": {\"message\": \"from (?<src>\\\\S+)\"}},"
+    "   {\"where\": {\"message\": \"^Accepted password for \\\\S+ from (?<src>\\\\S+)\"}}]},"
+    " {\"id\": \"SEQ-N\", \"within\": \"10m\", \"by\": [\"src\"],"
+    "  \"sequence\": [{\"where\": {\"message\": \"from (?<src>\\\\S+)\"}},"
+    "   {\"where\": {\"message\": \"^Accepted password for \\\\S+ from (?<src>\\\\S+)\"}}]}]}";
+
+/* An event that completes a chain and also matches the first step is used up by the
+ * incident: it is not suppressed by its own incident, and starts no new chain. */
+static void test_sequence_completing_event_is_used_up(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, seq_used_up_rules);
+    feed(&f, 0, "gw1", "sshd", "Failed password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 10 * S, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 20 * S, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 2); /* one per rule */
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(inc[i]->first_seen, T0);
+        assert_int_equal(inc[i]->last_seen, T0 + 10 * S);
+        /* SEQ-S: only the 20s event is suppressed; SEQ-N: no second chain from 10s */
+        assert_int_equal(inc[i]->suppressed, strcmp(inc[i]->rule->id, "SEQ-S") == 0 ? 1 : 0);
+    }
+    stop(&f);
+}
+
+/* Steps are taken in arrival order; a late last step does not make last_seen older than
+ * first_seen, and detected_at is the newest step, as for a threshold. */
+static void test_sequence_late_step_times(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, seq_rule);
+    feed(&f, 60 * S, "gw1", "sshd", "Failed password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 30 * S, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->first_seen, T0 + 60 * S);
+    assert_int_equal(inc[0]->last_seen, T0 + 60 * S);
+    assert_int_equal(inc[0]->detected_at, T0 + 60 * S);
+    stop(&f);
+}
+
+/* "For each prefix length the most recent start is kept": a late first step does not
+ * replace a more recent one, which is the start that still fits in `within`. */
+static void test_sequence_late_first_step_keeps_recent_start(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, seq_rule);
+    feed(&f, 100 * S, "gw1", "sshd", "Failed password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 50 * S, "gw1", "sshd", "Failed password for root from 1.2.3.4 port 22 ssh2");
+    feed(&f, 655 * S, "gw1", "sshd", "Accepted password for root from 1.2.3.4 port 22 ssh2");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->first_seen, T0 + 100 * S);
+    stop(&f);
+}
+
+/* A step too late for the chain does not throw the chain away: a late step that
+ * arrives next and fits in `within` completes it (the group is still live: its
+ * newest event is less than `within` behind the watermark). */
+static void test_sequence_chain_too_old_for_one_event_kept_for_a_late_one(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, "{\"rules\": [{\"id\": \"SEQ3\", \"within\": \"10m\", \"by\": [\"src\"],"
+              " \"sequence\": [{\"where\": {\"message\": \"^a (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^b (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^c (?<src>\\\\S+)\"}}]}]}");
+    feed(&f, 0, "gw1", "app", "a 1.2.3.4");
+    feed(&f, 100 * S, "gw1", "app", "b 1.2.3.4");
+    feed(&f, 650 * S, "gw1", "app", "c 1.2.3.4"); /* 650 s after the start: too late */
+    feed(&f, 500 * S, "gw1", "app", "c 1.2.3.4"); /* late, and fits */
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->first_seen, T0);
+    assert_int_equal(inc[0]->last_seen, T0 + 500 * S);
+    stop(&f);
+}
+
+/* A new group whose first event is already silent as of the watermark is refused; the
+ * groups already watched still fire. */
+static void test_absence_late_new_group_keeps_the_others(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, absence_rule);
+    feed(&f, 20 * 60 * S, "fw1", "app", "a");
+    feed(&f, 21 * 60 * S, "fw2", "app", "a");
+    feed(&f, 1 * 60 * S, "fw3", "app", "late by 20 minutes");
+    feed(&f, 40 * 60 * S, "fw4", "app", "shows fw1 and fw2 silent");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 2);
+    assert_string_equal(inc[0]->group_json, "{\"host.hostname\":\"fw1\"}");
+    assert_string_equal(inc[1]->group_json, "{\"host.hostname\":\"fw2\"}");
+    assert_int_equal(cor_engine_stats(f.e)[0].late, 1);
+    stop(&f);
+}
+
+/* README: absence ignores an event already silent as of the watermark, also when its
+ * group is being watched. */
+static void test_absence_ignores_late_event_of_a_watched_group(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, absence_rule);
+    feed(&f, 10 * 60 * S, "fw1", "app", "a");
+    feed(&f, 20 * 60 * S, "fw2", "app", "a");
+    feed(&f, 4 * 60 * S, "fw1", "app", "late: silent as of 20m");
+    feed(&f, 25 * 60 * S, "fw2", "app", "shows fw1 silent");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->first_seen, T0 + 10 * 60 * S);
+    assert_int_equal(inc[0]->count, 1);
+    stop(&f);
+}
+
+/* Two incidents with the same rule, group and first_seen (two root logins from one
+ * address in one second, a single rule): the daemon's consumers take a known id for
+ * a redelivery, so the second gets its own id; the first keeps the documented one. */
+static void test_incidents_sharing_the_id_basis_get_distinct_ids(void **state)
+{
+    (void)state;
+    fixture a, b;
+    const char *rules = ssh_rule("\"by\": [\"src\"]");
+    start(&a, rules);
+    start(&b, rules);
+    fail_from(&a, 0, "1.2.3.4");
+    fail_from(&b, 0, "1.2.3.4");
+    fail_from(&b, 0, "1.2.3.4");
+    fail_from(&b, 0, "1.2.3.4");
+    cor_incident *const *x, *const *y;
+    assert_int_equal(finish(&a, &x), 1);
+    assert_int_equal(finish(&b, &y), 3);
+    assert_string_equal(x[0]->id, y[0]->id);
+    assert_string_not_equal(y[0]->id, y[1]->id);
+    assert_string_not_equal(y[0]->id, y[2]->id);
+    assert_string_not_equal(y[1]->id, y[2]->id);
+    stop(&a);
+    stop(&b);
+}
+
+/* sweep() frees every 1024 events the groups whose window and suppression the
+ * watermark has passed; a late event must meet the same state whether or not a sweep
+ * ran, so such state is over for it too: no window to join, no suppression. */
+static void test_state_past_the_watermark_is_over_for_late_events(void **state)
+{
+    (void)state;
+    for (int sweep = 0; sweep < 2; sweep++) {
+        fixture f;
+        start(&f, "{\"rules\": ["
+                  "{\"id\": \"T\", \"where\": {\"message\": \"^x (?<src>\\\\S+)\"},"
+                  " \"threshold\": {\"count\": 2, \"within\": \"10s\", \"by\": [\"src\"]}},"
+                  "{\"id\": \"S\", \"where\": {\"message\": \"^y (?<src>\\\\S+)\"},"
+                  " \"by\": [\"src\"], \"suppress\": \"10s\"}]}");
+        feed(&f, 10 * S, "h", "app", "x a");
+        feed(&f, 10 * S, "h", "app", "y a");
+        for (int i = 0; i < (sweep ? 1100 : 1); i++)
+            feed(&f, 25 * S, "h", "app", "x filler"); /* the watermark moves on */
+        feed(&f, 9 * S, "h", "app", "x a");           /* late: the window of "a" is over */
+        feed(&f, 9 * S, "h", "app", "y a");           /* late: so is the suppression */
+        cor_incident *const *inc;
+        size_t n = finish(&f, &inc);
+        size_t t = 0, s = 0;
+        for (size_t i = 0; i < n; i++) {
+            t += strcmp(inc[i]->rule->id, "T") == 0 &&
+                 strcmp(inc[i]->group_json, "{\"src\":\"a\"}") == 0;
+            s += strcmp(inc[i]->rule->id, "S") == 0;
+        }
+        assert_int_equal(t, 0);
+        assert_int_equal(s, 2);
+        stop(&f);
+    }
+}
+
+/* design.md: the group's matching events before t + suppress are counted on the
+ * incident; one too late for the window (by `within` or more) is one of them. */
+static void test_late_event_during_suppression_is_counted_suppressed(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 2, \"within\": \"10s\", \"by\": [\"src\"]},"
+                       " \"suppress\": \"60s\""));
+    fail_from(&f, 100 * S, "1.2.3.4");
+    fail_from(&f, 100 * S, "1.2.3.4");
+    fail_from(&f, 85 * S, "1.2.3.4"); /* 15 s older than the group's newest */
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->suppressed, 1);
+    assert_int_equal(cor_engine_stats(f.e)[0].late, 0);
+    stop(&f);
+}
+
+/* A sequence of more than 5 steps (five failures, then a success): the evidence shows
+ * the first 4 steps and the one that completed it. */
+static void test_long_sequence_evidence_keeps_the_completing_step(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, "{\"rules\": [{\"id\": \"SEQ6\", \"within\": \"10m\", \"by\": [\"src\"],"
+              " \"sequence\": [{\"where\": {\"message\": \"^f1 (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^f2 (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^f3 (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^f4 (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^f5 (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^ok (?<src>\\\\S+)\"}}]}]}");
+    const char *steps[] = {"f1 a", "f2 a", "f3 a", "f4 a", "f5 a", "ok a"};
+    for (int i = 0; i < 6; i++)
+        feed(&f, i * S, "gw1", "app", steps[i]);
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_int_equal(inc[0]->count, 6);
+    assert_int_equal(inc[0]->n_evidence, 5);
+    assert_non_null(strstr(inc[0]->evidence[3], "f4 a"));
+    assert_non_null(strstr(inc[0]->evidence[4], "ok a"));
+    stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -690,6 +975,19 @@ int main(void)
         cmocka_unit_test(test_incident_id_is_stable),
         cmocka_unit_test(test_incident_record_shape),
         cmocka_unit_test(test_live_take_and_forget),
+        cmocka_unit_test(test_incidents_sharing_the_id_basis_get_distinct_ids),
+        cmocka_unit_test(test_late_event_during_suppression_is_counted_suppressed),
+        cmocka_unit_test(test_long_sequence_evidence_keeps_the_completing_step),
+        cmocka_unit_test(test_state_past_the_watermark_is_over_for_late_events),
+        cmocka_unit_test(test_absence_ignores_late_event_of_a_watched_group),
+        cmocka_unit_test(test_absence_late_new_group_keeps_the_others),
+        cmocka_unit_test(test_sequence_chain_too_old_for_one_event_kept_for_a_late_one),
+        cmocka_unit_test(test_sequence_late_first_step_keeps_recent_start),
+        cmocka_unit_test(test_sequence_late_step_times),
+        cmocka_unit_test(test_sequence_completing_event_is_used_up),
+        cmocka_unit_test(test_absence_late_event_and_tie),
+        cmocka_unit_test(test_threshold_late_refill_detected_at_newest_in_window),
+        cmocka_unit_test(test_distinct_late_event_counts_its_value_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -194,6 +194,23 @@ static void test_kinds_and_keys(void **state)
     unload(&l);
 }
 
+/* README: a bare number is seconds, also as a JSON number; a fraction is refused. */
+static void test_duration_as_json_number(void **state)
+{
+    (void)state;
+    loaded l;
+    load(&l, "{\"rules\": ["
+             "{\"id\": \"N\", \"where\": {\"message\": \"a\"}, \"suppress\": 30,"
+             " \"threshold\": {\"count\": 2, \"within\": 120}},"
+             "{\"id\": \"F\", \"where\": {\"message\": \"a\"},"
+             " \"threshold\": {\"count\": 2, \"within\": 1.5}}]}");
+    assert_int_equal(l.rs->n_rules, 1);
+    assert_int_equal(find(l.rs, "N")->within_ms, 120000);
+    assert_int_equal(find(l.rs, "N")->suppress_ms, 30000);
+    assert_non_null(strstr(l.errors, "rule F: bad duration for within"));
+    unload(&l);
+}
+
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -271,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_syntax_error_names_the_line),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_kinds_and_keys),
+        cmocka_unit_test(test_duration_as_json_number),
         cmocka_unit_test(test_directory_in_name_order),
         cmocka_unit_test(test_embedded_test_semantics),
     };
