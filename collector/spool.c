@@ -96,8 +96,11 @@ struct col_spool {
     uint64_t rid;
     uint64_t roff;
     uint64_t bytes;
-    char *rbuf;
+    char *rbuf; /* records handed out by col_spool_next point here */
     size_t rcap;
+    char *wbuf; /* append builds its write here: a caller may pass a record it
+                 * just read back in, so this must not be rbuf */
+    size_t wcap;
 };
 
 static void put32(unsigned char *p, uint32_t v)
@@ -156,12 +159,17 @@ static int full_write(int fd, const void *buf, size_t n)
     return 0;
 }
 
+static void ensure_buf(char **buf, size_t *cap, size_t n)
+{
+    if (*cap < n) {
+        *cap = n < 65536 ? 65536 : n;
+        *buf = psb_xrealloc(*buf, *cap);
+    }
+}
+
 static void ensure_rbuf(col_spool *s, size_t n)
 {
-    if (s->rcap < n) {
-        s->rcap = n < 65536 ? 65536 : n;
-        s->rbuf = psb_xrealloc(s->rbuf, s->rcap);
-    }
+    ensure_buf(&s->rbuf, &s->rcap, n);
 }
 
 /* Walk one segment's records; cut it at the first torn or corrupt one. */
@@ -355,6 +363,7 @@ void col_spool_free(col_spool *s)
         close(s->lock_fd);
     free(s->segs);
     free(s->rbuf);
+    free(s->wbuf);
     free(s->dir);
     free(s);
 }
@@ -423,11 +432,11 @@ int col_spool_append(col_spool *s, const char *key, size_t key_len, const char *
     /* One writev-like buffer so a record is a single write(2): a crash tears at
      * most the last record, which the next open cuts. */
     size_t total = REC_HDR + len;
-    ensure_rbuf(s, total);
-    memcpy(s->rbuf, hdr, REC_HDR + 2);
-    memcpy(s->rbuf + REC_HDR + 2, key, key_len);
-    memcpy(s->rbuf + REC_HDR + 2 + key_len, value, value_len);
-    if (full_write(s->wfd, s->rbuf, total) != 0) {
+    ensure_buf(&s->wbuf, &s->wcap, total);
+    memcpy(s->wbuf, hdr, REC_HDR + 2);
+    memcpy(s->wbuf + REC_HDR + 2, key, key_len);
+    memcpy(s->wbuf + REC_HDR + 2 + key_len, value, value_len);
+    if (full_write(s->wfd, s->wbuf, total) != 0) {
         /* Take back a partial record so the file stays well-formed. */
         int e = errno;
         if (ftruncate(s->wfd, (off_t)w->size) != 0)
