@@ -27,8 +27,9 @@
     X(parsed, "Messages parsed into events")                                                       \
     X(parse_failures, "Messages that could not be parsed (forwarded as pipeline_error)")           \
     X(delivered, "Events acknowledged by Kafka")                                                   \
-    X(delivery_errors, "Events Kafka refused that could not be spooled either")                    \
+    X(delivery_errors, "Events lost: refused by Kafka for good, or not spooled either")            \
     X(spooled, "Events written to the disk spool")                                                 \
+    X(truncated, "Events too big for Kafka, sent as pipeline_error with event.original cut")       \
     X(udp_drops, "UDP datagrams dropped because Kafka and the spool were full")
 
 /* Counters per input only: limits and connection life. */
@@ -90,11 +91,13 @@ struct col_ctx {
     struct event *kpipe_ev;
     struct event *tick_ev;
     size_t queue_max; /* librdkafka's queue.buffering.max.messages */
+    size_t msg_max;   /* librdkafka's message.max.bytes: larger messages are refused */
     int kafka_up;     /* cleared on "all brokers down", set by a delivery */
     uint64_t replay_inflight;
     int64_t replay_backoff_until;
     uint64_t replayed;
     uint64_t replay_requeued;
+    uint64_t replay_errors; /* spooled events Kafka refused for good: dropped */
 
     col_spool *spool;
     int64_t last_fsync_ms;

@@ -483,6 +483,9 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         "# HELP pasban_collector_replayed_total Spooled events delivered to Kafka\n"
         "# TYPE pasban_collector_replayed_total counter\n"
         "pasban_collector_replayed_total %llu\n"
+        "# HELP pasban_collector_replay_errors_total Spooled events Kafka refused for good\n"
+        "# TYPE pasban_collector_replay_errors_total counter\n"
+        "pasban_collector_replay_errors_total %llu\n"
         "# HELP pasban_collector_kafka_queue Events in librdkafka's queue\n"
         "# TYPE pasban_collector_kafka_queue gauge\n"
         "pasban_collector_kafka_queue %d\n"
@@ -492,6 +495,7 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         (unsigned long long)(c->spool ? col_spool_bytes(c->spool) : 0),
         (unsigned long long)(c->spool ? col_spool_pending(c->spool) : 0),
         (unsigned long long)c->spool_errors, (unsigned long long)c->replayed,
+        (unsigned long long)c->replay_errors,
         rd_kafka_outq_len(c->rk), c->kafka_up);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4");
