@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 
 #define COL_MAX_LISTEN 16
+/* Largest limits.max_body: a body is held whole in memory while it is checked. */
+#define COL_MAX_BODY (64u << 20)
 
 enum col_input { COL_INPUT_UDP = 0, COL_INPUT_TCP, COL_INPUT_TLS, COL_INPUT_HTTP, COL_INPUT_COUNT };
 

@@ -492,7 +492,8 @@ static int walk_limits(cwalk *w, const cnode *s, col_config *cfg)
                 return -1;
             cfg->conn_buffer = v;
         } else if (strcmp(f->key, "max_body") == 0) {
-            if (want_size(w, f, key, 1024, 1u << 30, &v) != 0)
+            /* A body is held whole in memory (twice while it is pulled up). */
+            if (want_size(w, f, key, 1024, COL_MAX_BODY, &v) != 0)
                 return -1;
             cfg->max_body = v;
         } else if (strcmp(f->key, "idle_timeout") == 0) {

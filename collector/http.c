@@ -270,6 +270,23 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
     r->req = NULL;
 }
 
+/* First pass: the size of every object. json.c reserves a multiple of an
+ * object's length to parse it, so one huge object must not reach it. */
+typedef struct size_check {
+    size_t max;
+    size_t too_big; /* length of the first object over max; 0 if none */
+} size_check;
+
+static int check_size(void *arg, const char *obj, size_t len)
+{
+    size_check *k = arg;
+    (void)obj;
+    if (len <= k->max)
+        return 0;
+    k->too_big = len;
+    return 1; /* stop: the request is refused whole */
+}
+
 typedef struct submit_ctx {
     col_http_req *r;
     const char *peer;
@@ -356,7 +373,15 @@ static void on_events(struct evhttp_request *req, void *arg)
     if (!body)
         body = "";
     /* First pass: validate the whole body, so a bad request writes nothing. */
-    long n = col_json_split(body, len, HTTP_MAX_EVENTS, NULL, NULL, err, sizeof err);
+    size_check k = {c->cfg->max_message, 0};
+    long n = col_json_split(body, len, HTTP_MAX_EVENTS, check_size, &k, err, sizeof err);
+    if (k.too_big) {
+        c->istats[COL_INPUT_HTTP].oversized++;
+        snprintf(err, sizeof err, "an event of %zu bytes is over limits.max_message (%zu)",
+                 k.too_big, c->cfg->max_message);
+        reject(c, req, 413, "Payload Too Large", err);
+        return;
+    }
     if (n < 0) {
         reject(c, req, 400, "Bad Request", err);
         return;

@@ -170,7 +170,7 @@ int col_ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const cha
         .format = req ? PSB_FORMAT_JSON : PSB_FORMAT_AUTO,
         .received_ms = c->batch_ms ? c->batch_ms : psb_now_ms(),
         .tz_offset_s = c->cfg->tz_offset_s,
-        .max_message = req ? len : c->cfg->max_message,
+        .max_message = c->cfg->max_message, /* HTTP checked each object already */
         .organization_id = psb_str_make(st->op, st->op_len),
         .observer_ip = psb_str_make(peer, strlen(peer)),
     };

@@ -116,6 +116,15 @@ static void test_errors_name_line_and_key(void **state)
                  ":2: operators.b.tokens: token already given");
 }
 
+/* Limits that would let one request or connection take the machine down. */
+static void test_limits_bounded(void **state)
+{
+    (void)state;
+    /* A 1 GiB body held in memory (and parsed) is refused at load. */
+    expect_error("{\n \"limits\": {\n  \"max_body\": 1073741824\n }\n}\n",
+                 ":3: limits.max_body: expected an integer from 1024 to 67108864");
+}
+
 static void test_listen_urls(void **state)
 {
     (void)state;
@@ -239,6 +248,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_file),
         cmocka_unit_test(test_errors_name_line_and_key),
+        cmocka_unit_test(test_limits_bounded),
         cmocka_unit_test(test_listen_urls),
         cmocka_unit_test(test_json_split),
         cmocka_unit_test(test_json_split_mutations),
