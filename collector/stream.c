@@ -110,6 +110,10 @@ static int conn_process(col_conn *k)
                 rc = -1;
                 f.error = "MSG-LEN above the maximum frame size";
             } else {
+                /* Empty lines before an unfinished frame (a sender ending each
+                 * message with "\n\n") are dropped now, or they would look like
+                 * a frame that never completes. */
+                off += f.consumed;
                 break;
             }
         }

@@ -4,6 +4,8 @@
 #  - HTTP: an object over limits.max_message is refused with 413 before it is
 #    parsed (parsing reserves a multiple of its size), and the request after it
 #    is taken.
+#  - TCP: a sender that ends each message with "\n\n" under steady traffic is
+#    not taken for a frame that never completes (idle_timeout here is 2 s).
 source "$(dirname "${BASH_SOURCE[0]}")/col_lib.sh"
 
 tport=$(free_port)
@@ -35,9 +37,34 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -XPOST -H "$auth" \
     --data-binary '{"message":"edge-http-0"}' "$url")
 check "the next request is taken (got $code)" test "$code" = 200
 
-consume_until 1 "$work/topic.out"
-check "only the small HTTP event arrived" test "$(wc -l <"$work/topic.out")" = 1
+# --- TCP: messages ended by "\n\n", one every 0.2 s for 5 s.
+python3 - "$tport" >"$work/nn.out" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(0.2)
+gone = False
+for i in range(25):
+    try:
+        s.sendall(b"<13>Nov 23 10:00:00 gw app: edge-nn-%d\n\n" % i)
+        if s.recv(1) == b"":
+            gone = True
+            break
+    except socket.timeout:
+        pass
+    except OSError:
+        gone = True
+        break
+print("nn", "closed" if gone else "open")
+s.close()
+PY
+check "a sender ending messages with \\n\\n keeps its connection" grep -q "nn open" "$work/nn.out"
+check "no idle timeout for it" \
+    test "$(metric 'pasban_collector_idle_timeouts_total{input="tcp"}')" = 0
+
+consume_until 26 "$work/topic.out"
+check "only the small HTTP event arrived" test "$(grep -c edge-http "$work/topic.out")" = 1
 check "it is edge-http-0" grep -q "edge-http-0" "$work/topic.out"
+check "all 25 \\n\\n messages arrived" test "$(grep -c 'edge-nn-' "$work/topic.out")" = 25
 
 stop_collector
 if ((fails)); then
