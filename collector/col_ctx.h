@@ -168,6 +168,10 @@ int col_out_has_room(col_ctx *c, size_t n, size_t bytes);
  * room anywhere (nothing was counted: retry the same message later). */
 int col_ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const char *peer,
                col_http_req *req);
+/* Send msg on as a pipeline_error event whose error.message is why, without
+ * parsing it (a framing error: the bytes a reader gave up on). Returns as col_ingest. */
+int col_ingest_error(col_ctx *c, col_stats *st, const char *msg, size_t len, const char *peer,
+                     const char *why);
 void col_out_tick(col_ctx *c);
 int col_out_ready(col_ctx *c);
 /* Block up to timeout_ms for deliveries, then spool what Kafka still holds. */

@@ -159,8 +159,9 @@ static size_t event_max(const col_ctx *c, const col_stats *st)
     return c->msg_max > overhead ? c->msg_max - overhead : 0;
 }
 
-int col_ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const char *peer,
-               col_http_req *req)
+/* why != NULL: msg is not parsed but forwarded as a pipeline_error saying why. */
+static int ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const char *peer,
+                  col_http_req *req, const char *why_error)
 {
     const char *json;
     size_t jlen;
@@ -175,7 +176,11 @@ int col_ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const cha
         .observer_ip = psb_str_make(peer, strlen(peer)),
     };
     st->received++;
-    int parsed = psb_parse(&o, msg, len, c->ev) == 0;
+    int parsed = 0;
+    if (why_error)
+        make_error(c, &o, msg, len, why_error);
+    else
+        parsed = psb_parse(&o, msg, len, c->ev) == 0;
     void *opaque = req ? (void *)req : (void *)st;
     if (psb_ecs_write(c->ecs, c->ev, &json, &jlen) != 0) {
         /* The writer only refuses on a programming error; keep the raw text. */
@@ -223,6 +228,18 @@ int col_ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const cha
         settle(c, opaque, 0);
     }
     return 0;
+}
+
+int col_ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const char *peer,
+               col_http_req *req)
+{
+    return ingest(c, st, msg, len, peer, req, NULL);
+}
+
+int col_ingest_error(col_ctx *c, col_stats *st, const char *msg, size_t len, const char *peer,
+                     const char *why)
+{
+    return ingest(c, st, msg, len, peer, NULL, why);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)

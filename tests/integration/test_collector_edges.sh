@@ -6,6 +6,8 @@
 #    is taken.
 #  - TCP: a sender that ends each message with "\n\n" under steady traffic is
 #    not taken for a frame that never completes (idle_timeout here is 2 s).
+#  - TCP: an LF line over max_message goes on as a pipeline_error and the frames
+#    behind it in the same connection still arrive.
 source "$(dirname "${BASH_SOURCE[0]}")/col_lib.sh"
 
 tport=$(free_port)
@@ -61,7 +63,29 @@ check "a sender ending messages with \\n\\n keeps its connection" grep -q "nn op
 check "no idle timeout for it" \
     test "$(metric 'pasban_collector_idle_timeouts_total{input="tcp"}')" = 0
 
-consume_until 26 "$work/topic.out"
+# --- TCP: good frame, a 6000-byte line (max_message is 4096), good frame, one write.
+python3 - "$tport" >"$work/ol.out" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"<13>Nov 23 10:00:00 gw app: edge-ol-0\n" + b"<13>" + b"z" * 3000 + b"\t" * 3000 +
+          b"\n" + b"<13>Nov 23 10:00:00 gw app: edge-ol-1\n")
+time.sleep(1)
+s.setblocking(False)
+try:
+    print("ol", "closed" if s.recv(1) == b"" else "open")
+except BlockingIOError:
+    print("ol", "open")
+s.close()
+PY
+check "an over-long LF line does not close the connection" grep -q "ol open" "$work/ol.out"
+
+consume_until 30 "$work/topic.out"
+check "the frames around the over-long line arrived" \
+    test "$(grep -c 'edge-ol-[01]' "$work/topic.out")" = 2
+check "the over-long line went on as pipeline_error" \
+    test "$(grep -c '"message":"LF frame longer than the maximum frame size"' "$work/topic.out")" = 1
+check "and its tail as a second event (nothing dropped)" \
+    test "$(grep -c 'zzz\|\\t\\t\\t' "$work/topic.out")" = 2
 check "only the small HTTP event arrived" test "$(grep -c edge-http "$work/topic.out")" = 1
 check "it is edge-http-0" grep -q "edge-http-0" "$work/topic.out"
 check "all 25 \\n\\n messages arrived" test "$(grep -c 'edge-nn-' "$work/topic.out")" = 25
