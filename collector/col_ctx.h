@@ -75,6 +75,7 @@ typedef struct col_http_req {
     size_t events;
     size_t outstanding; /* events without a delivery report yet */
     size_t failed;
+    size_t spooled;  /* events that went to the spool: fsync before the reply */
     int submitting; /* still producing: do not reply yet */
 } col_http_req;
 

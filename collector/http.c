@@ -242,6 +242,14 @@ static void req_done(col_http_req *r)
     col_ctx *c = r->c;
     if (r->req) {
         evhttp_connection_set_closecb(evhttp_request_get_connection(r->req), NULL, NULL);
+        /* 200 means on Kafka or on disk: with "interval" or "never" a spooled
+         * event may still be only in the page cache. */
+        if (!r->failed && r->spooled && c->spool && c->cfg->spool_fsync != COL_FSYNC_ALWAYS &&
+            col_spool_sync(c->spool) != 0) {
+            c->spool_errors++;
+            col_log_limited(c, COL_LOG_SPOOL, "spool fsync: %s", strerror(errno));
+            r->failed = r->spooled;
+        }
         if (r->failed)
             reject(c, r->req, 503, "Service Unavailable",
                    "some events could not be delivered or spooled; resend the request");

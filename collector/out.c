@@ -77,6 +77,15 @@ static void settle(col_ctx *c, void *opaque, int ok)
         col_http_settle(c, opaque, ok);
 }
 
+/* An event of opaque went to the spool: an HTTP request must have it on disk
+ * before its 200. */
+static void note_spooled(void *opaque)
+{
+    tagged *t = opaque;
+    if (t && t->tag == COL_TAG_HTTP)
+        ((col_http_req *)opaque)->spooled++;
+}
+
 static col_stats *stats_of(void *opaque)
 {
     tagged *t = opaque;
@@ -132,6 +141,7 @@ static int send_event(col_ctx *c, col_stats *st, const char *json, size_t len, v
     if (spool_put(c, st->op, st->op_len, json, len) != 0)
         return -1;
     st->spooled++;
+    note_spooled(opaque);
     settle(c, opaque, 1);
     return 0;
 }
@@ -285,6 +295,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
     if (!permanent_error(m->err) && spool_put(c, m->key, m->key_len, m->payload, m->len) == 0) {
         if (st)
             st->spooled++;
+        note_spooled(t);
         settle(c, t, 1);
         return;
     }

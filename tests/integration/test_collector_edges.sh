@@ -8,6 +8,9 @@
 #    not taken for a frame that never completes (idle_timeout here is 2 s).
 #  - TCP: an LF line over max_message goes on as a pipeline_error and the frames
 #    behind it in the same connection still arrive.
+#  - HTTP with Kafka unreachable: events go to the spool, and the 200 is only
+#    written after the spool is fsynced, whatever spool.fsync says (here
+#    "interval" with an hour's interval). Watched with strace.
 source "$(dirname "${BASH_SOURCE[0]}")/col_lib.sh"
 
 tport=$(free_port)
@@ -91,6 +94,45 @@ check "it is edge-http-0" grep -q "edge-http-0" "$work/topic.out"
 check "all 25 \\n\\n messages arrived" test "$(grep -c 'edge-nn-' "$work/topic.out")" = 25
 
 stop_collector
+
+# --- HTTP 200 only once the spooled events are on disk.
+if command -v strace >/dev/null; then
+    dead=127.0.0.1:$(free_port)
+    cat >"$work/spool.conf" <<CONF
+{
+  "operators": { "op-a": { "networks": ["127.0.0.0/8"], "tokens": ["token-a-0123456789abcdef"] } },
+  "spool": { "fsync": "interval", "fsync_interval": "1h" }
+}
+CONF
+    start_collector dead -c "$work/spool.conf" --kafka "$dead" --topic "$topic" \
+        --listen "http://127.0.0.1:$hport" --metrics "$metrics" --spool "$work/spool2"
+    for _ in $(seq 50); do # until librdkafka has given up on the dead broker
+        [[ $(metric pasban_collector_kafka_up) == 0 ]] && break
+        sleep 0.2
+    done
+    strace -f -p "$col_pid" -e trace=fdatasync,fsync,write,writev,sendmsg -s 24 \
+        -o "$work/strace.out" 2>/dev/null &
+    strace_pid=$!
+    sleep 1
+    code=$(curl -s -o /dev/null -w '%{http_code}' -XPOST -H "$auth" \
+        --data-binary '{"message":"edge-sync-0"}' "$url")
+    sleep 0.5
+    kill "$strace_pid" 2>/dev/null || true
+    wait "$strace_pid" 2>/dev/null || true
+    check "HTTP 200 with Kafka down (spooled; got $code)" test "$code" = 200
+    check "the spool was fsynced before the 200 was written" python3 - "$work/strace.out" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().splitlines()
+reply = next((i for i, l in enumerate(lines) if "HTTP/1.1 200" in l), None)
+sync = next((i for i, l in enumerate(lines) if re.search(r"\bf(data)?sync\(", l)), None)
+print("reply at", reply, "first sync at", sync)
+sys.exit(0 if reply is not None and sync is not None and sync < reply else 1)
+PY
+    stop_collector
+else
+    echo "skip: no strace, the fsync-before-200 check is not run"
+fi
+
 if ((fails)); then
     echo "--- log"; tail -30 "$work/main.log"
     exit 1
