@@ -175,8 +175,6 @@ static int ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const 
 {
     const char *json;
     size_t jlen;
-    if (!col_out_has_room(c, 1, len))
-        return -1;
     psb_parse_opts o = {
         .format = req ? PSB_FORMAT_JSON : PSB_FORMAT_AUTO,
         .received_ms = c->batch_ms ? c->batch_ms : psb_now_ms(),
@@ -185,8 +183,7 @@ static int ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const 
         .organization_id = psb_str_make(st->op, st->op_len),
         .observer_ip = psb_str_make(peer, strlen(peer)),
     };
-    st->received++;
-    int parsed = 0;
+    int parsed = 0, truncated = 0, unsendable = 0;
     if (why_error)
         make_error(c, &o, msg, len, why_error);
     else
@@ -217,21 +214,31 @@ static int ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const 
             snprintf(why, sizeof why,
                      "event of %zu bytes over Kafka's limit of %zu; sent with event.original only",
                      jlen, max);
-        col_log_limited(c, COL_LOG_KAFKA, "%s", why);
         make_error(c, &o, msg, keep, why);
         parsed = 0;
-        st->truncated++;
-        if (psb_ecs_write(c->ecs, c->ev, &json, &jlen) != 0 || jlen > max) {
-            st->parse_failures++;
-            st->delivery_errors++;
-            settle(c, opaque, 0);
-            return 0;
-        }
+        truncated = 1;
+        if (psb_ecs_write(c->ecs, c->ev, &json, &jlen) != 0 || jlen > max)
+            unsendable = 1;
+        else
+            col_log_limited(c, COL_LOG_KAFKA, "%s", why);
     }
+    /* Room is judged on what would be stored: the rendered event, several
+     * times the message. Nothing is counted yet, so the caller can retry. */
+    if (!unsendable && !col_out_has_room(c, 1, jlen))
+        return -1;
+    st->received++;
     if (parsed)
         st->parsed++;
     else
         st->parse_failures++;
+    if (truncated)
+        st->truncated++;
+    if (unsendable) {
+        st->delivery_errors++;
+        col_log_limited(c, COL_LOG_KAFKA, "an event too big for Kafka could not be cut: lost");
+        settle(c, opaque, 0);
+        return 0;
+    }
     if (send_event(c, st, json, jlen, opaque) != 0) {
         st->delivery_errors++;
         col_log_limited(c, COL_LOG_KAFKA, "an event could not be queued or spooled: lost");

@@ -219,6 +219,33 @@ static void test_broker_down_spools_then_replays(void **state)
     assert_int_equal(st->delivered, 2);
 }
 
+/* Near a full spool, an event that renders much larger than its message (each
+ * control byte escaped to six, the text in the event twice) must make the input
+ * wait (col_ingest returns -1, nothing counted), not pass the room check and
+ * then be lost to ENOSPC. */
+static void test_full_spool_pauses_instead_of_losing(void **state)
+{
+    fixture *f = *state;
+    col_ctx *c = &f->c;
+    char err[256];
+    col_spool_free(c->spool);
+    col_spool_opts so = {1u << 20, 1u << 16, COL_FSYNC_NEVER};
+    c->spool = col_spool_open(f->dir, &so, err, sizeof err);
+    assert_non_null(c->spool);
+    c->kafka_up = 0; /* as after "all brokers down": events go to the spool */
+    col_stats *st = col_stats_get(c, COL_INPUT_TCP, "op-a");
+    char m[2000];
+    int h = snprintf(m, sizeof m, "<13>Nov 23 10:00:00 gw app: ");
+    memset(m + h, 0x01, sizeof m - (size_t)h);
+    int refused = 0;
+    for (int i = 0; i < 1000 && !refused; i++)
+        refused = col_ingest(c, st, m, sizeof m, "192.0.2.1", NULL) != 0;
+    assert_true(refused);
+    assert_int_equal(st->delivery_errors, 0);
+    assert_int_equal(st->received, st->spooled);
+    assert_int_equal(col_spool_pending(c->spool), st->spooled);
+}
+
 /* A fatal producer error is noticed (the daemon then drains and exits 1), and
  * events that arrive meanwhile go to the spool instead of being lost. */
 static void test_fatal_error_spools(void **state)
@@ -245,6 +272,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transient_failure_is_spooled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_over_kafka_limit_sent_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_down_spools_then_replays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_spool_pauses_instead_of_losing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fatal_error_spools, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
