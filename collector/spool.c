@@ -189,9 +189,13 @@ static int check_segment(col_spool *s, seg *g)
         return -1;
     }
     uint64_t size = (uint64_t)st.st_size, off = SEG_HDR;
+    errno = 0;
     const char *why = NULL;
     char magic[SEG_HDR];
-    if (full_pread(fd, magic, SEG_HDR, 0) != SEG_HDR || memcmp(magic, SEG_MAGIC, SEG_HDR) != 0) {
+    ssize_t got = full_pread(fd, magic, SEG_HDR, 0);
+    if (got < 0)
+        goto read_error;
+    if (got != SEG_HDR || memcmp(magic, SEG_MAGIC, SEG_HDR) != 0) {
         why = "bad segment header";
         off = 0;
     }
@@ -200,10 +204,8 @@ static int check_segment(col_spool *s, seg *g)
             why = "torn record header";
             break;
         }
-        if (full_pread(fd, hdr, REC_HDR, off) != REC_HDR) {
-            why = "read error";
-            break;
-        }
+        if (full_pread(fd, hdr, REC_HDR, off) != REC_HDR)
+            goto read_error;
         uint32_t len = get32(hdr), crc = get32(hdr + 4);
         if (len < 2 || len > COL_SPOOL_MAX_RECORD) {
             why = "bad record length";
@@ -214,10 +216,8 @@ static int check_segment(col_spool *s, seg *g)
             break;
         }
         ensure_rbuf(s, len);
-        if (full_pread(fd, s->rbuf, len, off + REC_HDR) != (ssize_t)len) {
-            why = "read error";
-            break;
-        }
+        if (full_pread(fd, s->rbuf, len, off + REC_HDR) != (ssize_t)len)
+            goto read_error;
         if (col_crc32c(0, s->rbuf, len) != crc) {
             why = "checksum mismatch";
             break;
@@ -239,6 +239,15 @@ static int check_segment(col_spool *s, seg *g)
     close(fd);
     g->size = size;
     return 0;
+read_error:
+    /* The disk failed, not the record: cutting here would delete every good
+     * record behind it. Fail the open and leave the file as it is. */
+    {
+        int e = errno ? errno : EIO;
+        close(fd);
+        errno = e;
+        return -1;
+    }
 }
 
 static int cmp_seg(const void *a, const void *b)
