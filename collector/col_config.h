@@ -86,6 +86,7 @@ typedef struct col_config {
     size_t max_message;
     size_t conn_buffer;
     size_t max_body;
+    size_t max_http_pending; /* HTTP requests waiting for their delivery reports */
     int64_t idle_timeout_ms;
     int64_t shutdown_timeout_ms;
     int32_t tz_offset_s; /* zone of RFC 3164 timestamps */

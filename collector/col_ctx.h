@@ -41,6 +41,8 @@
     X(oversized, "Messages or bodies over the size limit")                                         \
     X(framing_errors, "Framing errors (bad length, truncated frame at close)")                     \
     X(http_rejected, "HTTP requests refused (401, 400, 413, 503, ...)")                            \
+    X(http_busy, "HTTP requests refused with 503: limits.max_http_pending already waiting")        \
+    X(empty_datagrams, "Empty UDP datagrams: nothing to forward, dropped")                         \
     X(udp_kernel_drops, "Datagrams the kernel dropped before we read them (SO_RXQ_OVFL)")
 
 enum { COL_TAG_STATS = 1, COL_TAG_HTTP = 2, COL_TAG_REPLAY = 3 };

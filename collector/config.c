@@ -502,6 +502,10 @@ static int walk_limits(cwalk *w, const cnode *s, col_config *cfg)
             if (want_size(w, f, key, 1024, COL_MAX_BODY, &v) != 0)
                 return -1;
             cfg->max_body = v;
+        } else if (strcmp(f->key, "max_http_pending") == 0) {
+            if (want_size(w, f, key, 1, 1000000, &v) != 0)
+                return -1;
+            cfg->max_http_pending = v;
         } else if (strcmp(f->key, "idle_timeout") == 0) {
             if (want_duration(w, f, key, &cfg->idle_timeout_ms) != 0)
                 return -1;
@@ -600,6 +604,7 @@ col_config *col_config_new(void)
     cfg->max_message = PSB_MAX_MESSAGE;
     cfg->conn_buffer = 256 * 1024;
     cfg->max_body = 16u << 20;
+    cfg->max_http_pending = 1024;
     cfg->idle_timeout_ms = 300000;
     cfg->shutdown_timeout_ms = 10000;
     return cfg;

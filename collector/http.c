@@ -351,6 +351,15 @@ static void on_events(struct evhttp_request *req, void *arg)
         reject(c, req, 503, "Service Unavailable", "shutting down");
         return;
     }
+    /* Each waiting request holds its body and a reply slot until Kafka answers;
+     * a slow broker must not let them pile up without end. */
+    if (c->http_pending >= c->cfg->max_http_pending) {
+        c->istats[COL_INPUT_HTTP].http_busy++;
+        col_log_limited(c, COL_LOG_HTTP, "http: %zu requests already wait for Kafka: 503",
+                        c->http_pending);
+        reject(c, req, 503, "Service Unavailable", "too many requests waiting for Kafka");
+        return;
+    }
     const char *op = NULL;
     if (token_of(req, &tok, &toklen) != 0) {
         /* With no token configured at all (flags only: a test or a first run),

@@ -11,6 +11,9 @@
 #  - HTTP with Kafka unreachable: events go to the spool, and the 200 is only
 #    written after the spool is fsynced, whatever spool.fsync says (here
 #    "interval" with an hour's interval). Watched with strace.
+#  - With Kafka unreachable and no spool, HTTP requests wait for delivery
+#    reports; past limits.max_http_pending more are refused with 503 (counted).
+#  - An empty UDP datagram is counted, not silently dropped.
 source "$(dirname "${BASH_SOURCE[0]}")/col_lib.sh"
 
 tport=$(free_port)
@@ -132,6 +135,33 @@ PY
 else
     echo "skip: no strace, the fsync-before-200 check is not run"
 fi
+
+# --- Pending HTTP requests bounded; empty UDP datagrams counted.
+uport=$(free_port)
+dead=127.0.0.1:$(free_port)
+cat >"$work/pending.conf" <<CONF
+{
+  "operators": { "op-a": { "networks": ["127.0.0.0/8"], "tokens": ["token-a-0123456789abcdef"] } },
+  "limits": { "max_http_pending": 2, "shutdown_timeout": "1s" }
+}
+CONF
+start_collector pending -c "$work/pending.conf" --kafka "$dead" --topic "$topic" \
+    --listen "http://127.0.0.1:$hport" --listen "udp://127.0.0.1:$uport" --metrics "$metrics"
+for i in 1 2; do
+    curl -s -o /dev/null --max-time 20 -XPOST -H "$auth" \
+        --data-binary "{\"message\":\"edge-wait-$i\"}" "$url" &
+done
+sleep 1
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -XPOST -H "$auth" \
+    --data-binary '{"message":"edge-wait-3"}' "$url")
+check "a third request past max_http_pending=2 gets 503 at once (got $code)" test "$code" = 503
+check "it is counted" test "$(metric 'pasban_collector_http_busy_total{input="http"}')" = 1
+python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.sendto(b"",("127.0.0.1",int(sys.argv[1]))); s.sendto(b"\n",("127.0.0.1",int(sys.argv[1])))' "$uport"
+sleep 0.5
+check "empty UDP datagrams counted" \
+    test "$(metric 'pasban_collector_empty_datagrams_total{input="udp"}')" = 2
+stop_collector
+wait
 
 if ((fails)); then
     echo "--- log"; tail -30 "$work/main.log"
