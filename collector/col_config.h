@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 
 #define COL_MAX_LISTEN 16
+/* Largest limits.max_body: a body is held whole in memory while it is checked. */
+#define COL_MAX_BODY (64u << 20)
 
 enum col_input { COL_INPUT_UDP = 0, COL_INPUT_TCP, COL_INPUT_TLS, COL_INPUT_HTTP, COL_INPUT_COUNT };
 
@@ -84,6 +86,7 @@ typedef struct col_config {
     size_t max_message;
     size_t conn_buffer;
     size_t max_body;
+    size_t max_http_pending; /* HTTP requests waiting for their delivery reports */
     int64_t idle_timeout_ms;
     int64_t shutdown_timeout_ms;
     int32_t tz_offset_s; /* zone of RFC 3164 timestamps */

@@ -27,8 +27,9 @@
     X(parsed, "Messages parsed into events")                                                       \
     X(parse_failures, "Messages that could not be parsed (forwarded as pipeline_error)")           \
     X(delivered, "Events acknowledged by Kafka")                                                   \
-    X(delivery_errors, "Events Kafka refused that could not be spooled either")                    \
+    X(delivery_errors, "Events lost: refused by Kafka for good, or not spooled either")            \
     X(spooled, "Events written to the disk spool")                                                 \
+    X(truncated, "Events too big for Kafka, sent as pipeline_error with event.original cut")       \
     X(udp_drops, "UDP datagrams dropped because Kafka and the spool were full")
 
 /* Counters per input only: limits and connection life. */
@@ -40,6 +41,8 @@
     X(oversized, "Messages or bodies over the size limit")                                         \
     X(framing_errors, "Framing errors (bad length, truncated frame at close)")                     \
     X(http_rejected, "HTTP requests refused (401, 400, 413, 503, ...)")                            \
+    X(http_busy, "HTTP requests refused with 503: limits.max_http_pending already waiting")        \
+    X(empty_datagrams, "Empty UDP datagrams: nothing to forward, dropped")                         \
     X(udp_kernel_drops, "Datagrams the kernel dropped before we read them (SO_RXQ_OVFL)")
 
 enum { COL_TAG_STATS = 1, COL_TAG_HTTP = 2, COL_TAG_REPLAY = 3 };
@@ -74,6 +77,7 @@ typedef struct col_http_req {
     size_t events;
     size_t outstanding; /* events without a delivery report yet */
     size_t failed;
+    size_t spooled;  /* events that went to the spool: fsync before the reply */
     int submitting; /* still producing: do not reply yet */
 } col_http_req;
 
@@ -90,11 +94,13 @@ struct col_ctx {
     struct event *kpipe_ev;
     struct event *tick_ev;
     size_t queue_max; /* librdkafka's queue.buffering.max.messages */
+    size_t msg_max;   /* librdkafka's message.max.bytes: larger messages are refused */
     int kafka_up;     /* cleared on "all brokers down", set by a delivery */
     uint64_t replay_inflight;
     int64_t replay_backoff_until;
     uint64_t replayed;
     uint64_t replay_requeued;
+    uint64_t replay_errors; /* spooled events Kafka refused for good: dropped */
 
     col_spool *spool;
     int64_t last_fsync_ms;
@@ -165,6 +171,10 @@ int col_out_has_room(col_ctx *c, size_t n, size_t bytes);
  * room anywhere (nothing was counted: retry the same message later). */
 int col_ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const char *peer,
                col_http_req *req);
+/* Send msg on as a pipeline_error event whose error.message is why, without
+ * parsing it (a framing error: the bytes a reader gave up on). Returns as col_ingest. */
+int col_ingest_error(col_ctx *c, col_stats *st, const char *msg, size_t len, const char *peer,
+                     const char *why);
 void col_out_tick(col_ctx *c);
 int col_out_ready(col_ctx *c);
 /* Block up to timeout_ms for deliveries, then spool what Kafka still holds. */

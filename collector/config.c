@@ -413,6 +413,12 @@ static int walk_kafka(cwalk *w, const cnode *k, col_config *cfg)
         } else if (strcmp(f->key, "brokers") == 0 || strcmp(f->key, "bootstrap.servers") == 0) {
             if (want_str(w, f, key, &cfg->brokers) != 0)
                 return -1;
+        } else if (strcmp(f->key, "enable.idempotence") == 0 || strcmp(f->key, "acks") == 0 ||
+                   strcmp(f->key, "request.required.acks") == 0) {
+            /* Without them a retry can duplicate or reorder events and a
+             * leader failover lose acknowledged ones (design.md: Kafka). */
+            return cfg_fail(w, f, key,
+                            "fixed by the collector (idempotent, acks=all); remove the key");
         } else {
             /* Anything else is a librdkafka property under its own name; librdkafka
              * itself judges it when the producer is built. */
@@ -492,12 +498,20 @@ static int walk_limits(cwalk *w, const cnode *s, col_config *cfg)
                 return -1;
             cfg->conn_buffer = v;
         } else if (strcmp(f->key, "max_body") == 0) {
-            if (want_size(w, f, key, 1024, 1u << 30, &v) != 0)
+            /* A body is held whole in memory (twice while it is pulled up). */
+            if (want_size(w, f, key, 1024, COL_MAX_BODY, &v) != 0)
                 return -1;
             cfg->max_body = v;
+        } else if (strcmp(f->key, "max_http_pending") == 0) {
+            if (want_size(w, f, key, 1, 1000000, &v) != 0)
+                return -1;
+            cfg->max_http_pending = v;
         } else if (strcmp(f->key, "idle_timeout") == 0) {
             if (want_duration(w, f, key, &cfg->idle_timeout_ms) != 0)
                 return -1;
+            /* 0 would close every connection at its first partial frame. */
+            if (cfg->idle_timeout_ms <= 0)
+                return cfg_fail(w, f, key, "expected a duration above zero");
         } else if (strcmp(f->key, "shutdown_timeout") == 0) {
             if (want_duration(w, f, key, &cfg->shutdown_timeout_ms) != 0)
                 return -1;
@@ -590,6 +604,7 @@ col_config *col_config_new(void)
     cfg->max_message = PSB_MAX_MESSAGE;
     cfg->conn_buffer = 256 * 1024;
     cfg->max_body = 16u << 20;
+    cfg->max_http_pending = 1024;
     cfg->idle_timeout_ms = 300000;
     cfg->shutdown_timeout_ms = 10000;
     return cfg;

@@ -242,6 +242,14 @@ static void req_done(col_http_req *r)
     col_ctx *c = r->c;
     if (r->req) {
         evhttp_connection_set_closecb(evhttp_request_get_connection(r->req), NULL, NULL);
+        /* 200 means on Kafka or on disk: with "interval" or "never" a spooled
+         * event may still be only in the page cache. */
+        if (!r->failed && r->spooled && c->spool && c->cfg->spool_fsync != COL_FSYNC_ALWAYS &&
+            col_spool_sync(c->spool) != 0) {
+            c->spool_errors++;
+            col_log_limited(c, COL_LOG_SPOOL, "spool fsync: %s", strerror(errno));
+            r->failed = r->spooled;
+        }
         if (r->failed)
             reject(c, r->req, 503, "Service Unavailable",
                    "some events could not be delivered or spooled; resend the request");
@@ -268,6 +276,23 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
     col_http_req *r = arg;
     (void)evcon;
     r->req = NULL;
+}
+
+/* First pass: the size of every object. json.c reserves a multiple of an
+ * object's length to parse it, so one huge object must not reach it. */
+typedef struct size_check {
+    size_t max;
+    size_t too_big; /* length of the first object over max; 0 if none */
+} size_check;
+
+static int check_size(void *arg, const char *obj, size_t len)
+{
+    size_check *k = arg;
+    (void)obj;
+    if (len <= k->max)
+        return 0;
+    k->too_big = len;
+    return 1; /* stop: the request is refused whole */
 }
 
 typedef struct submit_ctx {
@@ -326,6 +351,15 @@ static void on_events(struct evhttp_request *req, void *arg)
         reject(c, req, 503, "Service Unavailable", "shutting down");
         return;
     }
+    /* Each waiting request holds its body and a reply slot until Kafka answers;
+     * a slow broker must not let them pile up without end. */
+    if (c->http_pending >= c->cfg->max_http_pending) {
+        c->istats[COL_INPUT_HTTP].http_busy++;
+        col_log_limited(c, COL_LOG_HTTP, "http: %zu requests already wait for Kafka: 503",
+                        c->http_pending);
+        reject(c, req, 503, "Service Unavailable", "too many requests waiting for Kafka");
+        return;
+    }
     const char *op = NULL;
     if (token_of(req, &tok, &toklen) != 0) {
         /* With no token configured at all (flags only: a test or a first run),
@@ -356,7 +390,15 @@ static void on_events(struct evhttp_request *req, void *arg)
     if (!body)
         body = "";
     /* First pass: validate the whole body, so a bad request writes nothing. */
-    long n = col_json_split(body, len, HTTP_MAX_EVENTS, NULL, NULL, err, sizeof err);
+    size_check k = {c->cfg->max_message, 0};
+    long n = col_json_split(body, len, HTTP_MAX_EVENTS, check_size, &k, err, sizeof err);
+    if (k.too_big) {
+        c->istats[COL_INPUT_HTTP].oversized++;
+        snprintf(err, sizeof err, "an event of %zu bytes is over limits.max_message (%zu)",
+                 k.too_big, c->cfg->max_message);
+        reject(c, req, 413, "Payload Too Large", err);
+        return;
+    }
     if (n < 0) {
         reject(c, req, 400, "Bad Request", err);
         return;
@@ -483,6 +525,9 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         "# HELP pasban_collector_replayed_total Spooled events delivered to Kafka\n"
         "# TYPE pasban_collector_replayed_total counter\n"
         "pasban_collector_replayed_total %llu\n"
+        "# HELP pasban_collector_replay_errors_total Spooled events Kafka refused for good\n"
+        "# TYPE pasban_collector_replay_errors_total counter\n"
+        "pasban_collector_replay_errors_total %llu\n"
         "# HELP pasban_collector_kafka_queue Events in librdkafka's queue\n"
         "# TYPE pasban_collector_kafka_queue gauge\n"
         "pasban_collector_kafka_queue %d\n"
@@ -492,6 +537,7 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         (unsigned long long)(c->spool ? col_spool_bytes(c->spool) : 0),
         (unsigned long long)(c->spool ? col_spool_pending(c->spool) : 0),
         (unsigned long long)c->spool_errors, (unsigned long long)c->replayed,
+        (unsigned long long)c->replay_errors,
         rd_kafka_outq_len(c->rk), c->kafka_up);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "text/plain; version=0.0.4");

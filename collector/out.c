@@ -77,6 +77,15 @@ static void settle(col_ctx *c, void *opaque, int ok)
         col_http_settle(c, opaque, ok);
 }
 
+/* An event of opaque went to the spool: an HTTP request must have it on disk
+ * before its 200. */
+static void note_spooled(void *opaque)
+{
+    tagged *t = opaque;
+    if (t && t->tag == COL_TAG_HTTP)
+        ((col_http_req *)opaque)->spooled++;
+}
+
 static col_stats *stats_of(void *opaque)
 {
     tagged *t = opaque;
@@ -87,6 +96,31 @@ static col_stats *stats_of(void *opaque)
     if (t->tag == COL_TAG_HTTP)
         return ((col_http_req *)opaque)->st;
     return NULL;
+}
+
+/* Errors that say Kafka will never take this message (or anything on this
+ * topic from us): retrying from the spool would loop forever, so the event is
+ * counted as a delivery error instead. Everything else (timeouts, brokers down,
+ * purges at shutdown) is worth spooling. */
+static int permanent_error(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR__BAD_MSG:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /* Queue one rendered event. 0 = Kafka or the spool has it; -1 = neither could. */
@@ -101,46 +135,128 @@ static int send_event(col_ctx *c, col_stats *st, const char *json, size_t len, v
             return 0;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             col_log_limited(c, COL_LOG_KAFKA, "produce: %s", rd_kafka_err2str(err));
+        if (permanent_error(err))
+            return -1; /* the spool would hand it back to the same refusal forever */
     }
     if (spool_put(c, st->op, st->op_len, json, len) != 0)
         return -1;
     st->spooled++;
+    note_spooled(opaque);
     settle(c, opaque, 1);
     return 0;
 }
 
-int col_ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const char *peer,
-               col_http_req *req)
+/* The event becomes a pipeline_error for msg: why is its error.message and
+ * event.original keeps the first keep bytes. */
+static void make_error(col_ctx *c, const psb_parse_opts *o, const char *msg, size_t keep,
+                       const char *why)
+{
+    psb_event *ev = c->ev;
+    psb_event_reset(ev);
+    ev->original = psb_str_make(msg, keep);
+    ev->created_ms = o->received_ms;
+    ev->timestamp_ms = o->received_ms;
+    ev->organization_id = o->organization_id;
+    ev->observer_ip = o->observer_ip;
+    psb_event_set_error(ev, "%s", why);
+}
+
+/* The largest rendered event Kafka takes from us: librdkafka refuses a message
+ * whose value, key and record framing pass message.max.bytes. */
+static size_t event_max(const col_ctx *c, const col_stats *st)
+{
+    size_t overhead = st->op_len + 1024;
+    return c->msg_max > overhead ? c->msg_max - overhead : 0;
+}
+
+/* why != NULL: msg is not parsed but forwarded as a pipeline_error saying why. */
+static int ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const char *peer,
+                  col_http_req *req, const char *why_error)
 {
     const char *json;
     size_t jlen;
-    if (!col_out_has_room(c, 1, len))
-        return -1;
     psb_parse_opts o = {
         .format = req ? PSB_FORMAT_JSON : PSB_FORMAT_AUTO,
         .received_ms = c->batch_ms ? c->batch_ms : psb_now_ms(),
         .tz_offset_s = c->cfg->tz_offset_s,
-        .max_message = req ? len : c->cfg->max_message,
+        .max_message = c->cfg->max_message, /* HTTP checked each object already */
         .organization_id = psb_str_make(st->op, st->op_len),
         .observer_ip = psb_str_make(peer, strlen(peer)),
     };
-    st->received++;
-    if (psb_parse(&o, msg, len, c->ev) == 0)
-        st->parsed++;
+    int parsed = 0, truncated = 0, unsendable = 0;
+    if (why_error)
+        make_error(c, &o, msg, len, why_error);
     else
-        st->parse_failures++;
+        parsed = psb_parse(&o, msg, len, c->ev) == 0;
+    void *opaque = req ? (void *)req : (void *)st;
     if (psb_ecs_write(c->ecs, c->ev, &json, &jlen) != 0) {
         /* The writer only refuses on a programming error; keep the raw text. */
         json = msg;
         jlen = len;
     }
-    void *opaque = req ? (void *)req : (void *)st;
+    size_t max = event_max(c, st);
+    if (jlen > max) {
+        /* The text can appear two or three times in an event, escaped up to six
+         * bytes a byte: a valid line can render past what Kafka takes. Send it
+         * as a pipeline_error carrying a prefix of the original instead. */
+        char why[PSB_EVENT_ERROR_BUFSZ];
+        size_t keep = max > 4096 ? (max - 4096) / 6 : 0;
+        if (keep > len)
+            keep = len;
+        while (keep > 0 && keep < len && ((unsigned char)msg[keep] & 0xc0) == 0x80)
+            keep--; /* end on a UTF-8 character boundary */
+        if (keep < len)
+            snprintf(why, sizeof why,
+                     "event of %zu bytes over Kafka's limit of %zu; event.original cut to %zu of "
+                     "%zu bytes",
+                     jlen, max, keep, len);
+        else
+            snprintf(why, sizeof why,
+                     "event of %zu bytes over Kafka's limit of %zu; sent with event.original only",
+                     jlen, max);
+        make_error(c, &o, msg, keep, why);
+        parsed = 0;
+        truncated = 1;
+        if (psb_ecs_write(c->ecs, c->ev, &json, &jlen) != 0 || jlen > max)
+            unsendable = 1;
+        else
+            col_log_limited(c, COL_LOG_KAFKA, "%s", why);
+    }
+    /* Room is judged on what would be stored: the rendered event, several
+     * times the message. Nothing is counted yet, so the caller can retry. */
+    if (!unsendable && !col_out_has_room(c, 1, jlen))
+        return -1;
+    st->received++;
+    if (parsed)
+        st->parsed++;
+    else
+        st->parse_failures++;
+    if (truncated)
+        st->truncated++;
+    if (unsendable) {
+        st->delivery_errors++;
+        col_log_limited(c, COL_LOG_KAFKA, "an event too big for Kafka could not be cut: lost");
+        settle(c, opaque, 0);
+        return 0;
+    }
     if (send_event(c, st, json, jlen, opaque) != 0) {
         st->delivery_errors++;
         col_log_limited(c, COL_LOG_KAFKA, "an event could not be queued or spooled: lost");
         settle(c, opaque, 0);
     }
     return 0;
+}
+
+int col_ingest(col_ctx *c, col_stats *st, const char *msg, size_t len, const char *peer,
+               col_http_req *req)
+{
+    return ingest(c, st, msg, len, peer, req, NULL);
+}
+
+int col_ingest_error(col_ctx *c, col_stats *st, const char *msg, size_t len, const char *peer,
+                     const char *why)
+{
+    return ingest(c, st, msg, len, peer, NULL, why);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
@@ -154,6 +270,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             c->replayed++;
             c->kafka_up = 1;
+        } else if (permanent_error(m->err)) {
+            /* Putting it back would replay it into the same refusal forever. */
+            c->replay_errors++;
+            col_log_limited(c, COL_LOG_KAFKA, "replayed event refused by Kafka for good (%s): lost",
+                            rd_kafka_err2str(m->err));
         } else if (spool_put(c, m->key, m->key_len, m->payload, m->len) == 0) {
             /* Back into the spool (at its end): not lost, just later. */
             c->replay_requeued++;
@@ -178,9 +299,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
         settle(c, t, 1);
         return;
     }
-    if (spool_put(c, m->key, m->key_len, m->payload, m->len) == 0) {
+    if (!permanent_error(m->err) && spool_put(c, m->key, m->key_len, m->payload, m->len) == 0) {
         if (st)
             st->spooled++;
+        note_spooled(t);
         settle(c, t, 1);
         return;
     }
@@ -237,6 +359,14 @@ static void replay(col_ctx *c)
             c->rk, RD_KAFKA_V_RKT(c->rkt), RD_KAFKA_V_KEY((void *)r.key, r.key_len),
             RD_KAFKA_V_VALUE((void *)r.value, r.value_len),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(rt), RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR && permanent_error(err)) {
+            c->replay_errors++;
+            col_log_limited(c, COL_LOG_KAFKA, "replayed event refused by Kafka for good (%s): lost",
+                            rd_kafka_err2str(err));
+            col_spool_ack(c->spool, rt->segment);
+            free(rt);
+            continue;
+        }
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             if (spool_put(c, r.key, r.key_len, r.value, r.value_len) == 0)
                 col_spool_ack(c->spool, rt->segment);
@@ -306,6 +436,11 @@ int col_out_start(col_ctx *c, char *err, size_t errlen)
         c->queue_max = (size_t)strtoull(val, NULL, 10);
     if (c->queue_max == 0)
         c->queue_max = 100000;
+    vlen = sizeof val;
+    if (rd_kafka_conf_get(conf, "message.max.bytes", val, &vlen) == RD_KAFKA_CONF_OK)
+        c->msg_max = (size_t)strtoull(val, NULL, 10);
+    if (c->msg_max == 0)
+        c->msg_max = 1000000;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_opaque(conf, c);

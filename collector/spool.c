@@ -86,6 +86,8 @@ struct col_spool {
     char *dir;
     col_spool_opts opts;
     int lock_fd;
+    int dir_fd;    /* fsynced after a segment is created or deleted */
+    int dir_dirty; /* a segment was created or deleted since the last sync */
     seg *segs; /* oldest first */
     size_t n_segs;
     int wfd; /* newest segment, open for appending; -1 when none */
@@ -96,8 +98,11 @@ struct col_spool {
     uint64_t rid;
     uint64_t roff;
     uint64_t bytes;
-    char *rbuf;
+    char *rbuf; /* records handed out by col_spool_next point here */
     size_t rcap;
+    char *wbuf; /* append builds its write here: a caller may pass a record it
+                 * just read back in, so this must not be rbuf */
+    size_t wcap;
 };
 
 static void put32(unsigned char *p, uint32_t v)
@@ -156,12 +161,17 @@ static int full_write(int fd, const void *buf, size_t n)
     return 0;
 }
 
+static void ensure_buf(char **buf, size_t *cap, size_t n)
+{
+    if (*cap < n) {
+        *cap = n < 65536 ? 65536 : n;
+        *buf = psb_xrealloc(*buf, *cap);
+    }
+}
+
 static void ensure_rbuf(col_spool *s, size_t n)
 {
-    if (s->rcap < n) {
-        s->rcap = n < 65536 ? 65536 : n;
-        s->rbuf = psb_xrealloc(s->rbuf, s->rcap);
-    }
+    ensure_buf(&s->rbuf, &s->rcap, n);
 }
 
 /* Walk one segment's records; cut it at the first torn or corrupt one. */
@@ -179,9 +189,13 @@ static int check_segment(col_spool *s, seg *g)
         return -1;
     }
     uint64_t size = (uint64_t)st.st_size, off = SEG_HDR;
+    errno = 0;
     const char *why = NULL;
     char magic[SEG_HDR];
-    if (full_pread(fd, magic, SEG_HDR, 0) != SEG_HDR || memcmp(magic, SEG_MAGIC, SEG_HDR) != 0) {
+    ssize_t got = full_pread(fd, magic, SEG_HDR, 0);
+    if (got < 0)
+        goto read_error;
+    if (got != SEG_HDR || memcmp(magic, SEG_MAGIC, SEG_HDR) != 0) {
         why = "bad segment header";
         off = 0;
     }
@@ -190,10 +204,8 @@ static int check_segment(col_spool *s, seg *g)
             why = "torn record header";
             break;
         }
-        if (full_pread(fd, hdr, REC_HDR, off) != REC_HDR) {
-            why = "read error";
-            break;
-        }
+        if (full_pread(fd, hdr, REC_HDR, off) != REC_HDR)
+            goto read_error;
         uint32_t len = get32(hdr), crc = get32(hdr + 4);
         if (len < 2 || len > COL_SPOOL_MAX_RECORD) {
             why = "bad record length";
@@ -204,10 +216,8 @@ static int check_segment(col_spool *s, seg *g)
             break;
         }
         ensure_rbuf(s, len);
-        if (full_pread(fd, s->rbuf, len, off + REC_HDR) != (ssize_t)len) {
-            why = "read error";
-            break;
-        }
+        if (full_pread(fd, s->rbuf, len, off + REC_HDR) != (ssize_t)len)
+            goto read_error;
         if (col_crc32c(0, s->rbuf, len) != crc) {
             why = "checksum mismatch";
             break;
@@ -229,6 +239,15 @@ static int check_segment(col_spool *s, seg *g)
     close(fd);
     g->size = size;
     return 0;
+read_error:
+    /* The disk failed, not the record: cutting here would delete every good
+     * record behind it. Fail the open and leave the file as it is. */
+    {
+        int e = errno ? errno : EIO;
+        close(fd);
+        errno = e;
+        return -1;
+    }
 }
 
 static int cmp_seg(const void *a, const void *b)
@@ -251,6 +270,7 @@ static void drop_seg(col_spool *s, size_t i)
         s->rfd = -1;
     }
     unlink(path);
+    s->dir_dirty = 1;
     s->bytes -= g->size;
     memmove(&s->segs[i], &s->segs[i + 1], (s->n_segs - i - 1) * sizeof *s->segs);
     s->n_segs--;
@@ -275,7 +295,7 @@ col_spool *col_spool_open(const char *dir, const col_spool_opts *opts, char *err
     col_spool *s = psb_xcalloc(1, sizeof *s);
     s->dir = psb_xstrdup(dir);
     s->opts = *opts;
-    s->wfd = s->rfd = s->lock_fd = -1;
+    s->wfd = s->rfd = s->lock_fd = s->dir_fd = -1;
     DIR *d = NULL;
     if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
@@ -286,6 +306,11 @@ col_spool *col_spool_open(const char *dir, const col_spool_opts *opts, char *err
     if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         snprintf(err, errlen, "spool %s: %s", dir,
                  errno == EWOULDBLOCK ? "in use by another collector" : strerror(errno));
+        goto fail;
+    }
+    s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dir_fd < 0) {
+        snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
         goto fail;
     }
     d = opendir(dir);
@@ -339,6 +364,12 @@ int col_spool_sync(col_spool *s)
             return -1;
         s->dirty = 0;
     }
+    /* A new segment's records are only durable once its name is. */
+    if (s->dir_dirty && s->dir_fd >= 0) {
+        if (fsync(s->dir_fd) != 0)
+            return -1;
+        s->dir_dirty = 0;
+    }
     return 0;
 }
 
@@ -353,8 +384,11 @@ void col_spool_free(col_spool *s)
         close(s->rfd);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
+    if (s->dir_fd >= 0)
+        close(s->dir_fd);
     free(s->segs);
     free(s->rbuf);
+    free(s->wbuf);
     free(s->dir);
     free(s);
 }
@@ -370,7 +404,9 @@ static int open_write_segment(col_spool *s)
 {
     char path[4096];
     if (s->wfd >= 0) {
-        if (s->opts.fsync != COL_FSYNC_NEVER && col_spool_sync(s) != 0)
+        /* Whatever the policy: col_spool_sync only reaches the newest segment,
+         * and a caller syncing before an acknowledgement needs this one too. */
+        if (col_spool_sync(s) != 0)
             return -1;
         close(s->wfd);
         s->wfd = -1;
@@ -391,6 +427,7 @@ static int open_write_segment(col_spool *s)
     s->wfd = fd;
     s->wid = id;
     s->dirty = 1;
+    s->dir_dirty = 1;
     s->segs = psb_xrealloc(s->segs, (s->n_segs + 1) * sizeof *s->segs);
     s->segs[s->n_segs++] = (seg){.id = id, .size = SEG_HDR};
     s->bytes += SEG_HDR;
@@ -423,11 +460,11 @@ int col_spool_append(col_spool *s, const char *key, size_t key_len, const char *
     /* One writev-like buffer so a record is a single write(2): a crash tears at
      * most the last record, which the next open cuts. */
     size_t total = REC_HDR + len;
-    ensure_rbuf(s, total);
-    memcpy(s->rbuf, hdr, REC_HDR + 2);
-    memcpy(s->rbuf + REC_HDR + 2, key, key_len);
-    memcpy(s->rbuf + REC_HDR + 2 + key_len, value, value_len);
-    if (full_write(s->wfd, s->rbuf, total) != 0) {
+    ensure_buf(&s->wbuf, &s->wcap, total);
+    memcpy(s->wbuf, hdr, REC_HDR + 2);
+    memcpy(s->wbuf + REC_HDR + 2, key, key_len);
+    memcpy(s->wbuf + REC_HDR + 2 + key_len, value, value_len);
+    if (full_write(s->wfd, s->wbuf, total) != 0) {
         /* Take back a partial record so the file stays well-formed. */
         int e = errno;
         if (ftruncate(s->wfd, (off_t)w->size) != 0)

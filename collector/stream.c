@@ -110,18 +110,35 @@ static int conn_process(col_conn *k)
                 rc = -1;
                 f.error = "MSG-LEN above the maximum frame size";
             } else {
+                /* Empty lines before an unfinished frame (a sender ending each
+                 * message with "\n\n") are dropped now, or they would look like
+                 * a frame that never completes. */
+                off += f.consumed;
                 break;
             }
+        }
+        if (rc < 0 && f.framing == PSB_FRAMING_LF && strstr(f.error, "LF frame")) {
+            /* An over-long line: its end is known (or comes back as the next
+             * frames), so the bytes go on as a pipeline_error and the frames
+             * behind them still count. */
+            if (col_ingest_error(c, k->st, f.msg, f.len, k->peer, f.error) != 0) {
+                conn_pause(k);
+                break;
+            }
+            c->istats[k->input].oversized++;
+            col_log_limited(c, COL_LOG_FRAME, "%s %s: %s; forwarded as pipeline_error",
+                            col_input_name(k->input), k->peer, f.error);
+            off += f.consumed;
+            continue;
         }
         if (rc < 0) {
             c->istats[k->input].framing_errors++;
             if (strstr(f.error, "maximum"))
                 c->istats[k->input].oversized++;
-            /* The stream cannot be trusted past a framing error: say why and close. */
+            /* An octet count that cannot be trusted (too large, or cut by the
+             * end of the stream) leaves no frame boundary to resume at: close. */
             char why[160];
             snprintf(why, sizeof why, "framing error (%s); closing", f.error);
-            memmove(k->buf, k->buf + off, k->len - off);
-            k->len -= off;
             c->batch_ms = 0;
             conn_close_slot(k, why, COL_LOG_FRAME);
             return -1;

@@ -83,8 +83,10 @@ static void on_udp(evutil_socket_t fd, short what, void *arg)
             /* A trailing LF is framing, not message. */
             while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r' || msg[len - 1] == 0))
                 len--;
-            if (len == 0)
+            if (len == 0) {
+                c->istats[COL_INPUT_UDP].empty_datagrams++;
                 continue;
+            }
             col_addr_text(sa, peer, sizeof peer);
             if (col_ingest(c, st, msg, len, peer, NULL) != 0) {
                 st->udp_drops++;

@@ -116,6 +116,34 @@ static void test_errors_name_line_and_key(void **state)
                  ":2: operators.b.tokens: token already given");
 }
 
+/* Limits that would let one request or connection take the machine down. */
+static void test_limits_bounded(void **state)
+{
+    (void)state;
+    /* A 1 GiB body held in memory (and parsed) is refused at load. */
+    expect_error("{\n \"limits\": {\n  \"max_body\": 1073741824\n }\n}\n",
+                 ":3: limits.max_body: expected an integer from 1024 to 67108864");
+}
+
+/* design.md fixes the producer's guarantees: the config cannot loosen them. */
+static void test_kafka_guarantees_fixed(void **state)
+{
+    (void)state;
+    expect_error("{\n \"kafka\": {\n  \"acks\": 1\n }\n}\n", ":3: kafka.acks: fixed by");
+    expect_error("{ \"kafka\": {\n \"enable.idempotence\": false } }\n",
+                 ":2: kafka.enable.idempotence: fixed by");
+    expect_error("{ \"kafka\": {\n \"request.required.acks\": \"1\" } }\n",
+                 ":2: kafka.request.required.acks: fixed by");
+}
+
+/* An idle timeout of zero would close every connection mid-frame. */
+static void test_idle_timeout_zero_refused(void **state)
+{
+    (void)state;
+    expect_error("{ \"limits\": {\n \"idle_timeout\": \"0s\" } }\n",
+                 ":2: limits.idle_timeout: expected a duration above zero");
+}
+
 static void test_listen_urls(void **state)
 {
     (void)state;
@@ -239,6 +267,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_file),
         cmocka_unit_test(test_errors_name_line_and_key),
+        cmocka_unit_test(test_limits_bounded),
+        cmocka_unit_test(test_kafka_guarantees_fixed),
+        cmocka_unit_test(test_idle_timeout_zero_refused),
         cmocka_unit_test(test_listen_urls),
         cmocka_unit_test(test_json_split),
         cmocka_unit_test(test_json_split_mutations),

@@ -1,5 +1,6 @@
 /* test_col_out.c -- failure paths of the output against librdkafka's mock cluster:
- * a refused delivery lands in the spool; with the broker down, events go
+ * a delivery refused for a passing reason lands in the spool, one refused for
+ * good is counted, an event too big for Kafka is cut; with the broker down, events go
  * straight to the spool and are replayed, in order, once it is back. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -114,25 +115,82 @@ static void test_delivered(void **state)
     assert_int_equal(st->spooled, 0);
 }
 
-static void test_refused_delivery_is_spooled(void **state)
+/* A refusal Kafka will repeat forever (message too large, invalid, not
+ * authorized) is a counted delivery error, not a spool record that loops. */
+static void test_permanent_refusal_not_spooled(void **state)
 {
     fixture *f = *state;
     col_ctx *c = &f->c;
     col_stats *st = col_stats_get(c, COL_INPUT_TCP, "op-a");
-    /* A permanent error on every produce request for a while. */
-    rd_kafka_mock_push_request_errors(
-        f->mc, PRODUCE_API, 5, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
-        RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
-        RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+    rd_kafka_mock_push_request_errors(f->mc, PRODUCE_API, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
     ingest(c, st, 0);
-    RUN_UNTIL(c, st->spooled + st->delivered >= 1);
+    RUN_UNTIL(c, st->spooled + st->delivered + st->delivery_errors >= 1);
+    assert_int_equal(st->delivery_errors, 1);
+    assert_int_equal(st->spooled, 0);
+    assert_int_equal(col_spool_pending(c->spool), 0);
+    /* The next event goes through. */
+    ingest(c, st, 1);
+    RUN_UNTIL(c, st->delivered == 1);
+    assert_int_equal(st->delivered, 1);
+}
+
+/* A delivery that fails for a passing reason (here: purged while in flight, as
+ * at shutdown) lands in the spool and is replayed. */
+static void test_transient_failure_is_spooled(void **state)
+{
+    fixture *f = *state;
+    col_ctx *c = &f->c;
+    col_stats *st = col_stats_get(c, COL_INPUT_TCP, "op-a");
+    ingest(c, st, 0);
+    RUN_UNTIL(c, st->delivered == 1);
+    rd_kafka_mock_broker_set_rtt(f->mc, 1, 5000);
+    ingest(c, st, 1);
+    rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    RUN_UNTIL(c, st->spooled + st->delivery_errors >= 1);
     assert_int_equal(st->spooled, 1);
     assert_int_equal(st->delivery_errors, 0);
-    /* The spooled event is replayed and delivered once the errors are used up. */
-    RUN_UNTIL(c, c->replayed == 1);
+    rd_kafka_mock_broker_set_rtt(f->mc, 1, 0);
+    RUN_UNTIL(c, c->replayed == 1 && col_spool_pending(c->spool) == 0);
     assert_int_equal(c->replayed, 1);
-    RUN_UNTIL(c, col_spool_pending(c->spool) == 0);
     assert_int_equal(col_spool_pending(c->spool), 0);
+}
+
+/* A line within max_message whose event renders past Kafka's message size
+ * (its text appears several times, each control byte escaped to six) goes out
+ * as a pipeline_error with event.original cut, instead of looping in the spool. */
+static void test_event_over_kafka_limit_sent_truncated(void **state)
+{
+    fixture *f = *state;
+    col_ctx *c = &f->c;
+    col_stats *st = col_stats_get(c, COL_INPUT_TCP, "op-a");
+    size_t n = 65000;
+    char *m = malloc(n);
+    int h = snprintf(m, n, "<13>k=");
+    memset(m + h, 0x01, n - (size_t)h);
+    assert_int_equal(col_ingest(c, st, m, n, "192.0.2.1", NULL), 0);
+    /* Parsed, it renders past 1 MB; the original alone fits. */
+    assert_int_equal(c->ev->kind, PSB_EVENT_KIND_PIPELINE_ERROR);
+    assert_int_equal(c->ev->original.len, n);
+    assert_non_null(strstr(c->ev->error_message.ptr, "over Kafka's limit"));
+    RUN_UNTIL(c, st->delivered + st->delivery_errors >= 1 && col_spool_pending(c->spool) == 0);
+    assert_int_equal(st->truncated, 1);
+    assert_int_equal(st->parse_failures, 1);
+    assert_int_equal(st->delivered, 1);
+    assert_int_equal(st->delivery_errors, 0);
+    assert_int_equal(st->spooled, 0);
+    assert_int_equal(col_spool_pending(c->spool), 0);
+    /* Under a smaller message.max.bytes even the original is cut. */
+    c->msg_max = 100000;
+    assert_int_equal(col_ingest(c, st, m, n, "192.0.2.1", NULL), 0);
+    assert_int_equal(c->ev->kind, PSB_EVENT_KIND_PIPELINE_ERROR);
+    assert_true(c->ev->original.len > 1000 && c->ev->original.len < n);
+    assert_memory_equal(c->ev->original.ptr, m, c->ev->original.len);
+    assert_non_null(strstr(c->ev->error_message.ptr, "cut to"));
+    RUN_UNTIL(c, st->delivered == 2);
+    assert_int_equal(st->truncated, 2);
+    assert_int_equal(st->delivered, 2);
+    assert_int_equal(st->spooled, 0);
+    free(m);
 }
 
 static void test_broker_down_spools_then_replays(void **state)
@@ -161,6 +219,33 @@ static void test_broker_down_spools_then_replays(void **state)
     assert_int_equal(st->delivered, 2);
 }
 
+/* Near a full spool, an event that renders much larger than its message (each
+ * control byte escaped to six, the text in the event twice) must make the input
+ * wait (col_ingest returns -1, nothing counted), not pass the room check and
+ * then be lost to ENOSPC. */
+static void test_full_spool_pauses_instead_of_losing(void **state)
+{
+    fixture *f = *state;
+    col_ctx *c = &f->c;
+    char err[256];
+    col_spool_free(c->spool);
+    col_spool_opts so = {1u << 20, 1u << 16, COL_FSYNC_NEVER};
+    c->spool = col_spool_open(f->dir, &so, err, sizeof err);
+    assert_non_null(c->spool);
+    c->kafka_up = 0; /* as after "all brokers down": events go to the spool */
+    col_stats *st = col_stats_get(c, COL_INPUT_TCP, "op-a");
+    char m[2000];
+    int h = snprintf(m, sizeof m, "<13>Nov 23 10:00:00 gw app: ");
+    memset(m + h, 0x01, sizeof m - (size_t)h);
+    int refused = 0;
+    for (int i = 0; i < 1000 && !refused; i++)
+        refused = col_ingest(c, st, m, sizeof m, "192.0.2.1", NULL) != 0;
+    assert_true(refused);
+    assert_int_equal(st->delivery_errors, 0);
+    assert_int_equal(st->received, st->spooled);
+    assert_int_equal(col_spool_pending(c->spool), st->spooled);
+}
+
 /* A fatal producer error is noticed (the daemon then drains and exits 1), and
  * events that arrive meanwhile go to the spool instead of being lost. */
 static void test_fatal_error_spools(void **state)
@@ -183,8 +268,11 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_delivered, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refused_delivery_is_spooled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permanent_refusal_not_spooled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transient_failure_is_spooled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_over_kafka_limit_sent_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_down_spools_then_replays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_spool_pauses_instead_of_losing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fatal_error_spools, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,9 +11,24 @@
 #include <dirent.h>
 
 #include <cmocka.h>
+#include <errno.h>
+#include <sys/syscall.h>
 
 #include "col_config.h"
 #include "col_spool.h"
+
+/* While set, every pread(2) fails with EIO: a failing disk. This definition
+ * takes the place of libc's for the whole test program. */
+static int fail_reads;
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    if (fail_reads) {
+        errno = EIO;
+        return -1;
+    }
+    return (ssize_t)syscall(SYS_pread64, fd, buf, n, off);
+}
 
 static char *make_dir(void)
 {
@@ -137,6 +152,74 @@ static void test_survives_restart_unacked_replayed(void **state)
     rm_dir(dir);
 }
 
+/* Reads the records of events ids[0..n) in that order, then nothing more. */
+static void expect_ids(col_spool *s, const int *ids, int n)
+{
+    col_spool_rec r;
+    char want[64];
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(col_spool_next(s, &r), 1);
+        int wl = snprintf(want, sizeof want, "{\"message\":\"event %d\"}", ids[i]);
+        assert_int_equal(r.key_len, 4);
+        assert_memory_equal(r.key, "op-a", 4);
+        assert_int_equal(r.value_len, (size_t)wl);
+        assert_memory_equal(r.value, want, (size_t)wl);
+    }
+    assert_int_equal(col_spool_next(s, &r), 0);
+}
+
+/* Replay puts a record Kafka refused back at the end of the spool, passing the
+ * key and value col_spool_next handed out (pointers into the spool's own read
+ * buffer). The record must go back intact, and everything behind it must still
+ * read, in this run and after a restart. */
+static void test_put_back_record_it_just_read(void **state)
+{
+    (void)state;
+    char *dir = make_dir();
+    col_spool *s = open_spool(dir, 1 << 24, 1 << 16);
+    for (int i = 0; i < 3; i++)
+        put(s, i);
+    col_spool_rec r;
+    assert_int_equal(col_spool_next(s, &r), 1);
+    assert_int_equal(col_spool_append(s, r.key, r.key_len, r.value, r.value_len), 0);
+    col_spool_ack(s, r.segment);
+    put(s, 3);
+    const int order[] = {1, 2, 0, 3};
+    expect_ids(s, order, 4);
+    col_spool_free(s);
+    s = open_spool(dir, 1 << 24, 1 << 16);
+    /* No read position survives a restart: all five records come again. */
+    assert_int_equal(col_spool_pending(s), 5);
+    const int again[] = {0, 1, 2, 0, 3};
+    expect_ids(s, again, 5);
+    col_spool_free(s);
+    rm_dir(dir);
+}
+
+/* A read error while checking a segment at open is the disk's fault, not the
+ * records': the open fails and the segment is left whole, not cut. */
+static void test_read_error_at_open_keeps_segment(void **state)
+{
+    (void)state;
+    char err[256];
+    char *dir = make_dir();
+    col_spool *s = open_spool(dir, 1 << 24, 1 << 16);
+    for (int i = 0; i < 5; i++)
+        put(s, i);
+    col_spool_free(s);
+    col_spool_opts o = {1 << 24, 1 << 16, COL_FSYNC_NEVER};
+    fail_reads = 1;
+    s = col_spool_open(dir, &o, err, sizeof err);
+    fail_reads = 0;
+    assert_null(s);
+    assert_non_null(strstr(err, strerror(EIO)));
+    s = open_spool(dir, 1 << 24, 1 << 16);
+    assert_int_equal(col_spool_pending(s), 5);
+    expect_run(s, 0, 5, 1);
+    col_spool_free(s);
+    rm_dir(dir);
+}
+
 static void test_torn_tail_cut(void **state)
 {
     (void)state;
@@ -234,6 +317,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_across_segments_and_delete),
         cmocka_unit_test(test_survives_restart_unacked_replayed),
+        cmocka_unit_test(test_put_back_record_it_just_read),
+        cmocka_unit_test(test_read_error_at_open_keeps_segment),
         cmocka_unit_test(test_torn_tail_cut),
         cmocka_unit_test(test_corrupt_record_cut),
         cmocka_unit_test(test_full_refuses),
