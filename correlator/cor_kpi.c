@@ -220,7 +220,9 @@ static int parse_target(const char *s, cfg_target *t)
     double v = strtod(s, &end);
     while (*end == ' ')
         end++;
-    if (end == s || *end != '\0' || v != v)
+    /* Not NaN nor infinite ("1e999", "inf"): the target is written back as a JSON
+     * number in every KPI record, and JSON has no such numbers. */
+    if (end == s || *end != '\0' || !isfinite(v))
         return -1;
     t->op = op;
     t->value = v;

@@ -432,6 +432,11 @@ static void test_config_errors_and_periods(void **state)
         "{\"operators\": {\"a\": {\"sources\": \"gw1\"}}}",
         "{\"report_min_severity\": \"huge\"}",
         "{\"operators\": ",
+        /* Found by fuzz_kpi_config: an infinite target was written as `inf` in the
+         * KPI record, which is not JSON. */
+        "{\"targets\": {\"mttr_s\": \"== 1E4400\"}}",
+        "{\"targets\": {\"coverage_pct\": \">= inf\"}}",
+        "{\"targets\": {\"coverage_pct\": \">= nan\"}}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
