@@ -1197,7 +1197,9 @@ int cor_kpi_import_record(cor_kpi *k, const char *key, size_t key_len, const cha
     char kbuf[COR_KPI_MAX_ID_LEN + 16], ybuf[128];
     const char *slash = key ? memchr(key, '/', key_len) : NULL;
     cor_kpi_period p;
-    if (!slash || key_len >= sizeof(kbuf) || len > (1u << 20))
+    /* A NUL in the key would end the operator or the period early: the key
+     * "op-a/2026-11\0junk" would pass for op-a's November record. */
+    if (!slash || key_len >= sizeof(kbuf) || len > (1u << 20) || memchr(key, '\0', key_len))
         return -1;
     memcpy(kbuf, key, key_len);
     kbuf[key_len] = '\0';

@@ -615,6 +615,9 @@ static void test_scale_out_import(void **state)
     assert_int_equal(cor_kpi_import_record(b, "op-b/2026-11", 12, rec.p, rec.len), -1);
     assert_int_equal(cor_kpi_import_record(b, "op-a/2026-10", 12, rec.p, rec.len), -1);
     assert_int_equal(cor_kpi_import_record(b, "op-a", 4, rec.p, rec.len), -1);
+    /* Found by fuzz_kpi_import: a NUL ended the key early and the rest was ignored. */
+    assert_int_equal(cor_kpi_import_record(b, "op-a/2026-11\0x", 14, rec.p, rec.len), -1);
+    assert_int_equal(cor_kpi_import_record(b, "op-a\0/2026-11", 13, rec.p, rec.len), -1);
     assert_int_equal(cor_kpi_import_record(b, "op-a/2026-11", 12, "{}", 2), -1);
     cor_buf_free(&rec);
     cor_buf_free(&got);
