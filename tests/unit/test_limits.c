@@ -3,7 +3,8 @@
  * `by` fields and COR_MAX_CAPTURES named captures, a rule file at
  * COR_MAX_FILE_BYTES; the collector takes at most COL_MAX_LISTEN listeners; the
  * API at most COR_HTTP_MAX_TOKENS tokens; a KPI operator at most
- * COR_KPI_MAX_SOURCES designated sources. Each is checked at the limit (accepted)
+ * COR_KPI_MAX_SOURCES designated sources; a threshold window holds at most
+ * --max-window events (the oldest dropped and counted). Each is checked at the limit (accepted)
  * and one past it (refused, with a reason a user can act on). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,9 +18,12 @@
 #include <cmocka.h>
 
 #include "col_config.h"
+#include "cor_engine.h"
 #include "cor_http.h"
 #include "cor_kpi.h"
 #include "cor_rule.h"
+#include "pasban/parse.h"
+#include "pasban/util.h"
 
 typedef struct text {
     char *p;
@@ -251,12 +255,61 @@ static void test_kpi_sources(void **state)
     free(past);
 }
 
+/* Threshold rule T: 4 events of one host within an hour. With a window of at
+ * most max_window events, n events of gw1 give how many incidents, and how many
+ * window entries were dropped (the `evicted` counter of --stats). */
+static void window_run(size_t max_window, int n, size_t *incidents, uint64_t *dropped)
+{
+    const char *rules = "{\"rules\": [{\"id\": \"T\", \"where\": {\"message\": \"boom\"}, "
+                        "\"threshold\": {\"count\": 4, \"within\": \"1h\", \"by\": "
+                        "[\"host.hostname\"]}}]}";
+    loaded l;
+    load(&l, rules, strlen(rules));
+    assert_int_equal(l.rs->n_rules, 1);
+    cor_engine_opts eo;
+    memset(&eo, 0, sizeof eo);
+    eo.max_window = max_window;
+    cor_engine *e = cor_engine_new(l.rs, &eo);
+    psb_event *ev = psb_event_new();
+    for (int i = 0; i < n; i++) {
+        char line[128];
+        int len = snprintf(line, sizeof line,
+                           "<38>1 2026-11-05T10:00:%02dZ gw1 app - - - boom %d", i, i);
+        psb_parse_opts po;
+        memset(&po, 0, sizeof po);
+        po.organization_id = PSB_STR_LIT("op-a");
+        assert_int_equal(psb_parse(&po, line, (size_t)len, ev), 0);
+        cor_engine_process(e, ev);
+    }
+    cor_engine_finish(e);
+    cor_incident *const *inc;
+    *incidents = cor_engine_incidents(e, &inc);
+    *dropped = cor_engine_stats(e)[0].evicted;
+    psb_event_free(ev);
+    cor_engine_free(e);
+    unload(&l);
+}
+
+static void test_threshold_window(void **state)
+{
+    (void)state;
+    size_t inc;
+    uint64_t dropped;
+    window_run(0, 4, &inc, &dropped); /* the default window: the threshold fires */
+    assert_int_equal(inc, 1);
+    assert_int_equal(dropped, 0);
+    window_run(3, 6, &inc, &dropped); /* never more than 3 held: it cannot reach 4 */
+    assert_int_equal(inc, 0);
+    assert_int_equal(dropped, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rules_per_set),     cmocka_unit_test(test_per_rule_limits),
         cmocka_unit_test(test_rule_file_size),    cmocka_unit_test(test_collector_listeners),
         cmocka_unit_test(test_api_tokens),        cmocka_unit_test(test_kpi_sources),
+        cmocka_unit_test(test_threshold_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
