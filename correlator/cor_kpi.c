@@ -262,7 +262,8 @@ static int parse_duration_value(yajl_val v, int64_t *ms)
 {
     if (YAJL_IS_STRING(v))
         return psb_parse_duration_ms(YAJL_GET_STRING(v), ms);
-    if (YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) >= 0) {
+    if (YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) >= 0 &&
+        YAJL_GET_INTEGER(v) <= INT64_MAX / 1000) {
         *ms = YAJL_GET_INTEGER(v) * 1000; /* a bare number is seconds */
         return 0;
     }
@@ -1052,7 +1053,14 @@ int cor_kpi_compute(const cor_kpi *k, const char *op, cor_kpi_period p, cor_kpi_
 static void put_num(cor_buf *b, int kind, double x)
 {
     char tmp[64];
-    if (kind == COR_KPI_COUNT)
+    /* An imported record (pasban.kpi, another instance's) can carry any number:
+     * converting one past the range of long long is undefined, "%.3f" of 1e300
+     * does not fit tmp, and JSON has no inf or NaN. */
+    if (!isfinite(x))
+        snprintf(tmp, sizeof(tmp), "null");
+    else if (fabs(x) >= 1e15)
+        snprintf(tmp, sizeof(tmp), "%.17g", x);
+    else if (kind == COR_KPI_COUNT)
         snprintf(tmp, sizeof(tmp), "%lld", (long long)x);
     else if (kind == COR_KPI_PCT)
         snprintf(tmp, sizeof(tmp), "%.2f", x);
