@@ -17,10 +17,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char path[64];
 
+static void remove_path(void)
+{
+    unlink(path);
+}
+
 static int write_input(const uint8_t *data, size_t size)
 {
     if (!path[0]) {
         snprintf(path, sizeof path, "/tmp/fuzz_col_config.%ld.conf", (long)getpid());
+        atexit(remove_path);
     }
     FILE *f = fopen(path, "wb");
     if (!f)

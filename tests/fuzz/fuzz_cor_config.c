@@ -16,12 +16,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char path[64];
 
+static void remove_path(void)
+{
+    unlink(path);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 65536)
         return 0;
-    if (!path[0])
+    if (!path[0]) {
         snprintf(path, sizeof path, "/tmp/fuzz_cor_config.%ld.conf", (long)getpid());
+        atexit(remove_path);
+    }
     FILE *f = fopen(path, "wb");
     if (!f)
         return 0;

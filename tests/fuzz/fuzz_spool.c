@@ -35,6 +35,12 @@ static void empty_dir(void)
     closedir(d);
 }
 
+static void remove_dir(void)
+{
+    empty_dir();
+    rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1 || size > (1u << 20))
@@ -43,6 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         snprintf(dir, sizeof dir, "/tmp/fuzz_spool.XXXXXX");
         if (!mkdtemp(dir))
             abort();
+        atexit(remove_dir);
     }
     empty_dir();
     char seg[512];
