@@ -222,6 +222,15 @@ static int check_segment(col_spool *s, seg *g)
             why = "checksum mismatch";
             break;
         }
+        /* A record whose checksum holds can still claim a key longer than its
+         * payload (a bug, or one of the inputs whose CRC32C is what follows them).
+         * Kept, col_spool_next would fail on it at every call and the spool would
+         * never drain: cut it like any other corrupt record. */
+        size_t klen = (size_t)(unsigned char)s->rbuf[0] | (size_t)(unsigned char)s->rbuf[1] << 8;
+        if (klen > len - 2) {
+            why = "key longer than its record";
+            break;
+        }
         off += REC_HDR + len;
         g->records++;
     }

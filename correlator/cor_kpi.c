@@ -220,7 +220,9 @@ static int parse_target(const char *s, cfg_target *t)
     double v = strtod(s, &end);
     while (*end == ' ')
         end++;
-    if (end == s || *end != '\0' || v != v)
+    /* Not NaN nor infinite ("1e999", "inf"): the target is written back as a JSON
+     * number in every KPI record, and JSON has no such numbers. */
+    if (end == s || *end != '\0' || !isfinite(v))
         return -1;
     t->op = op;
     t->value = v;
@@ -260,7 +262,8 @@ static int parse_duration_value(yajl_val v, int64_t *ms)
 {
     if (YAJL_IS_STRING(v))
         return psb_parse_duration_ms(YAJL_GET_STRING(v), ms);
-    if (YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) >= 0) {
+    if (YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) >= 0 &&
+        YAJL_GET_INTEGER(v) <= INT64_MAX / 1000) {
         *ms = YAJL_GET_INTEGER(v) * 1000; /* a bare number is seconds */
         return 0;
     }
@@ -1050,7 +1053,14 @@ int cor_kpi_compute(const cor_kpi *k, const char *op, cor_kpi_period p, cor_kpi_
 static void put_num(cor_buf *b, int kind, double x)
 {
     char tmp[64];
-    if (kind == COR_KPI_COUNT)
+    /* An imported record (pasban.kpi, another instance's) can carry any number:
+     * converting one past the range of long long is undefined, "%.3f" of 1e300
+     * does not fit tmp, and JSON has no inf or NaN. */
+    if (!isfinite(x))
+        snprintf(tmp, sizeof(tmp), "null");
+    else if (fabs(x) >= 1e15)
+        snprintf(tmp, sizeof(tmp), "%.17g", x);
+    else if (kind == COR_KPI_COUNT)
         snprintf(tmp, sizeof(tmp), "%lld", (long long)x);
     else if (kind == COR_KPI_PCT)
         snprintf(tmp, sizeof(tmp), "%.2f", x);
@@ -1195,7 +1205,9 @@ int cor_kpi_import_record(cor_kpi *k, const char *key, size_t key_len, const cha
     char kbuf[COR_KPI_MAX_ID_LEN + 16], ybuf[128];
     const char *slash = key ? memchr(key, '/', key_len) : NULL;
     cor_kpi_period p;
-    if (!slash || key_len >= sizeof(kbuf) || len > (1u << 20))
+    /* A NUL in the key would end the operator or the period early: the key
+     * "op-a/2026-11\0junk" would pass for op-a's November record. */
+    if (!slash || key_len >= sizeof(kbuf) || len > (1u << 20) || memchr(key, '\0', key_len))
         return -1;
     memcpy(kbuf, key, key_len);
     kbuf[key_len] = '\0';

@@ -268,6 +268,38 @@ static void test_corrupt_record_cut(void **state)
     rm_dir(dir);
 }
 
+/* Found by fuzz_spool: a record whose checksum holds but whose key length runs
+ * past its payload was kept on open, and col_spool_next then failed on it at
+ * every call, even for records appended later: the spool could never drain. It
+ * is cut on open like any corrupt record; what comes after still flows. */
+static void test_key_longer_than_record_cut(void **state)
+{
+    (void)state;
+    char *dir = make_dir();
+    col_spool *s = open_spool(dir, 1 << 24, 1 << 20);
+    for (int i = 0; i < 2; i++)
+        put(s, i);
+    col_spool_free(s);
+    char *seg = last_segment(dir);
+    /* Append: u32 length 4 | CRC32C | payload ff ff (key length 65535) 'a' 'b'. */
+    unsigned char payload[4] = {0xff, 0xff, 'a', 'b'};
+    uint32_t crc = col_crc32c(0, payload, sizeof payload);
+    unsigned char rec[12] = {4, 0, 0, 0, (unsigned char)crc, (unsigned char)(crc >> 8),
+                             (unsigned char)(crc >> 16), (unsigned char)(crc >> 24)};
+    memcpy(rec + 8, payload, sizeof payload);
+    FILE *f = fopen(seg, "ab");
+    assert_non_null(f);
+    assert_int_equal(fwrite(rec, 1, sizeof rec, f), sizeof rec);
+    fclose(f);
+    s = open_spool(dir, 1 << 24, 1 << 20);
+    assert_int_equal(col_spool_unread(s), 2);
+    put(s, 2);
+    expect_run(s, 0, 3, 1);
+    col_spool_free(s);
+    free(seg);
+    rm_dir(dir);
+}
+
 static void test_full_refuses(void **state)
 {
     (void)state;
@@ -321,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_read_error_at_open_keeps_segment),
         cmocka_unit_test(test_torn_tail_cut),
         cmocka_unit_test(test_corrupt_record_cut),
+        cmocka_unit_test(test_key_longer_than_record_cut),
         cmocka_unit_test(test_full_refuses),
         cmocka_unit_test(test_second_open_locked),
         cmocka_unit_test(test_crc32c_known_value),

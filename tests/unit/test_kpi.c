@@ -432,6 +432,13 @@ static void test_config_errors_and_periods(void **state)
         "{\"operators\": {\"a\": {\"sources\": \"gw1\"}}}",
         "{\"report_min_severity\": \"huge\"}",
         "{\"operators\": ",
+        /* Found by fuzz_kpi_config: an infinite target was written as `inf` in the
+         * KPI record, which is not JSON. */
+        "{\"targets\": {\"mttr_s\": \"== 1E4400\"}}",
+        "{\"targets\": {\"coverage_pct\": \">= inf\"}}",
+        "{\"targets\": {\"coverage_pct\": \">= nan\"}}",
+        /* Found by fuzz_kpi_config: seconds * 1000 overflowed int64 (undefined). */
+        "{\"sla\": {\"high\": 4444444444444444444}}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
@@ -610,6 +617,9 @@ static void test_scale_out_import(void **state)
     assert_int_equal(cor_kpi_import_record(b, "op-b/2026-11", 12, rec.p, rec.len), -1);
     assert_int_equal(cor_kpi_import_record(b, "op-a/2026-10", 12, rec.p, rec.len), -1);
     assert_int_equal(cor_kpi_import_record(b, "op-a", 4, rec.p, rec.len), -1);
+    /* Found by fuzz_kpi_import: a NUL ended the key early and the rest was ignored. */
+    assert_int_equal(cor_kpi_import_record(b, "op-a/2026-11\0x", 14, rec.p, rec.len), -1);
+    assert_int_equal(cor_kpi_import_record(b, "op-a\0/2026-11", 13, rec.p, rec.len), -1);
     assert_int_equal(cor_kpi_import_record(b, "op-a/2026-11", 12, "{}", 2), -1);
     cor_buf_free(&rec);
     cor_buf_free(&got);
@@ -617,6 +627,39 @@ static void test_scale_out_import(void **state)
     cor_buf_free(&csv_b);
     cor_buf_free(&m);
     cor_kpi_free(full);
+    cor_kpi_free(a);
+    cor_kpi_free(b);
+}
+
+/* Found by fuzz_kpi_import: a count of 1.5e22 in an imported record was
+ * converted to long long (undefined behaviour) when the record was written out.
+ * Such numbers are written as JSON numbers in exponent form. */
+static void test_import_huge_numbers(void **state)
+{
+    (void)state;
+    cor_kpi *a = cor_kpi_new(NULL), *b = cor_kpi_new(NULL);
+    cor_kpi_period nov;
+    cor_kpi_period_parse("2026-11", &nov);
+    cor_kpi_on_event(a, "op-a", T("2026-11-05T00:00:00Z"), "gw1", false);
+    cor_buf rec = {0}, got = {0};
+    assert_int_equal(cor_kpi_write_json(a, "op-a", nov, &rec), 0);
+    cor_buf_putc(&rec, '\0');
+    char *p = strstr(rec.p, "\"events_ingested\":1,");
+    assert_non_null(p);
+    char *edited = NULL;
+    assert_true(asprintf(&edited, "%.*s\"events_ingested\":1.5e22,%s", (int)(p - rec.p), rec.p,
+                         p + strlen("\"events_ingested\":1,")) > 0);
+    assert_int_equal(cor_kpi_import_record(b, "op-a/2026-11", 12, edited, strlen(edited)), 0);
+    assert_int_equal(cor_kpi_write_json(b, "op-a", nov, &got), 0);
+    cor_buf_putc(&got, '\0');
+    char *n = strstr(got.p, "\"events_ingested\":");
+    assert_non_null(n);
+    char *end;
+    double v = strtod(n + strlen("\"events_ingested\":"), &end);
+    assert_true(v == 1.5e22 && *end == ',');
+    free(edited);
+    cor_buf_free(&rec);
+    cor_buf_free(&got);
     cor_kpi_free(a);
     cor_kpi_free(b);
 }
@@ -634,6 +677,7 @@ int main(void)
         cmocka_unit_test(test_grafana_dashboard_names_exist),
         cmocka_unit_test(test_psb_events_and_report),
         cmocka_unit_test(test_scale_out_import),
+        cmocka_unit_test(test_import_huge_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
