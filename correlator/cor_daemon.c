@@ -690,6 +690,10 @@ int cor_daemon_run(const cor_daemon_opts *o)
                     po.organization_id = psb_str_make(m->key, m->key_len);
                 if (psb_parse(&po, m->payload, m->len, ev) != 0)
                     d.parse_failures++;
+                /* Every incident needs an operator (the store refuses one without);
+                 * an untagged event belongs to the collector's default name. */
+                if (!ev->organization_id.ptr)
+                    ev->organization_id = PSB_STR_LIT("unassigned");
                 d.events++;
                 cor_kpi_on_psb_event(d.kpi, ev);
                 cor_engine_process(d.e, ev);
