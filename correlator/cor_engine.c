@@ -103,16 +103,6 @@ struct cor_engine {
     int64_t id_horizon;
 };
 
-static uint64_t hash_bytes(const void *p, size_t n, uint64_t h)
-{
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 cor_engine *cor_engine_new(const cor_ruleset *rs, const cor_engine_opts *opts)
 {
     cor_engine_opts o = opts ? *opts : (cor_engine_opts){0, 0, {0, 0, 0, false}};
@@ -378,7 +368,7 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
                         const cor_capture *caps, size_t n_caps, bool *created)
 {
     build_key(e, ev, r, caps, n_caps);
-    uint64_t h = hash_bytes(e->key.p, e->key.len, 1469598103934665603ULL + r->index);
+    uint64_t h = psb_hash_bytes(e->key.p, e->key.len, PSB_HASH_SEED + r->index);
     group *g = group_find(e, r, h);
     *created = false;
     if (g)
@@ -447,7 +437,7 @@ static void ids_rebuild(cor_engine *e)
 static void incident_set_unique_id(cor_engine *e, cor_incident *inc, const group *g)
 {
     cor_incident_set_id(inc, g->key, g->key_len, 0);
-    uint64_t h = hash_bytes(inc->id, 32, 1469598103934665603ULL);
+    uint64_t h = psb_hash_bytes(inc->id, 32, PSB_HASH_SEED);
     h = h ? h : 1;
     id_slot *s = id_slot_find(e->ids, e->ids_cap, h);
     if (s->h) {

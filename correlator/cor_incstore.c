@@ -115,17 +115,9 @@ size_t cor_incstore_count(const cor_incstore *s)
     return s->n;
 }
 
-static uint64_t hash_id(const char *p)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    return h;
-}
-
 static inc **slot(inc **tab, size_t cap, const char *id)
 {
-    size_t i = (size_t)hash_id(id) & (cap - 1);
+    size_t i = (size_t)psb_hash_str(id) & (cap - 1);
     while (tab[i] && strcmp(tab[i]->id, id) != 0)
         i = (i + 1) & (cap - 1);
     return &tab[i];

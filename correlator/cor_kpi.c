@@ -679,17 +679,9 @@ int cor_kpi_on_psb_event(cor_kpi *k, const psb_event *ev)
                             ev->kind == PSB_EVENT_KIND_PIPELINE_ERROR);
 }
 
-static uint64_t hash_id(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 static kinc **tab_slot(kinc **tab, size_t cap, const char *id)
 {
-    size_t i = (size_t)hash_id(id) & (cap - 1);
+    size_t i = (size_t)psb_hash_str(id) & (cap - 1);
     while (tab[i] && strcmp(tab[i]->id, id) != 0)
         i = (i + 1) & (cap - 1);
     return &tab[i];

@@ -56,16 +56,6 @@ typedef struct loader {
     size_t ids_cap;
 } loader;
 
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 /* 1 when id was already present, else 0 after adding it. */
 static int ids_add(loader *L, const char *id)
 {
@@ -75,7 +65,7 @@ static int ids_add(loader *L, const char *id)
         for (size_t i = 0; i < L->ids_cap; i++) {
             if (!L->ids[i])
                 continue;
-            size_t j = hash_str(L->ids[i]) & (ncap - 1);
+            size_t j = psb_hash_str(L->ids[i]) & (ncap - 1);
             while (n[j])
                 j = (j + 1) & (ncap - 1);
             n[j] = L->ids[i];
@@ -84,7 +74,7 @@ static int ids_add(loader *L, const char *id)
         L->ids = n;
         L->ids_cap = ncap;
     }
-    size_t j = hash_str(id) & (L->ids_cap - 1);
+    size_t j = psb_hash_str(id) & (L->ids_cap - 1);
     while (L->ids[j]) {
         if (strcmp(L->ids[j], id) == 0)
             return 1;

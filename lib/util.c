@@ -67,6 +67,21 @@ bool psb_str_is_digits(psb_str s)
     return true;
 }
 
+uint64_t psb_hash_bytes(const void *p, size_t n, uint64_t h)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+uint64_t psb_hash_str(const char *s)
+{
+    return psb_hash_bytes(s, strlen(s), PSB_HASH_SEED);
+}
+
 int64_t psb_now_ms(void)
 {
     struct timespec ts;

@@ -27,6 +27,12 @@ bool psb_str_eq(psb_str a, const char *cstr);
 /* 1 to 18 ASCII digits: a number that fits int64_t (e.g. a PROCID that is a pid). */
 bool psb_str_is_digits(psb_str s);
 
+/* FNV-1a over n bytes, continuing from h (start with PSB_HASH_SEED): for hash
+ * tables, never for anything that must resist an attacker or be stable on disk. */
+#define PSB_HASH_SEED 1469598103934665603ULL
+uint64_t psb_hash_bytes(const void *p, size_t n, uint64_t h);
+uint64_t psb_hash_str(const char *s);
+
 void *psb_xmalloc(size_t n);
 void *psb_xcalloc(size_t nmemb, size_t size);
 void *psb_xrealloc(void *p, size_t n);
