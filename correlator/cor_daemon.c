@@ -383,6 +383,10 @@ static size_t read_whole(daemon_ctx *d, rd_kafka_t *reader)
                 cor_kpi_on_incident(d->kpi, &ki);
                 d->incidents_read++;
                 added++;
+                /* Updates that came before this incident go first, before any
+                 * later update in this batch, so they apply in their order. */
+                if (d->n_pending)
+                    retry_pending(d);
             } else if (r < 0) {
                 /* Counted on /metrics; the log gets the first few and then one
                  * in a thousand, not a line per record of a bad producer. */

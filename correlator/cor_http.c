@@ -58,6 +58,11 @@ int cor_http_tokens_add(cor_http_tokens *t, const char *token, const char *op)
     if (!token || !*token || strlen(token) > MAX_TOKEN_LEN || t->n >= COR_HTTP_MAX_TOKENS ||
         (op && (!*op || strlen(op) > COR_KPI_MAX_ID_LEN)))
         return -1;
+    /* A token listed twice would silently take its last role (op-a's token
+     * becoming the regulator's): refuse it. */
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->t[i].token, token) == 0)
+            return -1;
     t->t = psb_xrealloc(t->t, (t->n + 1) * sizeof(tok));
     t->t[t->n].token = psb_xstrdup(token);
     t->t[t->n].op = op ? psb_xstrdup(op) : NULL;
@@ -599,8 +604,14 @@ static void handle(struct evhttp_request *req, void *arg)
         get_kpi_days(h, req, w, &q);
     else if (strcmp(path, "/api/kpi.csv") == 0)
         get_kpi_csv(h, req, w, &q);
-    else if (strcmp(path, "/metrics") == 0)
-        get_metrics(h, req);
+    else if (strcmp(path, "/metrics") == 0) {
+        /* Every operator's KPIs are in there: Prometheus scrapes with the
+         * regulator's token, an operator uses /api/kpi for its own. */
+        if (w.op)
+            reply_error(req, 403, "/metrics holds every operator's KPIs: regulator token only");
+        else
+            get_metrics(h, req);
+    }
     else if (strcmp(path, "/api/whoami") == 0) {
         cor_buf b = {0};
         if (w.op) {

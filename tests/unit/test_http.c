@@ -228,6 +228,13 @@ static void test_tokens_required(void **state)
     expect_error(get(f, "/api/incidents", "tok-x"), 401);
     expect_error(get(f, "/api/incidents", "tok-a2"), 401);
     expect_error(get(f, "/metrics", NULL), 401);
+    /* A token listed twice is refused, not silently given its last role. */
+    char err[256];
+    const char *dup = "{\"tokens\": [{\"token\": \"same-token\", \"operator\": \"op-a\"},"
+                      " {\"token\": \"same-token\", \"role\": \"regulator\"}]}";
+    assert_null(cor_http_tokens_parse(dup, strlen(dup), err, sizeof(err)));
+    /* /metrics carries every operator's KPIs: not for an operator's token. */
+    expect_error(get(f, "/metrics", "tok-a"), 403);
     expect_error(get(f, "/api/kpi.csv", "tok"), 401);
     expect_error(get(f, "/api/nothing", "tok-a"), 404);
     /* Liveness needs no token and shows no data. */
