@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
+#include "pasban/parse.h"
 #include "pasban/util.h"
 
 #define MAX_TOKEN_LEN 256
@@ -74,7 +75,7 @@ cor_http_tokens *cor_http_tokens_parse(const char *text, size_t len, char *err, 
 {
     char ybuf[128];
     char *copy = psb_xstrndup(text, len);
-    yajl_val root = yajl_tree_parse(copy, ybuf, sizeof(ybuf));
+    yajl_val root = psb_json_tree_parse(copy, ybuf, sizeof(ybuf));
     free(copy);
     cor_http_tokens *t = cor_http_tokens_new();
     if (!root) {
@@ -303,7 +304,7 @@ static void post_status(cor_http *h, struct evhttp_request *req, who w, const ch
         reply_error(req, 413, "body too large");
         goto out;
     }
-    root = yajl_tree_parse(text, ybuf, sizeof(ybuf));
+    root = psb_json_tree_parse(text, ybuf, sizeof(ybuf));
     if (!root || !YAJL_IS_OBJECT(root)) {
         reply_error(req, 400,
                     "body: a JSON object {\"status\": ..., \"at\"?: ..., \"note\"?: ...}");

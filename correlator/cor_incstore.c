@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <yajl/yajl_tree.h>
 
+#include "pasban/parse.h"
 #include "pasban/util.h"
 
 #define NONE INT64_MIN
@@ -177,7 +178,7 @@ int cor_incstore_add_json(cor_incstore *s, const char *json, size_t len, cor_kpi
         return -1;
     }
     char *copy = psb_xstrndup(json, len);
-    yajl_val root = yajl_tree_parse(copy, ybuf, sizeof(ybuf));
+    yajl_val root = psb_json_tree_parse(copy, ybuf, sizeof(ybuf));
     if (!root || !YAJL_IS_OBJECT(root)) {
         snprintf(err, errlen, "incident record is not a JSON object");
         goto out;
@@ -396,7 +397,7 @@ int cor_inc_update_parse(const char *json, size_t len, cor_inc_update_owned *out
     char ybuf[128];
     memset(out, 0, sizeof(*out));
     char *copy = psb_xstrndup(json, len);
-    yajl_val root = yajl_tree_parse(copy, ybuf, sizeof(ybuf));
+    yajl_val root = psb_json_tree_parse(copy, ybuf, sizeof(ybuf));
     free(copy);
     int rc = -1;
     if (!root || !YAJL_IS_OBJECT(root)) {

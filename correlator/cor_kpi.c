@@ -20,6 +20,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "pasban/event.h"
+#include "pasban/parse.h"
 #include "pasban/util.h"
 
 #define NONE INT64_MIN
@@ -324,7 +325,7 @@ cor_kpi_config *cor_kpi_config_parse(const char *text, size_t len, char *err, si
     char ybuf[256];
     char *copy = psb_xstrndup(text, len);
     cor_kpi_config *c = cor_kpi_config_new();
-    yajl_val root = yajl_tree_parse(copy, ybuf, sizeof(ybuf));
+    yajl_val root = psb_json_tree_parse(copy, ybuf, sizeof(ybuf));
     free(copy);
     if (!root) {
         snprintf(err, errlen, "%s", ybuf);
@@ -1208,7 +1209,7 @@ int cor_kpi_import_record(cor_kpi *k, const char *key, size_t key_len, const cha
     if (cor_kpi_period_parse(per, &p) < 0 || p.is_day)
         return -1;
     char *copy = psb_xstrndup(json, len);
-    yajl_val r = yajl_tree_parse(copy, ybuf, sizeof(ybuf));
+    yajl_val r = psb_json_tree_parse(copy, ybuf, sizeof(ybuf));
     remote_rec rec;
     memset(&rec, 0, sizeof(rec));
     int rc = -1;
@@ -1404,7 +1405,9 @@ int cor_kpi_write_json(const cor_kpi *k, const char *op, cor_kpi_period p, cor_b
     return 0;
 }
 
-void cor_kpi_write_json_all(const cor_kpi *k, cor_kpi_period p, cor_buf *b)
+/* {"period":"YYYY-MM","records":[every operator's record] -- left open for the
+ * caller to close or to add the days. */
+static void write_period_records(const cor_kpi *k, cor_kpi_period p, cor_buf *b)
 {
     char per[16];
     cor_kpi_period_format(p, per);
@@ -1416,7 +1419,13 @@ void cor_kpi_write_json_all(const cor_kpi *k, cor_kpi_period p, cor_buf *b)
             cor_buf_putc(b, ',');
         write_record(k, k->ops[i], p, b);
     }
-    cor_buf_puts(b, "]}");
+    cor_buf_putc(b, ']');
+}
+
+void cor_kpi_write_json_all(const cor_kpi *k, cor_kpi_period p, cor_buf *b)
+{
+    write_period_records(k, p, b);
+    cor_buf_putc(b, '}');
 }
 
 int cor_kpi_write_days_json(const cor_kpi *k, const char *op, cor_kpi_period month, cor_buf *b)
@@ -1462,17 +1471,8 @@ void cor_kpi_write_report(const cor_kpi *k, cor_buf *b)
         for (; m.key <= end.key; m.key++) {
             if (m.key != month_of(k->first).key)
                 cor_buf_putc(b, ',');
-            char per[16];
-            cor_kpi_period_format(m, per);
-            cor_buf_puts(b, "{\"period\":");
-            cor_buf_json_str(b, per, strlen(per));
-            cor_buf_puts(b, ",\"records\":[");
-            for (size_t i = 0; i < k->n_ops; i++) {
-                if (i)
-                    cor_buf_putc(b, ',');
-                write_record(k, k->ops[i], m, b);
-            }
-            cor_buf_puts(b, "],\"days\":[");
+            write_period_records(k, m, b);
+            cor_buf_puts(b, ",\"days\":[");
             for (size_t i = 0; i < k->n_ops; i++) {
                 if (i)
                     cor_buf_putc(b, ',');

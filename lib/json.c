@@ -608,3 +608,62 @@ int psb_parse_json(const psb_parse_opts *opts, const char *msg, size_t len, psb_
     }
     return 0;
 }
+
+/* Past white space and comments (yajl_tree_parse allows both) from s[i]. */
+static size_t json_skip_space(const char *s, size_t n, size_t i)
+{
+    while (i < n) {
+        if (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+            i++;
+        } else if (s[i] == '/' && i + 1 < n && s[i + 1] == '/') {
+            while (i < n && s[i] != '\n')
+                i++;
+        } else if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
+            const char *e = strstr(s + i + 2, "*/");
+            i = e ? (size_t)(e - s) + 2 : n;
+        } else {
+            break;
+        }
+    }
+    return i;
+}
+
+/* Offset just past the object or array that starts text (after white space), or
+ * 0 when it does not close: strings, escapes and comments are skipped, brackets
+ * counted. */
+static size_t json_value_end(const char *s, size_t n)
+{
+    size_t i = json_skip_space(s, n, 0), depth = 0;
+    if (i == n || (s[i] != '{' && s[i] != '['))
+        return 0;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '"') {
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\')
+                    i++;
+        } else if (c == '/' && i + 1 < n && (s[i + 1] == '/' || s[i + 1] == '*')) {
+            i = json_skip_space(s, n, i) - 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if ((c == '}' || c == ']') && --depth == 0) {
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+yajl_val psb_json_tree_parse(const char *text, char *err, size_t errlen)
+{
+    yajl_val v = yajl_tree_parse(text, err, errlen);
+    if (!v || !(YAJL_IS_OBJECT(v) || YAJL_IS_ARRAY(v)))
+        return v;
+    size_t n = strlen(text), end = json_value_end(text, n);
+    if (!end || json_skip_space(text, n, end) != n) {
+        yajl_tree_free(v);
+        if (err && errlen)
+            snprintf(err, errlen, "trailing garbage after the JSON value");
+        return NULL;
+    }
+    return v;
+}

@@ -52,6 +52,12 @@ int psb_parse_rfc5424(const psb_parse_opts *opts, const char *msg, size_t len, p
 int psb_parse_rfc3164(const psb_parse_opts *opts, const char *msg, size_t len, psb_event *ev);
 int psb_parse_json(const psb_parse_opts *opts, const char *msg, size_t len, psb_event *ev);
 
+/* yajl_tree_parse for records read from elsewhere (Kafka records, configs, request
+ * bodies), without yajl 2.1's quirk of accepting an unterminated string after the
+ * value ('{}"' parses as '{}'): whatever follows the value must be white space.
+ * Same contract as yajl_tree_parse; the caller frees the tree with yajl_tree_free. */
+struct yajl_val_s *psb_json_tree_parse(const char *text, char *err, size_t errlen);
+
 /* Name of a format ("auto", "rfc5424", "rfc3164", "json") and back; -1 when unknown. */
 const char *psb_format_name(int format);
 int psb_format_from_name(const char *name);

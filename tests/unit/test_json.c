@@ -438,6 +438,24 @@ static void test_foreign_tree_is_freed(void **state)
     psb_event_free(ev);
 }
 
+/* Records from Kafka are stored as received, so a record must be one JSON value and
+ * nothing more: yajl 2.1 alone accepts an unterminated string after the value. */
+static void test_record_parse_refuses_trailing_string(void **state)
+{
+    (void)state;
+    char err[128];
+    const char *bad[] = {"{}\"", "{\"a\":1}\"  ", "[1,2]\"}", "{} x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_null(psb_json_tree_parse(bad[i], err, sizeof(err)));
+    const char *good[] = {"{}", " {\"a\":\"}\\\"{\"}\n", "[{\"b\":[]}]\r\n",
+                          "// it's a config\n{\"a\": 1 /* \" } */} // done\n"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        yajl_val v = psb_json_tree_parse(good[i], err, sizeof(err));
+        assert_non_null(v);
+        yajl_tree_free(v);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -454,6 +472,7 @@ int main(void)
         cmocka_unit_test(test_event_reuse_frees_the_tree),
         cmocka_unit_test(test_dense_inputs_fit),
         cmocka_unit_test(test_foreign_tree_is_freed),
+        cmocka_unit_test(test_record_parse_refuses_trailing_string),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
