@@ -154,8 +154,8 @@ static int check(cor_config *c, char *err, size_t errlen)
         if (known_keys(api, ak, "api.", err, errlen) < 0 ||
             get_str(api, "at_max_future", "api.", &fut, err, errlen) < 0)
             return -1;
-        if (fut && (psb_parse_duration_ms(fut, &c->at_max_future_ms) < 0 ||
-                    c->at_max_future_ms < 1000)) {
+        if (fut &&
+            (psb_parse_duration_ms(fut, &c->at_max_future_ms) < 0 || c->at_max_future_ms < 1000)) {
             snprintf(err, errlen, "%d: api.at_max_future: a duration of at least 1s (\"5m\")",
                      cor_json_get(api, "at_max_future")->line);
             return -1;

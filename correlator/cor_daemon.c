@@ -49,8 +49,8 @@ typedef struct pub_gen {
     uint64_t gen;
 } pub_gen;
 
-#define COR_DAEMON_MAX_PENDING 100000 /* updates read before their incident */
-#define COR_DAEMON_READ_BATCH 1000    /* messages of the whole-read topics per turn */
+#define COR_DAEMON_MAX_PENDING 100000  /* updates read before their incident */
+#define COR_DAEMON_READ_BATCH 1000     /* messages of the whole-read topics per turn */
 #define COR_DAEMON_MAX_OPERATORS 65536 /* operators whose partitions are tracked */
 /* An update's delivery report answers its HTTP request: bounded well below
  * librdkafka's default 300 s and evhttp's 30 s timeout. */
@@ -84,15 +84,15 @@ typedef struct daemon_ctx {
     cor_kpi *kpi;
     cor_incstore *store;
     rd_kafka_t *prod;
-    rd_kafka_t *cons; /* the group consumer of the events, for /metrics */
+    rd_kafka_t *cons;          /* the group consumer of the events, for /metrics */
     rd_kafka_topic_t *upd_rkt; /* the updates topic, with its short delivery timeout */
     cor_http *http;
-    bool stopping;                          /* no more updates taken */
-    op_parts *ops;                          /* open addressing, cap a power of 2 */
+    bool stopping; /* no more updates taken */
+    op_parts *ops; /* open addressing, cap a power of 2 */
     size_t ops_cap, n_ops;
-    bool ops_full;                          /* an operator went untracked: drop all */
+    bool ops_full;                            /* an operator went untracked: drop all */
     rd_kafka_topic_partition_list_t *revoked; /* eager rebalance: revoked, not yet reassigned */
-    bool revoked_clean;                     /* ...and their offsets were committed */
+    bool revoked_clean;                       /* ...and their offsets were committed */
     pub_gen *pub;
     size_t n_pub;
     cor_inc_update_owned *pending; /* updates whose incident has not been read yet */
@@ -303,10 +303,10 @@ static int publish_update(void *arg, const cor_inc_update *u, const char *op, ui
     cor_buf b = {0};
     cor_inc_update_write(u, op, &b);
     const char *key = op ? op : "";
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        d->prod, RD_KAFKA_V_RKT(d->upd_rkt), RD_KAFKA_V_KEY(key, strlen(key)),
-        RD_KAFKA_V_VALUE(b.p, b.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(ticket * 2)), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t e =
+        rd_kafka_producev(d->prod, RD_KAFKA_V_RKT(d->upd_rkt), RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE(b.p, b.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(ticket * 2)), RD_KAFKA_V_END);
     cor_buf_free(&b);
     if (e) {
         /* No waiting here for a full queue: the client is told to come back. */
@@ -516,8 +516,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_topic_partition_list_t *gone = rd_kafka_topic_partition_list_new(8);
             for (int i = 0; i < d->revoked->cnt; i++) {
                 const rd_kafka_topic_partition_t *r = &d->revoked->elems[i];
-                if (!d->revoked_clean || !rd_kafka_topic_partition_list_find(parts, r->topic,
-                                                                             r->partition))
+                if (!d->revoked_clean ||
+                    !rd_kafka_topic_partition_list_find(parts, r->topic, r->partition))
                     rd_kafka_topic_partition_list_add(gone, r->topic, r->partition);
             }
             drop_lost(d, gone);
@@ -892,8 +892,14 @@ int cor_daemon_run(const cor_daemon_opts *o)
         if (!web_root && cor_http_default_web_root(web, sizeof(web)) == 0)
             web_root = web;
         base = event_base_new();
-        cor_http_config hc = {d.kpi,   d.store, tokens, web_root,
-                              publish_update, &d, metrics, &d,
+        cor_http_config hc = {d.kpi,
+                              d.store,
+                              tokens,
+                              web_root,
+                              publish_update,
+                              &d,
+                              metrics,
+                              &d,
                               o->config ? o->config->at_max_future_ms : 0};
         http = base ? cor_http_new(base, host, port, &hc) : NULL;
         if (!http) {

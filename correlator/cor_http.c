@@ -444,8 +444,8 @@ static void post_status(cor_http *h, struct evhttp_request *req, who w, const ch
     }
     /* An update from the future would make MTTA/MTTR whatever the analyst
      * typed; a little slack covers a client clock that runs ahead. */
-    int64_t slack = h->cfg.at_max_future_ms > 0 ? h->cfg.at_max_future_ms
-                                                : COR_HTTP_AT_MAX_FUTURE_MS;
+    int64_t slack =
+        h->cfg.at_max_future_ms > 0 ? h->cfg.at_max_future_ms : COR_HTTP_AT_MAX_FUTURE_MS;
     if (at > now + slack) {
         char t[PSB_TIME_BUFSZ];
         psb_format_time_ms(now, t);
@@ -735,8 +735,7 @@ static void handle(struct evhttp_request *req, void *arg)
             reply_error(req, 403, "/metrics holds every operator's KPIs: regulator token only");
         else
             get_metrics(h, req);
-    }
-    else if (strcmp(path, "/api/whoami") == 0) {
+    } else if (strcmp(path, "/api/whoami") == 0) {
         cor_buf b = {0};
         if (w.op) {
             cor_buf_puts(&b, "{\"role\":\"operator\",\"operator\":");

@@ -50,9 +50,9 @@
 struct event_base;
 
 #define COR_HTTP_MAX_TOKENS 4096
-#define COR_HTTP_MAX_BODY 16384 /* bytes of a request body */
-#define COR_HTTP_MAX_PAGE 1000  /* incidents in one page */
-#define COR_HTTP_MAX_HELD 1024  /* POSTs waiting for their delivery report */
+#define COR_HTTP_MAX_BODY 16384                   /* bytes of a request body */
+#define COR_HTTP_MAX_PAGE 1000                    /* incidents in one page */
+#define COR_HTTP_MAX_HELD 1024                    /* POSTs waiting for their delivery report */
 #define COR_HTTP_AT_MAX_FUTURE_MS (5 * 60 * 1000) /* default bound of an update's "at" */
 
 /* Bearer tokens. */

@@ -263,8 +263,7 @@ out:
     return rc;
 }
 
-int cor_inc_update_check_limits(const cor_inc_update *u, const char *op, char *err,
-                                size_t errlen)
+int cor_inc_update_check_limits(const cor_inc_update *u, const char *op, char *err, size_t errlen)
 {
     const char *what = NULL;
     size_t max = COR_KPI_MAX_ID_LEN;

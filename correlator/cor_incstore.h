@@ -32,9 +32,9 @@
 #include "cor_kpi.h"
 
 #define COR_INCSTORE_MAX_INCIDENTS 2000000
-#define COR_INCSTORE_MAX_RECORD (64 * 1024) /* bytes of one incident record */
-#define COR_INCSTORE_MAX_UPDATES 64         /* updates of one incident */
-#define COR_INCSTORE_MAX_NOTE 1024          /* bytes of a note */
+#define COR_INCSTORE_MAX_RECORD (64 * 1024)  /* bytes of one incident record */
+#define COR_INCSTORE_MAX_UPDATES 64          /* updates of one incident */
+#define COR_INCSTORE_MAX_NOTE 1024           /* bytes of a note */
 #define COR_INCSTORE_MAX_UPDATE_RECORD 16384 /* bytes of one update record */
 /* An update's id, organization.id and by are at most COR_KPI_MAX_ID_LEN bytes, its
  * note COR_INCSTORE_MAX_NOTE; an incident record's id, organization.id, rule.id and
@@ -68,17 +68,16 @@ int cor_incstore_add_json(cor_incstore *s, const char *json, size_t len, cor_kpi
 /* An update. Strings are borrowed. */
 typedef struct cor_inc_update {
     const char *id;
-    int status;       /* enum cor_inc_status, not NEW */
-    int64_t at;       /* ms */
-    const char *note; /* or NULL */
-    const char *by;   /* who asked (an operator id), or NULL */
+    int status;          /* enum cor_inc_status, not NEW */
+    int64_t at;          /* ms */
+    const char *note;    /* or NULL */
+    const char *by;      /* who asked (an operator id), or NULL */
     int64_t received_at; /* ms, when the API took it; 0: not recorded (older records) */
 } cor_inc_update;
 
 /* Are u's strings, and op (the incident's operator, may be NULL), within the
  * limits above? 0, or -1 with the reason in err. */
-int cor_inc_update_check_limits(const cor_inc_update *u, const char *op, char *err,
-                                size_t errlen);
+int cor_inc_update_check_limits(const cor_inc_update *u, const char *op, char *err, size_t errlen);
 
 /* Would u be accepted? 0, or -1 with the reason in err. */
 int cor_incstore_check(const cor_incstore *s, const cor_inc_update *u, char *err, size_t errlen);

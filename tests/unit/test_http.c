@@ -92,8 +92,8 @@ static void deliver(evutil_socket_t fd, short what, void *arg)
         cor_http_update_done(f->http, f->ticket, f->deliver_err);
 }
 
-static int publish(void *arg, const cor_inc_update *u, const char *op, uint64_t ticket,
-                   char *err, size_t errlen)
+static int publish(void *arg, const cor_inc_update *u, const char *op, uint64_t ticket, char *err,
+                   size_t errlen)
 {
     fixture *f = arg;
     (void)err;
@@ -491,8 +491,10 @@ static void test_held_at_free(void **state)
 {
     fixture *f = *state;
     char two[1024];
-    snprintf(two, sizeof(two), "%sGET /api/whoami HTTP/1.1\r\nHost: x\r\n"
-                               "Authorization: Bearer tok-b\r\n\r\n", raw_post);
+    snprintf(two, sizeof(two),
+             "%sGET /api/whoami HTTP/1.1\r\nHost: x\r\n"
+             "Authorization: Bearer tok-b\r\n\r\n",
+             raw_post);
     int fd;
     hold_one(f, two, &fd);
     spin(f, 50);

@@ -163,8 +163,12 @@ static void test_bad_records_refused(void **state)
 static void test_update_record_round_trip(void **state)
 {
     (void)state;
-    cor_inc_update u = {"a1",        COR_INC_RESOLVED, T("2026-11-02T11:00:00.250Z"),
-                        "re-imaged \"gw1\"", "op-a",          T("2026-11-02T11:02:03.500Z")};
+    cor_inc_update u = {"a1",
+                        COR_INC_RESOLVED,
+                        T("2026-11-02T11:00:00.250Z"),
+                        "re-imaged \"gw1\"",
+                        "op-a",
+                        T("2026-11-02T11:02:03.500Z")};
     cor_buf b = {0};
     cor_inc_update_write(&u, "op-a", &b);
     /* The documented fields keep their names; the receive time is one more. */
@@ -222,11 +226,11 @@ static void test_update_record_limits(void **state)
     }
     /* The whole record, whatever it holds. */
     memset(big, ' ', COR_INCSTORE_MAX_UPDATE_RECORD + 1);
-    static const char head[] = "{\"id\":\"a1\",\"status\":\"resolved\",\"at\":\"2026-11-02T11:00:00Z\"}";
+    static const char head[] =
+        "{\"id\":\"a1\",\"status\":\"resolved\",\"at\":\"2026-11-02T11:00:00Z\"}";
     memcpy(big, head, sizeof(head) - 1);
-    assert_int_equal(cor_inc_update_parse(big, COR_INCSTORE_MAX_UPDATE_RECORD + 1, &o, err,
-                                          sizeof(err)),
-                     -1);
+    assert_int_equal(
+        cor_inc_update_parse(big, COR_INCSTORE_MAX_UPDATE_RECORD + 1, &o, err, sizeof(err)), -1);
     assert_true(o.over_limit);
     /* Malformed is refused, not flagged as past a limit. */
     const char *bad = "{\"id\":\"a1\",\"status\":\"resolved\",\"at\":\"2026-11-02T11:00:00Z\","
