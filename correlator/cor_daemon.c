@@ -155,8 +155,8 @@ static void metrics(void *arg, cor_buf *b)
     put_counter(b, "pasban_correlator_side_deliveries_failed_total",
                 "Updates and KPI records that Kafka did not take.", d->side_failed);
     put_counter(b, "pasban_correlator_updates_over_limit_total",
-                "Update records refused for a string or size past its limit (also counted as "
-                "refused).",
+                "Update records refused for a size or string past its limit, or a string not "
+                "UTF-8 (also counted as refused).",
                 d->updates_over_limit);
     put_counter(b, "pasban_correlator_rebalances_total",
                 "Rebalances of the events consumer group seen by this instance.", d->rebalances);

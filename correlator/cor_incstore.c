@@ -275,10 +275,20 @@ int cor_inc_update_check_limits(const cor_inc_update *u, const char *op, char *e
         what = "by";
     else if (u->note && strlen(u->note) > COR_INCSTORE_MAX_NOTE)
         what = "note", max = COR_INCSTORE_MAX_NOTE;
-    if (!what)
-        return 0;
-    snprintf(err, errlen, "%s longer than %zu bytes", what, max);
-    return -1;
+    if (what) {
+        snprintf(err, errlen, "%s longer than %zu bytes", what, max);
+        return -1;
+    }
+    /* JSON is UTF-8 (RFC 8259): a string that is not would be rewritten (U+FFFD)
+     * when the record is passed on, and could then outgrow its limit. */
+    const char *s[] = {u->id, op, u->by, u->note};
+    const char *name[] = {"id", "organization.id", "by", "note"};
+    for (size_t i = 0; i < 4; i++)
+        if (s[i] && !cor_json_utf8_valid(s[i], strlen(s[i]))) {
+            snprintf(err, errlen, "%s is not valid UTF-8", name[i]);
+            return -1;
+        }
+    return 0;
 }
 
 int cor_incstore_check(const cor_incstore *s, const cor_inc_update *u, char *err, size_t errlen)

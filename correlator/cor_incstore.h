@@ -38,7 +38,8 @@
 #define COR_INCSTORE_MAX_UPDATE_RECORD 16384 /* bytes of one update record */
 /* An update's id, organization.id and by are at most COR_KPI_MAX_ID_LEN bytes, its
  * note COR_INCSTORE_MAX_NOTE; an incident record's id, organization.id, rule.id and
- * category at most COR_KPI_MAX_ID_LEN. Past a limit a record is refused whole. */
+ * category at most COR_KPI_MAX_ID_LEN. Past a limit a record is refused whole. An
+ * update's strings must also be valid UTF-8. */
 
 enum cor_inc_status {
     COR_INC_NEW,
@@ -76,7 +77,7 @@ typedef struct cor_inc_update {
 } cor_inc_update;
 
 /* Are u's strings, and op (the incident's operator, may be NULL), within the
- * limits above? 0, or -1 with the reason in err. */
+ * limits above and valid UTF-8? 0, or -1 with the reason in err. */
 int cor_inc_update_check_limits(const cor_inc_update *u, const char *op, char *err, size_t errlen);
 
 /* Would u be accepted? 0, or -1 with the reason in err. */

@@ -232,6 +232,12 @@ static void test_update_record_limits(void **state)
     assert_int_equal(
         cor_inc_update_parse(big, COR_INCSTORE_MAX_UPDATE_RECORD + 1, &o, err, sizeof(err)), -1);
     assert_true(o.over_limit);
+    /* Invalid UTF-8 (an overlong sequence) would come back as U+FFFD when the
+     * record is written again, longer: refused (the fuzzer found it). */
+    const char *bad8 = "{\"id\":\"a1\",\"status\":\"resolved\",\"at\":\"2026-11-02T11:00:00Z\","
+                       "\"note\":\"ok \xc1\x95\"}";
+    assert_int_equal(cor_inc_update_parse(bad8, strlen(bad8), &o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "note is not valid UTF-8"));
     /* Malformed is refused, not flagged as past a limit. */
     const char *bad = "{\"id\":\"a1\",\"status\":\"resolved\",\"at\":\"2026-11-02T11:00:00Z\","
                       "\"received_at\":\"yesterday\"}";
