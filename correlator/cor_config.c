@@ -82,7 +82,8 @@ static int check(cor_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "%d: expected an object", r->line);
         return -1;
     }
-    static const char *const top[] = {"kafka", "rules", "http", "web_root", "tokens", "kpi", NULL};
+    static const char *const top[] = {"kafka",  "rules", "http", "web_root",
+                                      "tokens", "kpi",   "api",  NULL};
     if (known_keys(r, top, "", err, errlen) < 0 ||
         get_str(r, "rules", "", &c->rules, err, errlen) < 0 ||
         get_str(r, "http", "", &c->http, err, errlen) < 0 ||
@@ -142,6 +143,24 @@ static int check(cor_config *c, char *err, size_t errlen)
         return -1;
     }
     c->kpi = kp;
+    const cor_jnode *api = cor_json_get(r, "api");
+    if (api) {
+        static const char *const ak[] = {"at_max_future", NULL};
+        const char *fut = NULL;
+        if (api->type != COR_JOBJ) {
+            snprintf(err, errlen, "%d: api: expected an object", api->line);
+            return -1;
+        }
+        if (known_keys(api, ak, "api.", err, errlen) < 0 ||
+            get_str(api, "at_max_future", "api.", &fut, err, errlen) < 0)
+            return -1;
+        if (fut &&
+            (psb_parse_duration_ms(fut, &c->at_max_future_ms) < 0 || c->at_max_future_ms < 1000)) {
+            snprintf(err, errlen, "%d: api.at_max_future: a duration of at least 1s (\"5m\")",
+                     cor_json_get(api, "at_max_future")->line);
+            return -1;
+        }
+    }
     return 0;
 }
 

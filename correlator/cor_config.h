@@ -7,6 +7,7 @@
  *    "rules": "rules/",
  *    "http": "127.0.0.1:9108", "web_root": "/usr/share/pasban/web",
  *    "tokens": [{"token": "...", "operator": "op-a"}, {"token": "...", "role": "regulator"}],
+ *    "api": {"at_max_future": "5m"},  // how far past the server's clock an update's "at" may be
  *    "kpi": {"sla": {...}, "report_window": "24h", "operators": {...}, "targets": {...}}}
  *
  * Every key is optional; an unknown key is refused (a typo must not silently
@@ -16,6 +17,7 @@
 #define COR_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cor_http.h"
 #include "cor_json.h"
@@ -31,6 +33,7 @@ typedef struct cor_config {
     const cor_jnode *properties; /* object: librdkafka property -> string/number/bool */
     const cor_jnode *tokens;     /* array */
     const cor_jnode *kpi;        /* object */
+    int64_t at_max_future_ms;    /* "api.at_max_future"; 0 when absent (cor_http's default) */
 } cor_config;
 
 /* Read and check path. NULL with "path:line: reason" in err. */

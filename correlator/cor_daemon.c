@@ -5,6 +5,7 @@
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,14 +30,45 @@ static void on_signal(int sig)
         stop_flag = 1;
 }
 
+void cor_daemon_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    /* A reply to an HTTP client that has hung up writes to a closed socket. */
+    signal(SIGPIPE, SIG_IGN);
+}
+
 /* The last generation of an operator's KPIs published to pasban.kpi. */
 typedef struct pub_gen {
     char *op;
     uint64_t gen;
 } pub_gen;
 
-#define COR_DAEMON_MAX_PENDING 100000 /* updates read before their incident */
-#define COR_DAEMON_READ_BATCH 1000    /* messages of the whole-read topics per turn */
+#define COR_DAEMON_MAX_PENDING 100000  /* updates read before their incident */
+#define COR_DAEMON_READ_BATCH 1000     /* messages of the whole-read topics per turn */
+#define COR_DAEMON_MAX_OPERATORS 65536 /* operators whose partitions are tracked */
+/* An update's delivery report answers its HTTP request: bounded well below
+ * librdkafka's default 300 s and evhttp's 30 s timeout. */
+#define COR_DAEMON_UPDATE_TIMEOUT_MS "15000"
+#define COR_DAEMON_DRAIN_MS 10000 /* at stop: deliveries and held HTTP answers */
+
+/* The per-message opaque says what a delivery report is about: NULL a KPI
+ * record, OPQ_INCIDENT an incident (it holds back the commit), an even value
+ * the update of HTTP ticket value / 2 (tickets start at 1). */
+#define OPQ_INCIDENT ((void *)(uintptr_t)1)
+
+/* The partitions of the events topic an operator's events came from, as a mask
+ * of partition % 64 (a collision only drops more). */
+typedef struct op_parts {
+    char *op; /* NULL: empty slot */
+    size_t len;
+    uint64_t mask;
+} op_parts;
 
 typedef struct daemon_ctx {
     const cor_daemon_opts *o;
@@ -46,12 +78,21 @@ typedef struct daemon_ctx {
     uint64_t events, parse_failures, reloads, reloads_refused;
     uint64_t incidents_read, incidents_refused, updates_applied, updates_refused;
     uint64_t kpi_published, kpi_imported, kpi_refused, side_failed;
+    uint64_t updates_over_limit, rebalances, groups_dropped;
     const cor_ruleset *rs; /* in use, for /metrics */
     cor_engine *e;
     cor_kpi *kpi;
     cor_incstore *store;
     rd_kafka_t *prod;
-    rd_kafka_t *cons; /* the group consumer of the events, for /metrics */
+    rd_kafka_t *cons;          /* the group consumer of the events, for /metrics */
+    rd_kafka_topic_t *upd_rkt; /* the updates topic, with its short delivery timeout */
+    cor_http *http;
+    bool stopping; /* no more updates taken */
+    op_parts *ops; /* open addressing, cap a power of 2 */
+    size_t ops_cap, n_ops;
+    bool ops_full;                            /* an operator went untracked: drop all */
+    rd_kafka_topic_partition_list_t *revoked; /* eager rebalance: revoked, not yet reassigned */
+    bool revoked_clean;                       /* ...and their offsets were committed */
     pub_gen *pub;
     size_t n_pub;
     cor_inc_update_owned *pending; /* updates whose incident has not been read yet */
@@ -113,6 +154,15 @@ static void metrics(void *arg, cor_buf *b)
                 "KPI records read from the KPI topic.", d->kpi_imported);
     put_counter(b, "pasban_correlator_side_deliveries_failed_total",
                 "Updates and KPI records that Kafka did not take.", d->side_failed);
+    put_counter(b, "pasban_correlator_updates_over_limit_total",
+                "Update records refused for a size or string past its limit, or a string not "
+                "UTF-8 (also counted as refused).",
+                d->updates_over_limit);
+    put_counter(b, "pasban_correlator_rebalances_total",
+                "Rebalances of the events consumer group seen by this instance.", d->rebalances);
+    put_counter(b, "pasban_correlator_groups_dropped_total",
+                "Groups dropped because their operator's partition went to another instance.",
+                d->groups_dropped);
     static const char *const names[] = {"matches",      "incidents", "suppressed",
                                         "limit_errors", "late",      "evicted"};
     static const char *const help[] = {
@@ -156,25 +206,28 @@ static void logf_(const cor_daemon_opts *o, const char *fmt, ...)
     fflush(o->log);
 }
 
-/* Incidents are produced with the context as their opaque: only they hold back
- * the commit. Updates and KPI records (opaque NULL) are counted when lost. */
+/* Only incidents hold back the commit. An update's report answers the HTTP
+ * request that made it; updates and KPI records are counted when lost. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
     daemon_ctx *d = opaque;
-    if (!m->_private) {
+    if (m->_private == OPQ_INCIDENT) {
+        d->outstanding--;
         if (m->err) {
-            d->side_failed++;
-            logf_(d->o, "%s record not delivered: %s", rd_kafka_topic_name(m->rkt),
-                  rd_kafka_err2str(m->err));
+            d->failed++;
+            logf_(d->o, "incident not delivered: %s", rd_kafka_err2str(m->err));
         }
         return;
     }
-    d->outstanding--;
     if (m->err) {
-        d->failed++;
-        logf_(d->o, "incident not delivered: %s", rd_kafka_err2str(m->err));
+        d->side_failed++;
+        logf_(d->o, "%s record not delivered: %s", rd_kafka_topic_name(m->rkt),
+              rd_kafka_err2str(m->err));
     }
+    if (m->_private && d->http)
+        cor_http_update_done(d->http, (uint64_t)(uintptr_t)m->_private / 2,
+                             m->err ? rd_kafka_err2str(m->err) : NULL);
 }
 
 static int set(rd_kafka_conf_t *c, const char *k, const char *v, char *err, size_t errlen)
@@ -238,18 +291,30 @@ static int produce_side(daemon_ctx *d, const char *topic, const char *key, const
 
 /* cor_http's hook: a valid status change goes to the updates topic, keyed by
  * the incident's operator, and is applied when it is read back, on every
- * instance alike. */
-static int publish_update(void *arg, const cor_inc_update *u, const char *op, char *err,
-                          size_t errlen)
+ * instance alike. Its delivery report answers the request (on_delivery). */
+static int publish_update(void *arg, const cor_inc_update *u, const char *op, uint64_t ticket,
+                          char *err, size_t errlen)
 {
     daemon_ctx *d = arg;
+    if (d->stopping || ticket > UINTPTR_MAX / 2) {
+        snprintf(err, errlen, "shutting down");
+        return -1;
+    }
     cor_buf b = {0};
     cor_inc_update_write(u, op, &b);
-    int rc = produce_side(d, d->o->topic_updates, op ? op : "", &b, err, errlen);
+    const char *key = op ? op : "";
+    rd_kafka_resp_err_t e =
+        rd_kafka_producev(d->prod, RD_KAFKA_V_RKT(d->upd_rkt), RD_KAFKA_V_KEY(key, strlen(key)),
+                          RD_KAFKA_V_VALUE(b.p, b.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_OPAQUE((void *)(uintptr_t)(ticket * 2)), RD_KAFKA_V_END);
     cor_buf_free(&b);
-    if (rc < 0)
+    if (e) {
+        /* No waiting here for a full queue: the client is told to come back. */
+        snprintf(err, errlen, "%s: %s", d->o->topic_updates, rd_kafka_err2str(e));
         logf_(d->o, "update of %s not queued: %s", u->id, err);
-    return rc;
+        return -1;
+    }
+    return 0;
 }
 
 /* Produce every incident raised since the last call; trigger is the event just
@@ -267,7 +332,7 @@ static int produce_new(daemon_ctx *d, const psb_event *trigger, cor_buf *b)
             rd_kafka_resp_err_t err = rd_kafka_producev(
                 d->prod, RD_KAFKA_V_TOPIC(d->o->topic_out), RD_KAFKA_V_KEY(inc[i]->id, 32),
                 RD_KAFKA_V_VALUE(b->p, b->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+                RD_KAFKA_V_OPAQUE(OPQ_INCIDENT), RD_KAFKA_V_END);
             if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 d->outstanding++;
                 break;
@@ -299,6 +364,179 @@ static void maybe_commit(daemon_ctx *d, rd_kafka_t *cons, bool wait)
         logf_(d->o, "commit: %s", rd_kafka_err2str(err));
     else
         d->uncommitted = false;
+}
+
+/* ---- rebalances of the events consumer ---- */
+
+static op_parts *ops_slot(op_parts *t, size_t cap, const char *op, size_t len)
+{
+    size_t i = (size_t)psb_hash_bytes(op, len, PSB_HASH_SEED) & (cap - 1);
+    while (t[i].op && !(t[i].len == len && memcmp(t[i].op, op, len) == 0))
+        i = (i + 1) & (cap - 1);
+    return &t[i];
+}
+
+/* An event of op came from partition: its groups live on that partition. */
+static void ops_note(daemon_ctx *d, psb_str op, int32_t partition)
+{
+    if (!d->ops) {
+        d->ops_cap = 64;
+        d->ops = psb_xcalloc(d->ops_cap, sizeof(op_parts));
+    }
+    op_parts *x = ops_slot(d->ops, d->ops_cap, op.ptr, op.len);
+    if (!x->op) {
+        if (d->n_ops >= COR_DAEMON_MAX_OPERATORS) {
+            d->ops_full = true;
+            return;
+        }
+        if ((d->n_ops + 1) * 2 > d->ops_cap) {
+            size_t cap = d->ops_cap * 2;
+            op_parts *t = psb_xcalloc(cap, sizeof(op_parts));
+            for (size_t i = 0; i < d->ops_cap; i++)
+                if (d->ops[i].op)
+                    *ops_slot(t, cap, d->ops[i].op, d->ops[i].len) = d->ops[i];
+            free(d->ops);
+            d->ops = t;
+            d->ops_cap = cap;
+            x = ops_slot(d->ops, d->ops_cap, op.ptr, op.len);
+        }
+        x->op = psb_xstrndup(op.ptr, op.len);
+        x->len = op.len;
+        d->n_ops++;
+    }
+    x->mask |= 1ULL << ((uint32_t)partition % 64);
+}
+
+typedef struct drop_arg {
+    daemon_ctx *d;
+    uint64_t mask; /* partitions lost, % 64 */
+} drop_arg;
+
+static bool drop_if_lost(void *arg, const char *org, size_t len)
+{
+    drop_arg *a = arg;
+    if (a->d->ops_full || !org || !a->d->ops)
+        return true; /* cannot tell: the conservative answer */
+    const op_parts *x = ops_slot(a->d->ops, a->d->ops_cap, org, len);
+    return x->op && (x->mask & a->mask);
+}
+
+static void parts_text(const rd_kafka_topic_partition_list_t *p, char *out, size_t len)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < p->cnt && n + 32 < len; i++)
+        n += (size_t)snprintf(out + n, len - n, "%s%s[%d]", i ? " " : "", p->elems[i].topic,
+                              (int)p->elems[i].partition);
+    if (p->cnt == 0)
+        snprintf(out, len, "none");
+}
+
+/* The windows of partitions that went to another instance are dropped: that
+ * instance reads their events from the committed offsets, and were they kept
+ * here they would meet that partition's events again if it ever came back. */
+static void drop_lost(daemon_ctx *d, const rd_kafka_topic_partition_list_t *lost)
+{
+    drop_arg a = {d, 0};
+    for (int i = 0; i < lost->cnt; i++)
+        if (strcmp(lost->elems[i].topic, d->o->topic_in) == 0)
+            a.mask |= 1ULL << ((uint32_t)lost->elems[i].partition % 64);
+    if (!a.mask || !d->e)
+        return;
+    size_t n = cor_engine_drop_groups(d->e, drop_if_lost, &a);
+    d->groups_dropped += n;
+    char t[512];
+    parts_text(lost, t, sizeof(t));
+    logf_(d->o, "rebalance: dropped %zu groups of the partitions gone (%s)", n, t);
+}
+
+/* Before partitions go: every incident delivered, then the offsets of what was
+ * processed committed synchronously, so whoever reads them next starts after
+ * it. true when that worked. */
+static bool commit_before_revoke(daemon_ctx *d, rd_kafka_t *cons)
+{
+    if (d->prod)
+        rd_kafka_flush(d->prod, 10000);
+    if (d->outstanding > 0 || d->failed > 0) {
+        logf_(d->o, "rebalance: incidents not delivered; offsets not committed");
+        return false;
+    }
+    if (!d->uncommitted)
+        return true;
+    rd_kafka_resp_err_t err = rd_kafka_commit(cons, NULL, 0);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        logf_(d->o, "rebalance: commit: %s", rd_kafka_err2str(err));
+        return false;
+    }
+    d->uncommitted = false;
+    return true;
+}
+
+static void take_error(daemon_ctx *d, const char *what, rd_kafka_error_t *e)
+{
+    if (!e)
+        return;
+    logf_(d->o, "rebalance: %s: %s", what, rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+}
+
+/* Eager assignors (range, roundrobin: librdkafka's default) revoke every
+ * partition and then assign the new set, mostly the same partitions; a
+ * cooperative one (cooperative-sticky) revokes and assigns only what moves. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    daemon_ctx *d = opaque;
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    char t[512];
+    parts_text(parts, t, sizeof(t));
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        bool lost = rd_kafka_assignment_lost(rk);
+        bool clean = !lost && commit_before_revoke(d, rk);
+        logf_(d->o, "rebalance: revoked %s; %s", t,
+              clean  ? "processed offsets committed"
+              : lost ? "assignment lost: their uncommitted events will be read again"
+                     : "offsets not committed: their uncommitted events will be read again");
+        if (coop) {
+            drop_lost(d, parts); /* never handed back in the same rebalance */
+            take_error(d, "incremental unassign", rd_kafka_incremental_unassign(rk, parts));
+        } else {
+            /* Which of them come back is known at the assignment. */
+            if (d->revoked)
+                rd_kafka_topic_partition_list_destroy(d->revoked);
+            d->revoked = rd_kafka_topic_partition_list_copy(parts);
+            d->revoked_clean = clean;
+            rd_kafka_assign(rk, NULL);
+        }
+    } else if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        d->rebalances++;
+        if (d->revoked) {
+            /* Gone elsewhere, or read again from older offsets (the windows
+             * would take those events a second time): dropped. */
+            rd_kafka_topic_partition_list_t *gone = rd_kafka_topic_partition_list_new(8);
+            for (int i = 0; i < d->revoked->cnt; i++) {
+                const rd_kafka_topic_partition_t *r = &d->revoked->elems[i];
+                if (!d->revoked_clean ||
+                    !rd_kafka_topic_partition_list_find(parts, r->topic, r->partition))
+                    rd_kafka_topic_partition_list_add(gone, r->topic, r->partition);
+            }
+            drop_lost(d, gone);
+            rd_kafka_topic_partition_list_destroy(gone);
+            rd_kafka_topic_partition_list_destroy(d->revoked);
+            d->revoked = NULL;
+        }
+        logf_(d->o, "rebalance: assigned %s", t);
+        if (coop)
+            take_error(d, "incremental assign", rd_kafka_incremental_assign(rk, parts));
+        else
+            rd_kafka_assign(rk, parts);
+    } else {
+        logf_(d->o, "rebalance: %s", rd_kafka_err2str(err));
+        if (coop)
+            take_error(d, "incremental unassign", rd_kafka_incremental_unassign(rk, parts));
+        else
+            rd_kafka_assign(rk, NULL);
+    }
 }
 
 /* ---- the topics every instance reads whole ---- */
@@ -339,7 +577,13 @@ static void on_update(daemon_ctx *d, const char *p, size_t n)
     cor_inc_update_owned u;
     if (cor_inc_update_parse(p, n, &u, err, sizeof(err)) != 0) {
         d->updates_refused++;
-        logf_(d->o, "malformed update on %s: %s", d->o->topic_updates, err);
+        if (u.over_limit)
+            d->updates_over_limit++;
+        /* The first few, then one in a thousand: not a line per record of a
+         * bad producer. */
+        if (d->updates_refused <= 10 || d->updates_refused % 1000 == 0)
+            logf_(d->o, "update record refused on %s (%llu so far): %s", d->o->topic_updates,
+                  (unsigned long long)d->updates_refused, err);
         return;
     }
     if (!cor_incstore_operator(d->store, u.u.id)) {
@@ -419,7 +663,7 @@ static int assign_whole(daemon_ctx *d, rd_kafka_t *reader)
     int rc = -1;
     for (size_t t = 0; t < 3; t++) {
         int np = 0;
-        for (int tries = 0; tries < 20 && np == 0; tries++) {
+        for (int tries = 0; tries < 20 && np == 0 && !stop_flag; tries++) {
             rd_kafka_topic_t *rkt = rd_kafka_topic_new(d->prod, names[t], NULL);
             const struct rd_kafka_metadata *md = NULL;
             rd_kafka_resp_err_t e = rd_kafka_metadata(d->prod, 0, rkt, &md, 5000);
@@ -432,7 +676,8 @@ static int assign_whole(daemon_ctx *d, rd_kafka_t *reader)
                 rd_kafka_poll(d->prod, 500);
         }
         if (np == 0) {
-            logf_(d->o, "topic %s: no partitions (does it exist?)", names[t]);
+            if (!stop_flag)
+                logf_(d->o, "topic %s: no partitions (does it exist?)", names[t]);
             goto out;
         }
         for (int i = 0; i < np; i++)
@@ -536,6 +781,9 @@ int cor_daemon_run(const cor_daemon_opts *o)
     psb_event *ev = psb_event_new();
     cor_buf b = {0};
     char web[4096]; /* the dashboard directory: must outlive the server */
+    /* Before anything slow (rules, brokers): a SIGHUP from a supervisor during
+     * start-up must queue a reload, not kill the process. */
+    cor_daemon_signals();
     cor_ruleset *rs = load(o);
     if (!rs)
         goto out;
@@ -564,6 +812,19 @@ int cor_daemon_run(const cor_daemon_opts *o)
         logf_(o, "producer: %s", err);
         goto out;
     }
+    /* Before any other handle on that topic: an existing handle keeps its conf. */
+    rd_kafka_topic_conf_t *utc = rd_kafka_topic_conf_new();
+    if (rd_kafka_topic_conf_set(utc, "message.timeout.ms", COR_DAEMON_UPDATE_TIMEOUT_MS, err,
+                                sizeof(err)) != RD_KAFKA_CONF_OK) {
+        logf_(o, "updates topic config: %s", err);
+        rd_kafka_topic_conf_destroy(utc);
+        goto out;
+    }
+    d.upd_rkt = rd_kafka_topic_new(d.prod, o->topic_updates, utc);
+    if (!d.upd_rkt) {
+        logf_(o, "topic %s: %s", o->topic_updates, rd_kafka_err2str(rd_kafka_last_error()));
+        goto out;
+    }
     rd_kafka_conf_t *cc = base_conf(o, false, err, sizeof(err));
     if (!cc || set(cc, "group.id", o->group_id, err, sizeof(err)) ||
         set(cc, "enable.auto.commit", "false", err, sizeof(err)) ||
@@ -573,6 +834,8 @@ int cor_daemon_run(const cor_daemon_opts *o)
             rd_kafka_conf_destroy(cc);
         goto out;
     }
+    rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
+    rd_kafka_conf_set_opaque(cc, &d);
     cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
     if (!cons) {
         logf_(o, "consumer: %s", err);
@@ -597,8 +860,13 @@ int cor_daemon_run(const cor_daemon_opts *o)
         goto out;
     }
     rd_kafka_poll_set_consumer(reader);
-    if (assign_whole(&d, reader) != 0)
+    if (assign_whole(&d, reader) != 0) {
+        if (stop_flag) {
+            logf_(o, "stopped during start-up");
+            rc = 0;
+        }
         goto out;
+    }
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, o->topic_in, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t serr = rd_kafka_subscribe(cons, topics);
@@ -624,25 +892,27 @@ int cor_daemon_run(const cor_daemon_opts *o)
         if (!web_root && cor_http_default_web_root(web, sizeof(web)) == 0)
             web_root = web;
         base = event_base_new();
-        cor_http_config hc = {d.kpi, d.store, tokens, web_root, publish_update, &d, metrics, &d};
+        cor_http_config hc = {d.kpi,
+                              d.store,
+                              tokens,
+                              web_root,
+                              publish_update,
+                              &d,
+                              metrics,
+                              &d,
+                              o->config ? o->config->at_max_future_ms : 0};
         http = base ? cor_http_new(base, host, port, &hc) : NULL;
         if (!http) {
             logf_(o, "cannot listen on %s", o->http);
             goto out;
         }
+        d.http = http;
         if (!o->config || !o->config->tokens)
             logf_(o, "no tokens configured (-c FILE, \"tokens\"): the API and /metrics answer "
                      "401 to everyone");
         logf_(o, "HTTP on %s (dashboard %s)", o->http, web_root ? web_root : "not installed");
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
     logf_(o, "consuming %s as group %s, incidents to %s; reading %s, %s, %s whole", o->topic_in,
           o->group_id, o->topic_out, o->topic_out, o->topic_updates, o->topic_kpi);
 
@@ -698,6 +968,7 @@ int cor_daemon_run(const cor_daemon_opts *o)
                  * an untagged event belongs to the collector's default name. */
                 if (!ev->organization_id.ptr)
                     ev->organization_id = PSB_STR_LIT("unassigned");
+                ops_note(&d, ev->organization_id, m->partition);
                 d.events++;
                 cor_kpi_on_psb_event(d.kpi, ev);
                 cor_engine_process(d.e, ev);
@@ -710,6 +981,7 @@ int cor_daemon_run(const cor_daemon_opts *o)
                 break;
             }
         }
+        rd_kafka_poll(d.prod, 0); /* delivery reports answer held HTTP requests */
         if (base)
             event_base_loop(base, EVLOOP_NONBLOCK);
         if (d.failed) {
@@ -727,28 +999,53 @@ int cor_daemon_run(const cor_daemon_opts *o)
             last_kpi = now;
         }
     }
+    d.stopping = true; /* the API takes no more updates */
     if (rc == 0) {
         if (produce_new(&d, NULL, &b) != 0)
             rc = 1;
         publish_kpi(&d);
+        /* Deliveries answer the held HTTP requests: keep the loop turning. */
+        int64_t until = psb_now_ms() + COR_DAEMON_DRAIN_MS;
+        while (rd_kafka_outq_len(d.prod) > 0 && psb_now_ms() < until) {
+            rd_kafka_poll(d.prod, 50);
+            if (base)
+                event_base_loop(base, EVLOOP_NONBLOCK);
+        }
         maybe_commit(&d, cons, true);
         if (d.failed || d.outstanding)
             rc = 1;
     }
     logf_(o, "stopping after %llu events", (unsigned long long)seen);
 out:
+    d.stopping = true;
     if (cons) {
-        rd_kafka_consumer_close(cons);
+        rd_kafka_consumer_close(cons); /* revokes: flush and commit (on_rebalance) */
         rd_kafka_destroy(cons);
     }
     if (reader) {
         rd_kafka_consumer_close(reader);
         rd_kafka_destroy(reader);
     }
-    if (d.prod) {
+    if (d.prod)
         rd_kafka_flush(d.prod, 5000);
-        rd_kafka_destroy(d.prod);
+    if (http) {
+        /* What Kafka did not confirm by now is answered 503, and the answers
+         * are written out before the server goes. */
+        size_t held = cor_http_held(http);
+        if (held)
+            logf_(o, "%zu update requests without a delivery report: answered 503", held);
+        cor_http_fail_held(http, "shutting down before Kafka confirmed the update");
+        for (int i = 0; i < 40 && cor_http_unsent(http) > 0; i++) {
+            struct timeval tv = {0, 25000};
+            event_base_loopexit(base, &tv);
+            event_base_dispatch(base);
+        }
+        d.http = NULL;
     }
+    if (d.upd_rkt)
+        rd_kafka_topic_destroy(d.upd_rkt);
+    if (d.prod)
+        rd_kafka_destroy(d.prod);
     cor_http_free(http);
     if (base)
         event_base_free(base);
@@ -759,6 +1056,11 @@ out:
     for (size_t i = 0; i < d.n_pub; i++)
         free(d.pub[i].op);
     free(d.pub);
+    for (size_t i = 0; i < d.ops_cap; i++)
+        free(d.ops[i].op);
+    free(d.ops);
+    if (d.revoked)
+        rd_kafka_topic_partition_list_destroy(d.revoked);
     cor_buf_free(&b);
     psb_event_free(ev);
     cor_engine_free(d.e);

@@ -6,7 +6,16 @@
  * only when every incident produced so far has been delivered: at least once.
  * SIGHUP loads the rules aside and swaps them in whole when the new set loads
  * without a refused rule; otherwise the old set stays and the reason is logged.
- * SIGTERM/SIGINT stop after a final flush and commit.
+ * SIGTERM/SIGINT stop after a final flush and commit; a SIGHUP during start-up
+ * is kept and reloads once the loop runs.
+ *
+ * Rebalances (a rebalance callback, eager or cooperative assignors): before
+ * partitions are revoked the producer is flushed and the processed offsets are
+ * committed synchronously, so the next owner starts after what was processed
+ * and nothing is read twice. The groups (windows, chains, suppression) of the
+ * operators whose events came from a partition that went elsewhere -- or whose
+ * offsets could not be committed, so they will be read again -- are dropped.
+ * The next owner starts those windows empty (no state topic yet).
  *
  * A second consumer, outside the group, reads `topic_out`, `topic_updates` and
  * `topic_kpi` whole from the start into the incident store and the KPI engine,
@@ -39,6 +48,11 @@ typedef struct cor_daemon_opts {
     cor_engine_opts engine;
     FILE *log;
 } cor_daemon_opts;
+
+/* Handle SIGHUP (reload), SIGTERM and SIGINT (stop) by setting flags the loop
+ * reads, and ignore SIGPIPE. cor_daemon_run calls it first; main may call it
+ * earlier, so that a signal during start-up is queued rather than fatal. */
+void cor_daemon_signals(void);
 
 /* Runs until SIGTERM/SIGINT. Returns the exit code: 0, or 1 on a fatal error
  * (rules unreadable, Kafka client creation, an incident that could not be

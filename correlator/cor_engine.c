@@ -938,6 +938,27 @@ void cor_engine_forget(cor_engine *e)
     e->n_incidents = keep;
 }
 
+size_t cor_engine_drop_groups(cor_engine *e, bool (*drop)(void *arg, const char *org, size_t len),
+                              void *arg)
+{
+    size_t n = 0;
+    for (size_t b = 0; b < e->n_buckets; b++) {
+        group *g = e->buckets[b];
+        while (g) {
+            group *next = g->hnext;
+            size_t pos = 0;
+            psb_str org;
+            bool has = key_item(g->key, g->key_len, &pos, &org);
+            if (drop(arg, has ? org.ptr : NULL, has ? org.len : 0)) {
+                group_remove(e, g);
+                n++;
+            }
+            g = next;
+        }
+    }
+    return n;
+}
+
 cor_matcher *cor_engine_matcher(cor_engine *e)
 {
     return e->m;

@@ -14,6 +14,7 @@
 #ifndef COR_ENGINE_H
 #define COR_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,12 @@ size_t cor_engine_incidents(const cor_engine *e, cor_incident *const **out);
  * counts of later events go to the stats only. */
 size_t cor_engine_take(cor_engine *e, cor_incident *const **out);
 void cor_engine_forget(cor_engine *e);
+/* Free every group (window, partial chains, suppression) whose operator --
+ * organization.id, len bytes; NULL for none -- drop() says to drop. The daemon
+ * calls it for the operators of partitions a rebalance took away. Returns the
+ * number of groups freed. */
+size_t cor_engine_drop_groups(cor_engine *e, bool (*drop)(void *arg, const char *org, size_t len),
+                              void *arg);
 
 cor_matcher *cor_engine_matcher(cor_engine *e);
 /* Per-rule counters (indexed by rule->index). */

@@ -1,6 +1,7 @@
 /* cor_http.c -- evhttp handlers for the incident and KPI APIs, /metrics and the
- * dashboard. Every handler answers synchronously: the data is in memory and a
- * request costs one pass over one operator's incidents at most.
+ * dashboard. Every handler answers synchronously -- the data is in memory and a
+ * request costs one pass over one operator's incidents at most -- but a status
+ * change handed to Kafka, which is answered from its delivery report.
  */
 #include "cor_http.h"
 
@@ -121,10 +122,23 @@ static bool token_eq(const char *a, const char *b, size_t blen)
     return d == 0 && alen == blen;
 }
 
+/* A POST waiting for the delivery report of its update. req and evcon are
+ * NULL once the client has gone (the connection's close callback). */
+typedef struct held {
+    uint64_t ticket;
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    char *answer; /* the 202 body */
+} held;
+
 struct cor_http {
     cor_http_config cfg;
     struct evhttp *http;
     uint16_t port;
+    held *held;
+    size_t n_held;
+    uint64_t next_ticket;
+    size_t unsent; /* answers to held requests not yet written out */
 };
 
 typedef struct who {
@@ -168,6 +182,7 @@ static void reply(struct evhttp_request *req, int code, const char *type, const 
                          : code == 405 ? "Method Not Allowed"
                          : code == 409 ? "Conflict"
                          : code == 413 ? "Payload Too Large"
+                         : code == 422 ? "Unprocessable Entity"
                          : code == 503 ? "Service Unavailable"
                                        : "Error";
     evhttp_send_reply(req, code, reason, b);
@@ -284,6 +299,104 @@ static char *body_text(struct evhttp_request *req, size_t *len)
     return s;
 }
 
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    cor_http *h = arg;
+    for (size_t i = 0; i < h->n_held; i++) {
+        held *x = &h->held[i];
+        if (x->evcon != evcon)
+            continue;
+        /* libevent detaches a request whose client hung up while it was held
+         * and leaves it to the application; one still attached goes with its
+         * connection (evhttp_free). */
+        if (x->req && !evhttp_request_get_connection(x->req))
+            evhttp_request_free(x->req);
+        x->req = NULL;
+        x->evcon = NULL;
+    }
+}
+
+static void on_sent(struct evhttp_request *req, void *arg)
+{
+    (void)req;
+    cor_http *h = arg;
+    if (h->unsent)
+        h->unsent--;
+}
+
+/* Answer held request i and forget it. */
+static void release_held(cor_http *h, size_t i, int code, const char *err)
+{
+    held x = h->held[i];
+    h->held[i] = h->held[--h->n_held];
+    if (x.req) {
+        evhttp_connection_set_closecb(x.evcon, NULL, NULL);
+        evhttp_request_set_on_complete_cb(x.req, on_sent, h);
+        h->unsent++;
+        if (err)
+            reply_error(x.req, code, err);
+        else
+            reply(x.req, code, JSON, x.answer, strlen(x.answer));
+    }
+    free(x.answer);
+}
+
+/* Hand u to the hook and keep the request open for the delivery report. */
+static void hold_and_publish(cor_http *h, struct evhttp_request *req, const cor_inc_update *u,
+                             const char *op)
+{
+    char err[256];
+    if (h->n_held >= COR_HTTP_MAX_HELD) {
+        reply_error(req, 503, "too many updates waiting for Kafka; try again");
+        return;
+    }
+    uint64_t ticket = ++h->next_ticket;
+    if (h->cfg.publish(h->cfg.publish_arg, u, op, ticket, err, sizeof(err)) < 0) {
+        reply_error(req, 503, err);
+        return;
+    }
+    cor_buf b = {0};
+    cor_buf_puts(&b, "{\"accepted\":true,\"update\":");
+    cor_inc_update_write(u, op, &b);
+    cor_buf_puts(&b, "}");
+    h->held = psb_xrealloc(h->held, (h->n_held + 1) * sizeof(held));
+    held *x = &h->held[h->n_held++];
+    x->ticket = ticket;
+    x->req = req;
+    x->evcon = evhttp_request_get_connection(req);
+    x->answer = psb_xstrndup(b.p, b.len);
+    cor_buf_free(&b);
+    evhttp_connection_set_closecb(x->evcon, on_conn_close, h);
+}
+
+void cor_http_update_done(cor_http *h, uint64_t ticket, const char *err)
+{
+    for (size_t i = 0; i < h->n_held; i++)
+        if (h->held[i].ticket == ticket) {
+            char msg[384];
+            if (err)
+                snprintf(msg, sizeof(msg), "the update did not reach Kafka: %s", err);
+            release_held(h, i, err ? 503 : 202, err ? msg : NULL);
+            return;
+        }
+}
+
+size_t cor_http_held(const cor_http *h)
+{
+    return h->n_held;
+}
+
+void cor_http_fail_held(cor_http *h, const char *reason)
+{
+    while (h->n_held)
+        release_held(h, h->n_held - 1, 503, reason);
+}
+
+size_t cor_http_unsent(const cor_http *h)
+{
+    return h->unsent;
+}
+
 static void post_status(cor_http *h, struct evhttp_request *req, who w, const char *id)
 {
     char err[256], ybuf[128];
@@ -319,7 +432,7 @@ static void post_status(cor_http *h, struct evhttp_request *req, who w, const ch
                     "status: acknowledged, contained, resolved, false_positive or reported");
         goto out;
     }
-    int64_t at = psb_now_ms();
+    int64_t now = psb_now_ms(), at = now;
     if (va &&
         (!YAJL_IS_STRING(va) || psb_parse_rfc3339(va->u.string, strlen(va->u.string), &at) < 0)) {
         reply_error(req, 400, "at: an RFC 3339 time");
@@ -329,20 +442,30 @@ static void post_status(cor_http *h, struct evhttp_request *req, who w, const ch
         reply_error(req, 400, "note: a string");
         goto out;
     }
-    cor_inc_update u = {id, status, at, vn ? YAJL_GET_STRING(vn) : NULL, w.op};
+    /* An update from the future would make MTTA/MTTR whatever the analyst
+     * typed; a little slack covers a client clock that runs ahead. */
+    int64_t slack =
+        h->cfg.at_max_future_ms > 0 ? h->cfg.at_max_future_ms : COR_HTTP_AT_MAX_FUTURE_MS;
+    if (at > now + slack) {
+        char t[PSB_TIME_BUFSZ];
+        psb_format_time_ms(now, t);
+        snprintf(err, sizeof(err),
+                 "at: more than %lld s past the server's clock (%s); give the time it happened",
+                 (long long)(slack / 1000), t);
+        reply_error(req, 422, err);
+        goto out;
+    }
+    cor_inc_update u = {id, status, at, vn ? YAJL_GET_STRING(vn) : NULL, w.op, now};
+    if (cor_inc_update_check_limits(&u, w.op, err, sizeof(err)) < 0) {
+        reply_error(req, 422, err);
+        goto out;
+    }
     if (cor_incstore_check(h->cfg.store, &u, err, sizeof(err)) < 0) {
         reply_error(req, 409, err);
         goto out;
     }
     if (h->cfg.publish) {
-        if (h->cfg.publish(h->cfg.publish_arg, &u, w.op, err, sizeof(err)) < 0) {
-            reply_error(req, 503, err);
-            goto out;
-        }
-        cor_buf_puts(&b, "{\"accepted\":true,\"update\":");
-        cor_inc_update_write(&u, w.op, &b);
-        cor_buf_putc(&b, '}');
-        reply_buf(req, 202, JSON, &b);
+        hold_and_publish(h, req, &u, w.op);
         goto out;
     }
     if (cor_incstore_apply(h->cfg.store, &u, err, sizeof(err)) < 0) {
@@ -612,8 +735,7 @@ static void handle(struct evhttp_request *req, void *arg)
             reply_error(req, 403, "/metrics holds every operator's KPIs: regulator token only");
         else
             get_metrics(h, req);
-    }
-    else if (strcmp(path, "/api/whoami") == 0) {
+    } else if (strcmp(path, "/api/whoami") == 0) {
         cor_buf b = {0};
         if (w.op) {
             cor_buf_puts(&b, "{\"role\":\"operator\",\"operator\":");
@@ -671,8 +793,13 @@ void cor_http_free(cor_http *h)
 {
     if (!h)
         return;
+    /* evhttp_free closes the connections, whose close callback still reads
+     * the held list: it goes after. */
     if (h->http)
         evhttp_free(h->http);
+    for (size_t i = 0; i < h->n_held; i++)
+        free(h->held[i].answer);
+    free(h->held);
     free(h);
 }
 

@@ -21,7 +21,7 @@
 
 typedef struct inc_upd {
     int status;
-    int64_t at;
+    int64_t at, received_at;
     char *note, *by;
 } inc_upd;
 
@@ -188,9 +188,16 @@ int cor_incstore_add_json(cor_incstore *s, const char *json, size_t len, cor_kpi
     const char *cat = get_str(root, "category", NULL);
     int severity = sev ? cor_kpi_severity_from_name(sev) : -1;
     int64_t first, detected;
-    if (!id || !*id || strlen(id) > COR_KPI_MAX_ID_LEN || !op || !*op ||
-        strlen(op) > COR_KPI_MAX_ID_LEN || !rule || severity < 0) {
+    if (!id || !*id || !op || !*op || !rule || severity < 0) {
         snprintf(err, errlen, "incident record needs id, organization.id, rule.id and severity");
+        goto out;
+    }
+    if (strlen(id) > COR_KPI_MAX_ID_LEN || strlen(op) > COR_KPI_MAX_ID_LEN ||
+        strlen(rule) > COR_KPI_MAX_ID_LEN || (cat && strlen(cat) > COR_KPI_MAX_ID_LEN)) {
+        snprintf(err, errlen,
+                 "incident record: id, organization.id, rule.id and category are at most %d "
+                 "bytes",
+                 COR_KPI_MAX_ID_LEN);
         goto out;
     }
     if (get_time(root, "first_seen", &first) < 0 || get_time(root, "detected_at", &detected) < 0) {
@@ -256,6 +263,34 @@ out:
     return rc;
 }
 
+int cor_inc_update_check_limits(const cor_inc_update *u, const char *op, char *err, size_t errlen)
+{
+    const char *what = NULL;
+    size_t max = COR_KPI_MAX_ID_LEN;
+    if (u->id && strlen(u->id) > COR_KPI_MAX_ID_LEN)
+        what = "id";
+    else if (op && strlen(op) > COR_KPI_MAX_ID_LEN)
+        what = "organization.id";
+    else if (u->by && strlen(u->by) > COR_KPI_MAX_ID_LEN)
+        what = "by";
+    else if (u->note && strlen(u->note) > COR_INCSTORE_MAX_NOTE)
+        what = "note", max = COR_INCSTORE_MAX_NOTE;
+    if (what) {
+        snprintf(err, errlen, "%s longer than %zu bytes", what, max);
+        return -1;
+    }
+    /* JSON is UTF-8 (RFC 8259): a string that is not would be rewritten (U+FFFD)
+     * when the record is passed on, and could then outgrow its limit. */
+    const char *s[] = {u->id, op, u->by, u->note};
+    const char *name[] = {"id", "organization.id", "by", "note"};
+    for (size_t i = 0; i < 4; i++)
+        if (s[i] && !cor_json_utf8_valid(s[i], strlen(s[i]))) {
+            snprintf(err, errlen, "%s is not valid UTF-8", name[i]);
+            return -1;
+        }
+    return 0;
+}
+
 int cor_incstore_check(const cor_incstore *s, const cor_inc_update *u, char *err, size_t errlen)
 {
     const inc *x = find(s, u->id);
@@ -269,10 +304,8 @@ int cor_incstore_check(const cor_incstore *s, const cor_inc_update *u, char *err
                  "or reported");
         return -1;
     }
-    if (u->note && strlen(u->note) > COR_INCSTORE_MAX_NOTE) {
-        snprintf(err, errlen, "note longer than %d bytes", COR_INCSTORE_MAX_NOTE);
+    if (cor_inc_update_check_limits(u, NULL, err, errlen) < 0)
         return -1;
-    }
     if (x->n_upd >= COR_INCSTORE_MAX_UPDATES) {
         snprintf(err, errlen, "incident has %d updates already", COR_INCSTORE_MAX_UPDATES);
         return -1;
@@ -333,6 +366,7 @@ int cor_incstore_apply(cor_incstore *s, const cor_inc_update *u, char *err, size
     inc_upd *e = &x->upd[x->n_upd++];
     e->status = u->status;
     e->at = u->at;
+    e->received_at = u->received_at;
     e->note = u->note ? psb_xstrdup(u->note) : NULL;
     e->by = u->by ? psb_xstrdup(u->by) : NULL;
     if (u->status == COR_INC_REPORTED) {
@@ -380,6 +414,10 @@ void cor_inc_update_write(const cor_inc_update *u, const char *op, cor_buf *b)
         cor_buf_puts(b, ",\"by\":");
         cor_buf_json_str(b, u->by, strlen(u->by));
     }
+    if (u->received_at) {
+        cor_buf_puts(b, ",\"received_at\":");
+        put_time(b, u->received_at);
+    }
     cor_buf_putc(b, '}');
 }
 
@@ -396,6 +434,13 @@ int cor_inc_update_parse(const char *json, size_t len, cor_inc_update_owned *out
 {
     char ybuf[128];
     memset(out, 0, sizeof(*out));
+    /* Records come from a topic anyone with produce rights can write: every
+     * string is bounded before anything is kept. */
+    if (len > COR_INCSTORE_MAX_UPDATE_RECORD) {
+        snprintf(err, errlen, "update record larger than %d bytes", COR_INCSTORE_MAX_UPDATE_RECORD);
+        out->over_limit = true;
+        return -1;
+    }
     char *copy = psb_xstrndup(json, len);
     yajl_val root = psb_json_tree_parse(copy, ybuf, sizeof(ybuf));
     free(copy);
@@ -407,15 +452,24 @@ int cor_inc_update_parse(const char *json, size_t len, cor_inc_update_owned *out
     const char *id = get_str(root, "id", NULL), *st = get_str(root, "status", NULL);
     const char *note = get_str(root, "note", NULL), *by = get_str(root, "by", NULL);
     int status = cor_inc_status_from_name(st);
-    int64_t at;
+    int64_t at, received_at = 0;
     if (!id || status <= COR_INC_NEW || get_time(root, "at", &at) < 0) {
         snprintf(err, errlen, "update needs id, a status and at (RFC 3339)");
+        goto out;
+    }
+    if (get_str(root, "received_at", NULL) && get_time(root, "received_at", &received_at) < 0) {
+        snprintf(err, errlen, "update: received_at must be RFC 3339");
+        goto out;
+    }
+    cor_inc_update lim = {id, status, at, note, by, received_at};
+    if (cor_inc_update_check_limits(&lim, get_str(root, "organization", "id"), err, errlen) < 0) {
+        out->over_limit = true;
         goto out;
     }
     out->id = psb_xstrdup(id);
     out->note = note ? psb_xstrdup(note) : NULL;
     out->by = by ? psb_xstrdup(by) : NULL;
-    out->u = (cor_inc_update){out->id, status, at, out->note, out->by};
+    out->u = (cor_inc_update){out->id, status, at, out->note, out->by, received_at};
     rc = 0;
 out:
     yajl_tree_free(root);
@@ -509,6 +563,10 @@ static void write_inc(const inc *x, cor_buf *b)
         if (e->by) {
             cor_buf_puts(b, ",\"by\":");
             cor_buf_json_str(b, e->by, strlen(e->by));
+        }
+        if (e->received_at) {
+            cor_buf_puts(b, ",\"received_at\":");
+            put_time(b, e->received_at);
         }
         cor_buf_putc(b, '}');
     }

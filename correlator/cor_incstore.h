@@ -32,9 +32,14 @@
 #include "cor_kpi.h"
 
 #define COR_INCSTORE_MAX_INCIDENTS 2000000
-#define COR_INCSTORE_MAX_RECORD (64 * 1024) /* bytes of one incident record */
-#define COR_INCSTORE_MAX_UPDATES 64         /* updates of one incident */
-#define COR_INCSTORE_MAX_NOTE 1024          /* bytes of a note */
+#define COR_INCSTORE_MAX_RECORD (64 * 1024)  /* bytes of one incident record */
+#define COR_INCSTORE_MAX_UPDATES 64          /* updates of one incident */
+#define COR_INCSTORE_MAX_NOTE 1024           /* bytes of a note */
+#define COR_INCSTORE_MAX_UPDATE_RECORD 16384 /* bytes of one update record */
+/* An update's id, organization.id and by are at most COR_KPI_MAX_ID_LEN bytes, its
+ * note COR_INCSTORE_MAX_NOTE; an incident record's id, organization.id, rule.id and
+ * category at most COR_KPI_MAX_ID_LEN. Past a limit a record is refused whole. An
+ * update's strings must also be valid UTF-8. */
 
 enum cor_inc_status {
     COR_INC_NEW,
@@ -64,11 +69,16 @@ int cor_incstore_add_json(cor_incstore *s, const char *json, size_t len, cor_kpi
 /* An update. Strings are borrowed. */
 typedef struct cor_inc_update {
     const char *id;
-    int status;       /* enum cor_inc_status, not NEW */
-    int64_t at;       /* ms */
-    const char *note; /* or NULL */
-    const char *by;   /* who asked (an operator id), or NULL */
+    int status;          /* enum cor_inc_status, not NEW */
+    int64_t at;          /* ms */
+    const char *note;    /* or NULL */
+    const char *by;      /* who asked (an operator id), or NULL */
+    int64_t received_at; /* ms, when the API took it; 0: not recorded (older records) */
 } cor_inc_update;
+
+/* Are u's strings, and op (the incident's operator, may be NULL), within the
+ * limits above and valid UTF-8? 0, or -1 with the reason in err. */
+int cor_inc_update_check_limits(const cor_inc_update *u, const char *op, char *err, size_t errlen);
 
 /* Would u be accepted? 0, or -1 with the reason in err. */
 int cor_incstore_check(const cor_incstore *s, const cor_inc_update *u, char *err, size_t errlen);
@@ -76,14 +86,18 @@ int cor_incstore_check(const cor_incstore *s, const cor_inc_update *u, char *err
 int cor_incstore_apply(cor_incstore *s, const cor_inc_update *u, char *err, size_t errlen);
 
 /* The update record of pasban.incident-updates:
- * {"id":..., "organization":{"id":...}, "status":..., "at":"RFC 3339", "note":..., "by":...}
+ * {"id":..., "organization":{"id":...}, "status":..., "at":"RFC 3339", "note":..., "by":...,
+ *  "received_at":"RFC 3339"}
+ * `at` is when the analyst says it happened; `received_at` when the API took it.
  * op is the incident's operator (the message key), may be NULL. */
 void cor_inc_update_write(const cor_inc_update *u, const char *op, cor_buf *b);
 /* Parse one. On success out->u points at strings out owns; release them with
- * cor_inc_update_release. Returns 0, or -1 with a reason in err. */
+ * cor_inc_update_release. Returns 0, or -1 with a reason in err and, when the
+ * record or one of its strings is past its limit, out->over_limit set. */
 typedef struct cor_inc_update_owned {
     cor_inc_update u;
     char *id, *note, *by;
+    bool over_limit;
 } cor_inc_update_owned;
 int cor_inc_update_parse(const char *json, size_t len, cor_inc_update_owned *out, char *err,
                          size_t errlen);
@@ -96,7 +110,7 @@ const char *cor_incstore_operator(const cor_incstore *s, const char *id);
 /* Current status (enum cor_inc_status), or -1 if unknown. */
 int cor_incstore_status(const cor_incstore *s, const char *id);
 /* The record as stored, with "status" current, "reported_at" when reported, and
- * "updates": [{"status","at","note","by"}]. -1 if unknown. */
+ * "updates": [{"status","at","note","by","received_at"}]. -1 if unknown. */
 int cor_incstore_write_json(const cor_incstore *s, const char *id, cor_buf *b);
 
 typedef struct cor_inc_query {

@@ -285,6 +285,18 @@ static size_t utf8_len(const unsigned char *p, size_t n)
     return need;
 }
 
+bool cor_json_utf8_valid(const char *p, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_len(u + i, n - i);
+        if (l == 0)
+            return false;
+        i += l;
+    }
+    return true;
+}
+
 void cor_buf_json_str(cor_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

@@ -9,6 +9,7 @@
 #ifndef COR_JSON_H
 #define COR_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,8 @@ void cor_buf_putc(cor_buf *b, char c);
 void cor_buf_free(cor_buf *b);
 /* Append p[0..n) as a quoted JSON string; invalid UTF-8 becomes U+FFFD. */
 void cor_buf_json_str(cor_buf *b, const char *p, size_t n);
+/* Is p[0..n) valid UTF-8 (what cor_buf_json_str copies unchanged)? */
+bool cor_json_utf8_valid(const char *p, size_t n);
 /* Render a tree back to compact JSON. */
 void cor_json_render(const cor_jnode *n, cor_buf *b);
 

@@ -40,7 +40,9 @@ static const char usage_text[] =
     "                      properties (librdkafka, passed through)}, \"rules\", \"http\",\n"
     "                      \"web_root\", \"tokens\" (API bearer tokens: per operator, or\n"
     "                      role regulator), \"kpi\" (SLA per severity, report window,\n"
-    "                      designated sources and targets per operator). Flags override\n"
+    "                      designated sources and targets per operator), \"api\"\n"
+    "                      {\"at_max_future\": how far past the server's clock an\n"
+    "                      update's \"at\" may be, default \"5m\"}. Flags override\n"
     "                      the file. With --replay, only its \"kpi\" section is used.\n"
     "  --kafka BROKERS     The daemon: consume events (Pasban event JSON, or raw lines)\n"
     "                      from pasban.events in consumer group --group (default\n"
@@ -154,6 +156,9 @@ static int run_daemon(cor_daemon_opts *d, const cor_run_opts *o, const char *con
 {
     char err[512];
     cor_config *c = NULL;
+    /* First: a SIGHUP while the config, the rules or the brokers are still
+     * loading is queued as a reload instead of ending the process. */
+    cor_daemon_signals();
     if (config && !(c = cor_config_load(config, err, sizeof(err)))) {
         fprintf(stderr, "pasban-correlator: %s\n", err);
         return 1;

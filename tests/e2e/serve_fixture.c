@@ -75,7 +75,7 @@ static void add_incident(cor_kpi *k, cor_incstore *s, int n, int op, int64_t fir
 static void update(cor_kpi *k, cor_incstore *s, const char *id, int status, int64_t at)
 {
     char err[200];
-    cor_inc_update u = {id, status, at, NULL, NULL};
+    cor_inc_update u = {id, status, at, NULL, NULL, 0};
     if (cor_incstore_apply(s, &u, err, sizeof(err)) == 0)
         cor_kpi_on_update(k, id, cor_inc_status_name(status), at);
 }
@@ -145,7 +145,7 @@ int main(int argc, char **argv)
     cor_http_tokens_add(tok, "e2e-op-c", "op-c");
     fill(k, s);
     struct event_base *base = event_base_new();
-    cor_http_config hc = {k, s, tok, argv[1], NULL, NULL, NULL, NULL};
+    cor_http_config hc = {k, s, tok, argv[1], NULL, NULL, NULL, NULL, 0};
     cor_http *h = cor_http_new(base, "127.0.0.1", (uint16_t)(argc == 3 ? atoi(argv[2]) : 0), &hc);
     int rc = 1;
     if (!h) {

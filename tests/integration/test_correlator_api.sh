@@ -214,6 +214,51 @@ open(os.environ["METRICS_OUT"], "w").write(urllib.request.urlopen(req, timeout=1
 PY
 promtool check metrics <"$T/metrics" >"$T/promtool" 2>&1 || { cat "$T/promtool"; fail "promtool check metrics"; }
 
+# The updates topic is open to any producer: a record past its limits (a
+# 2000-byte note) is refused and counted, and the records after it still apply.
+# An update from the future is refused (422); the receive time is recorded.
+python3 -c 'import json; print(json.dumps({"id": "x" * 32, "organization": {"id": "op-a"},
+  "status": "acknowledged", "at": "2026-10-05T07:00:00Z", "note": "n" * 2000}))' |
+  "$KCAT" -b "$K" -t "$UPD" -P -k op-a
+python3 - <<'PY' || fail "update limits and at bounds"
+import datetime, json, os, re, time, urllib.error, urllib.request
+H, TA, TR = os.environ["H"], os.environ["TA"], os.environ["TR"]
+def call(path, token, body=None):
+    req = urllib.request.Request(H + path, data=None if body is None else json.dumps(body).encode(),
+                                 method="GET" if body is None else "POST")
+    req.add_header("Authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+def counter(name):
+    return int(re.search(r"^%s (\d+)$" % name, call("/metrics", TR)[1], re.M).group(1))
+for _ in range(60):
+    if counter("pasban_correlator_updates_over_limit_total") == 1:
+        break
+    time.sleep(0.5)
+else:
+    raise AssertionError("the over-limit update record was not counted")
+root = [i for i in json.loads(call("/api/incidents?limit=1000", TA)[1])["incidents"]
+        if i["rule"]["id"] == "T-SSH-ROOT"][0]
+future = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime(
+    "%Y-%m-%dT%H:%M:%SZ")
+code, text = call("/api/incidents/%s/status" % root["id"], TA, {"status": "acknowledged", "at": future})
+assert code == 422 and "server's clock" in json.loads(text)["error"], (code, text)
+code, text = call("/api/incidents/%s/status" % root["id"], TA,
+                  {"status": "acknowledged", "note": "n" * 1025})
+assert code == 422 and "note longer than" in json.loads(text)["error"], (code, text)
+code, text = call("/api/incidents/%s/status" % root["id"], TA, {"status": "acknowledged"})
+assert code == 202 and '"received_at":' in text, (code, text)
+for _ in range(60):
+    ups = json.loads(call("/api/incidents/" + root["id"], TA)[1])["updates"]
+    if ups:
+        break
+    time.sleep(0.5)
+assert len(ups) == 1 and ups[0]["status"] == "acknowledged" and "received_at" in ups[0], ups
+PY
+
 # The KPI topic: op-a's and op-b's October records, keyed operator/period.
 for _ in $(seq 30); do
   timeout 20 "$KCAT" -b "$K" -t "$KPI" -C -e -q -f '%k\t%s\n' >"$T/kpi" 2>/dev/null || true

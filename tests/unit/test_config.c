@@ -47,6 +47,7 @@ static void test_full_config(void **state)
                          "\"/w\",\n"
                          " /* tokens */ \"tokens\": [{\"token\": \"t-a\", \"operator\": "
                          "\"op-a\"}, {\"token\": \"t-r\", \"role\": \"regulator\"}],\n"
+                         " \"api\": {\"at_max_future\": \"90s\"},\n"
                          " \"kpi\": {\"sla\": {\"critical\": \"1h\"}, \"operators\": {\"op-a\": "
                          "{\"sources\": [\"gw1\"]}}}}\n",
                          err, sizeof(err));
@@ -60,6 +61,7 @@ static void test_full_config(void **state)
     assert_string_equal(c->rules, "rules/");
     assert_string_equal(c->http, "127.0.0.1:9108");
     assert_string_equal(c->web_root, "/w");
+    assert_true(c->at_max_future_ms == 90000);
     const char *k = NULL, *v = NULL;
     assert_int_equal(cor_config_property(c, 0, &k, &v), 3);
     assert_string_equal(k, "client.id");
@@ -95,6 +97,7 @@ static void test_empty_config_defaults(void **state)
     assert_non_null(c);
     assert_null(c->brokers);
     assert_null(c->rules);
+    assert_true(c->at_max_future_ms == 0); /* cor_http's default, 5 min */
     const char *k, *v;
     assert_int_equal(cor_config_property(c, 0, &k, &v), 0);
     cor_http_tokens *t = cor_config_tokens(c, err, sizeof(err));
@@ -132,6 +135,10 @@ static void test_refusals(void **state)
     expect_refused("{\"tokens\": {}}", "tokens: expected an array");
     expect_refused("{\"kpi\": []}", "kpi: expected an object");
     expect_refused("[1]", "expected an object");
+    expect_refused("{\"api\": {\n\"at_max_future\": \"soon\"}}",
+                   ":2: api.at_max_future: a duration of at least 1s");
+    expect_refused("{\"api\": {\"at_max_future\": \"0s\"}}", "at least 1s");
+    expect_refused("{\"api\": {\"at_future\": \"5m\"}}", "unknown key api.at_future");
     expect_refused("{\"rules\": ", ""); /* syntax error */
     char err[256];
     assert_null(cor_config_load("/nonexistent/pasban.conf", err, sizeof(err)));

@@ -1,13 +1,17 @@
 /* HTTP API over a real socket on 127.0.0.1: access rules per token, filters,
  * lifecycle updates (direct and through the publish hook), KPI JSON and CSV,
  * /metrics and the dashboard files. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -30,6 +34,14 @@ typedef struct fixture {
     int published;
     char pub_id[64], pub_op[64];
     int pub_status;
+    uint64_t ticket;
+    /* what the fake Kafka does with it: report after a short delay (delivery
+     * error deliver_err, or NULL), or never (hold) */
+    bool hold;
+    bool fail_instead; /* the report never comes: the daemon stops (cor_http_fail_held) */
+    const char *deliver_err;
+    int code_at_delivery; /* the client's status code when the report came */
+    struct resp *cur;     /* the request in flight */
 } fixture;
 
 typedef struct resp {
@@ -67,7 +79,21 @@ static void extra_metrics(void *arg, cor_buf *b)
                     "test_extra_total 7\n");
 }
 
-static int publish(void *arg, const cor_inc_update *u, const char *op, char *err, size_t errlen)
+/* The delivery report, 50 ms after the update was queued. */
+static void deliver(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    fixture *f = arg;
+    f->code_at_delivery = f->cur ? f->cur->code : -2;
+    if (f->fail_instead)
+        cor_http_fail_held(f->http, "shutting down");
+    else
+        cor_http_update_done(f->http, f->ticket, f->deliver_err);
+}
+
+static int publish(void *arg, const cor_inc_update *u, const char *op, uint64_t ticket, char *err,
+                   size_t errlen)
 {
     fixture *f = arg;
     (void)err;
@@ -76,10 +102,15 @@ static int publish(void *arg, const cor_inc_update *u, const char *op, char *err
     snprintf(f->pub_id, sizeof(f->pub_id), "%s", u->id);
     snprintf(f->pub_op, sizeof(f->pub_op), "%s", op);
     f->pub_status = u->status;
+    f->ticket = ticket;
+    if (!f->hold) {
+        struct timeval tv = {0, 50000};
+        event_base_once(f->base, -1, EV_TIMEOUT, deliver, f, &tv);
+    }
     return 0;
 }
 
-static int setup_with(void **state, bool hook)
+static int setup_with(void **state, bool hook, int64_t at_max_future_ms)
 {
     fixture *f = psb_xcalloc(1, sizeof(*f));
     char err[128];
@@ -106,8 +137,8 @@ static int setup_with(void **state, bool hook)
     FILE *fp = fopen(path, "w");
     fputs("<!doctype html><title>Pasban</title>", fp);
     fclose(fp);
-    cor_http_config cfg = {f->kpi, f->store,      f->tokens, f->web, hook ? publish : NULL,
-                           f,      extra_metrics, NULL};
+    cor_http_config cfg = {f->kpi, f->store,      f->tokens, f->web,          hook ? publish : NULL,
+                           f,      extra_metrics, NULL,      at_max_future_ms};
     f->http = cor_http_new(f->base, "127.0.0.1", 0, &cfg);
     assert_non_null(f->http);
     assert_true(cor_http_port(f->http) > 0);
@@ -117,11 +148,15 @@ static int setup_with(void **state, bool hook)
 
 static int setup(void **state)
 {
-    return setup_with(state, false);
+    return setup_with(state, false, 0);
 }
 static int setup_hook(void **state)
 {
-    return setup_with(state, true);
+    return setup_with(state, true, 0);
+}
+static int setup_slack_1m(void **state)
+{
+    return setup_with(state, false, 60 * 1000);
 }
 
 static int teardown(void **state)
@@ -160,6 +195,7 @@ static resp call(fixture *f, enum evhttp_cmd_type cmd, const char *path, const c
                  const char *body)
 {
     resp r = {-1, NULL, 0, "", f->base};
+    f->cur = &r;
     struct evhttp_connection *c =
         evhttp_connection_base_new(f->base, NULL, "127.0.0.1", cor_http_port(f->http));
     struct evhttp_request *req = evhttp_request_new(on_done, &r);
@@ -177,6 +213,7 @@ static resp call(fixture *f, enum evhttp_cmd_type cmd, const char *path, const c
     assert_int_equal(evhttp_make_request(c, req, cmd, path), 0);
     event_base_dispatch(f->base);
     evhttp_connection_free(c);
+    f->cur = NULL;
     assert_true(r.code > 0);
     return r;
 }
@@ -340,11 +377,16 @@ static void test_publish_hook(void **state)
     resp r = call(f, EVHTTP_REQ_POST, "/api/incidents/b1/status", "tok-b",
                   "{\"status\": \"reported\", \"at\": \"2026-11-04T11:00:00Z\"}");
     assert_int_equal(r.code, 202);
+    /* Answered from the delivery report, not when queued. */
+    assert_int_equal(f->code_at_delivery, -1);
+    assert_non_null(strstr(r.body, "\"accepted\":true"));
+    assert_non_null(strstr(r.body, "\"received_at\":"));
     free(r.body);
     assert_int_equal(f->published, 1);
     assert_string_equal(f->pub_id, "b1");
     assert_string_equal(f->pub_op, "op-b");
     assert_int_equal(f->pub_status, COR_INC_REPORTED);
+    assert_int_equal(cor_http_held(f->http), 0);
     /* Not applied here: it comes back from Kafka. */
     assert_int_equal(cor_incstore_status(f->store, "b1"), COR_INC_NEW);
     /* An invalid one never reaches Kafka. */
@@ -352,6 +394,193 @@ static void test_publish_hook(void **state)
                       "{\"status\": \"resolved\", \"at\": \"2026-11-01T00:00:00Z\"}"),
                  409);
     assert_int_equal(f->published, 1);
+    /* Kafka did not take it: 503 with the reason, once the report says so. */
+    f->deliver_err = "Local: Message timed out";
+    r = call(f, EVHTTP_REQ_POST, "/api/incidents/b1/status", "tok-b",
+             "{\"status\": \"acknowledged\", \"at\": \"2026-11-04T11:00:00Z\"}");
+    assert_int_equal(f->published, 2);
+    assert_int_equal(f->code_at_delivery, -1);
+    assert_int_equal(r.code, 503);
+    assert_non_null(strstr(r.body, "Message timed out"));
+    free(r.body);
+    /* Stopping answers what is still held: 503, not a hung client. */
+    f->deliver_err = NULL;
+    f->fail_instead = true;
+    r = call(f, EVHTTP_REQ_POST, "/api/incidents/b1/status", "tok-b",
+             "{\"status\": \"acknowledged\", \"at\": \"2026-11-04T11:00:00Z\"}");
+    assert_int_equal(r.code, 503);
+    assert_non_null(strstr(r.body, "shutting down"));
+    free(r.body);
+    assert_int_equal(cor_http_held(f->http), 0);
+    /* A report for a request answered already is ignored. */
+    cor_http_update_done(f->http, f->ticket, NULL);
+}
+
+/* Run the loop for ms milliseconds. */
+static void spin(fixture *f, int ms)
+{
+    struct timeval tv = {0, ms * 1000};
+    event_base_loopexit(f->base, &tv);
+    event_base_dispatch(f->base);
+}
+
+/* A raw client: connect, send text, leave the socket open. */
+static int raw_send(fixture *f, const char *text)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(cor_http_port(f->http));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    return fd;
+}
+
+static const char raw_post[] = "POST /api/incidents/b1/status HTTP/1.1\r\nHost: x\r\n"
+                               "Authorization: Bearer tok-b\r\nContent-Length: 25\r\n\r\n"
+                               "{\"status\": \"contained\"}\r\n";
+
+static void hold_one(fixture *f, const char *text, int *fd)
+{
+    f->hold = true;
+    int before = f->published;
+    *fd = raw_send(f, text);
+    for (int i = 0; i < 100 && f->published == before; i++)
+        spin(f, 10);
+    assert_int_equal(f->published, before + 1);
+    assert_int_equal(cor_http_held(f->http), 1);
+}
+
+/* The client hangs up while its update waits for Kafka: the report that comes
+ * later finds no one to answer, and nothing breaks (ASan watches). */
+static void test_held_client_gone(void **state)
+{
+    fixture *f = *state;
+    int fd;
+    hold_one(f, raw_post, &fd);
+    close(fd);
+    spin(f, 100);
+    cor_http_update_done(f->http, f->ticket, NULL);
+    assert_int_equal(cor_http_held(f->http), 0);
+    spin(f, 50);
+    /* The server still serves. */
+    resp r = get(f, "/api/whoami", "tok-b");
+    assert_int_equal(r.code, 200);
+    free(r.body);
+    /* The same after an error report, and after stop's answers. */
+    hold_one(f, raw_post, &fd);
+    close(fd);
+    spin(f, 50);
+    cor_http_update_done(f->http, f->ticket, "Broker: Not enough in-sync replicas");
+    hold_one(f, raw_post, &fd);
+    close(fd);
+    spin(f, 50);
+    cor_http_fail_held(f->http, "shutting down");
+    spin(f, 50);
+    assert_int_equal(cor_http_held(f->http), 0);
+    assert_int_equal(cor_http_unsent(f->http), 0);
+}
+
+/* A request still held when the server goes (teardown frees it): no leak, no
+ * crash; and a client that pipelines a second request behind a held one gets
+ * both answers in order. */
+static void test_held_at_free(void **state)
+{
+    fixture *f = *state;
+    char two[1024];
+    snprintf(two, sizeof(two),
+             "%sGET /api/whoami HTTP/1.1\r\nHost: x\r\n"
+             "Authorization: Bearer tok-b\r\n\r\n",
+             raw_post);
+    int fd;
+    hold_one(f, two, &fd);
+    spin(f, 50);
+    cor_http_update_done(f->http, f->ticket, NULL);
+    char buf[4096];
+    size_t got = 0;
+    for (int i = 0; i < 50 && !strstr(buf, "\"role\":\"operator\""); i++) {
+        spin(f, 10);
+        ssize_t n = recv(fd, buf + got, sizeof(buf) - 1 - got, MSG_DONTWAIT);
+        if (n > 0)
+            got += (size_t)n;
+        buf[got] = '\0';
+    }
+    const char *first = strstr(buf, "HTTP/1.1 202"), *second = strstr(buf, "\"role\":\"operator\"");
+    assert_non_null(first);
+    assert_non_null(second);
+    assert_true(first < second);
+    close(fd);
+    int fd2;
+    hold_one(f, raw_post, &fd2);
+    /* teardown frees the server with this one held */
+    close(fd2);
+}
+
+/* "at" may not be far in the future of the server's clock (default 5 min,
+ * config api.at_max_future); the receive time is recorded beside it. */
+static void test_at_bounds(void **state)
+{
+    fixture *f = *state;
+    char body[256], t[PSB_TIME_BUFSZ];
+    int64_t now = psb_now_ms();
+    psb_format_time_ms(now + 10 * 60 * 1000, t);
+    snprintf(body, sizeof(body), "{\"status\": \"acknowledged\", \"at\": \"%s\"}", t);
+    resp r = call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", body);
+    assert_int_equal(r.code, 422);
+    assert_non_null(strstr(r.body, "past the server's clock"));
+    free(r.body);
+    assert_int_equal(cor_incstore_status(f->store, "a1"), COR_INC_NEW);
+    /* A note past its limit: 422 too, with the limit. */
+    char *note = psb_xmalloc(COR_INCSTORE_MAX_NOTE + 200);
+    memset(note, 'n', COR_INCSTORE_MAX_NOTE + 1);
+    note[COR_INCSTORE_MAX_NOTE + 1] = '\0';
+    char *nb = psb_xmalloc(COR_INCSTORE_MAX_NOTE + 200);
+    snprintf(nb, COR_INCSTORE_MAX_NOTE + 200, "{\"status\": \"acknowledged\", \"note\": \"%s\"}",
+             note);
+    r = call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", nb);
+    assert_int_equal(r.code, 422);
+    assert_non_null(strstr(r.body, "note longer than 1024 bytes"));
+    free(r.body);
+    free(note);
+    free(nb);
+    /* A little ahead is a client clock running fast: taken. */
+    psb_format_time_ms(now + 60 * 1000, t);
+    snprintf(body, sizeof(body), "{\"status\": \"acknowledged\", \"at\": \"%s\"}", t);
+    r = call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", body);
+    assert_int_equal(r.code, 200);
+    yajl_val v = json_of(&r);
+    const char *pu[] = {"updates", NULL};
+    yajl_val ups = yajl_tree_get(v, pu, yajl_t_array);
+    assert_non_null(ups);
+    assert_int_equal(ups->u.array.len, 1);
+    assert_string_equal(jstr(ups->u.array.values[0], "at", NULL), t);
+    const char *rcv = jstr(ups->u.array.values[0], "received_at", NULL);
+    assert_non_null(rcv);
+    int64_t rms = 0;
+    assert_int_equal(psb_parse_rfc3339(rcv, strlen(rcv), &rms), 0);
+    assert_true(rms >= now && rms <= psb_now_ms());
+    yajl_tree_free(v);
+    free(r.body);
+}
+
+static void test_at_bound_configured(void **state)
+{
+    fixture *f = *state;
+    char body[256], t[PSB_TIME_BUFSZ];
+    psb_format_time_ms(psb_now_ms() + 2 * 60 * 1000, t);
+    snprintf(body, sizeof(body), "{\"status\": \"acknowledged\", \"at\": \"%s\"}", t);
+    resp r = call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", body);
+    assert_int_equal(r.code, 422);
+    assert_non_null(strstr(r.body, "more than 60 s"));
+    free(r.body);
+    psb_format_time_ms(psb_now_ms() + 30 * 1000, t);
+    snprintf(body, sizeof(body), "{\"status\": \"acknowledged\", \"at\": \"%s\"}", t);
+    r = call(f, EVHTTP_REQ_POST, "/api/incidents/a1/status", "tok-a", body);
+    assert_int_equal(r.code, 200);
+    free(r.body);
 }
 
 static void test_kpi_api_and_csv(void **state)
@@ -428,11 +657,17 @@ static void test_dashboard_files(void **state)
 
 int main(void)
 {
+    /* As the daemon does: a reply to a client that hung up must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tokens_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operator_sees_only_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_updates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_hook, setup_hook, teardown),
+        cmocka_unit_test_setup_teardown(test_held_client_gone, setup_hook, teardown),
+        cmocka_unit_test_setup_teardown(test_held_at_free, setup_hook, teardown),
+        cmocka_unit_test_setup_teardown(test_at_bounds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_at_bound_configured, setup_slack_1m, teardown),
         cmocka_unit_test_setup_teardown(test_kpi_api_and_csv, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dashboard_files, setup, teardown),
     };

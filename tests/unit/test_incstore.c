@@ -58,7 +58,7 @@ static cor_incstore *store3(void)
 
 static int upd(cor_incstore *s, const char *id, const char *status, const char *at, char *err)
 {
-    cor_inc_update u = {id, cor_inc_status_from_name(status), T(at), NULL, NULL};
+    cor_inc_update u = {id, cor_inc_status_from_name(status), T(at), NULL, NULL, 0};
     err[0] = '\0';
     return cor_incstore_apply(s, &u, err, 200);
 }
@@ -163,22 +163,101 @@ static void test_bad_records_refused(void **state)
 static void test_update_record_round_trip(void **state)
 {
     (void)state;
-    cor_inc_update u = {"a1", COR_INC_RESOLVED, T("2026-11-02T11:00:00.250Z"), "re-imaged \"gw1\"",
-                        "op-a"};
+    cor_inc_update u = {"a1",
+                        COR_INC_RESOLVED,
+                        T("2026-11-02T11:00:00.250Z"),
+                        "re-imaged \"gw1\"",
+                        "op-a",
+                        T("2026-11-02T11:02:03.500Z")};
     cor_buf b = {0};
     cor_inc_update_write(&u, "op-a", &b);
+    /* The documented fields keep their names; the receive time is one more. */
+    assert_non_null(strstr(b.p, "\"at\":\"2026-11-02T11:00:00.250Z\""));
+    assert_non_null(strstr(b.p, "\"received_at\":\"2026-11-02T11:02:03.500Z\""));
     cor_inc_update_owned o;
     char err[128];
     assert_int_equal(cor_inc_update_parse(b.p, b.len, &o, err, sizeof(err)), 0);
     assert_string_equal(o.u.id, "a1");
     assert_int_equal(o.u.status, COR_INC_RESOLVED);
     assert_true(o.u.at == u.at);
+    assert_true(o.u.received_at == u.received_at);
     assert_string_equal(o.u.note, "re-imaged \"gw1\"");
     assert_string_equal(o.u.by, "op-a");
     cor_inc_update_release(&o);
     const char *bad = "{\"id\":\"a1\",\"status\":\"closed\",\"at\":\"2026-11-02T11:00:00Z\"}";
     assert_int_equal(cor_inc_update_parse(bad, strlen(bad), &o, err, sizeof(err)), -1);
     cor_buf_free(&b);
+}
+
+/* Records of the updates topic are bounded string by string: past a limit the
+ * record is refused, flagged as such (the daemon counts it), and nothing of it
+ * is kept; a record at the limits goes through. */
+static void test_update_record_limits(void **state)
+{
+    (void)state;
+    char err[256];
+    cor_inc_update_owned o;
+    char *big = psb_xmalloc(COR_INCSTORE_MAX_UPDATE_RECORD * 2);
+    size_t lim[] = {COR_KPI_MAX_ID_LEN, COR_KPI_MAX_ID_LEN, COR_INCSTORE_MAX_NOTE,
+                    COR_KPI_MAX_ID_LEN};
+    for (size_t f = 0; f < 4; f++) { /* id, by, note, organization.id */
+        for (size_t extra = 0; extra <= 1; extra++) {
+            size_t n = lim[f] + extra;
+            char *v = psb_xmalloc(n + 1);
+            memset(v, 'x', n);
+            v[n] = '\0';
+            snprintf(big, COR_INCSTORE_MAX_UPDATE_RECORD * 2,
+                     "{\"id\":\"%s\",\"organization\":{\"id\":\"%s\"},\"status\":\"resolved\","
+                     "\"at\":\"2026-11-02T11:00:00Z\",\"note\":\"%s\",\"by\":\"%s\"}",
+                     f == 0 ? v : "a1", f == 3 ? v : "op-a", f == 2 ? v : "n", f == 1 ? v : "op-a");
+            free(v);
+            int rc = cor_inc_update_parse(big, strlen(big), &o, err, sizeof(err));
+            if (extra) {
+                assert_int_equal(rc, -1);
+                assert_true(o.over_limit);
+                assert_null(o.id);
+                assert_non_null(strstr(err, "longer than"));
+            } else {
+                assert_int_equal(rc, 0);
+                assert_false(o.over_limit);
+                cor_inc_update_release(&o);
+            }
+        }
+    }
+    /* The whole record, whatever it holds. */
+    memset(big, ' ', COR_INCSTORE_MAX_UPDATE_RECORD + 1);
+    static const char head[] =
+        "{\"id\":\"a1\",\"status\":\"resolved\",\"at\":\"2026-11-02T11:00:00Z\"}";
+    memcpy(big, head, sizeof(head) - 1);
+    assert_int_equal(
+        cor_inc_update_parse(big, COR_INCSTORE_MAX_UPDATE_RECORD + 1, &o, err, sizeof(err)), -1);
+    assert_true(o.over_limit);
+    /* Invalid UTF-8 (an overlong sequence) would come back as U+FFFD when the
+     * record is written again, longer: refused (the fuzzer found it). */
+    const char *bad8 = "{\"id\":\"a1\",\"status\":\"resolved\",\"at\":\"2026-11-02T11:00:00Z\","
+                       "\"note\":\"ok \xc1\x95\"}";
+    assert_int_equal(cor_inc_update_parse(bad8, strlen(bad8), &o, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "note is not valid UTF-8"));
+    /* Malformed is refused, not flagged as past a limit. */
+    const char *bad = "{\"id\":\"a1\",\"status\":\"resolved\",\"at\":\"2026-11-02T11:00:00Z\","
+                      "\"received_at\":\"yesterday\"}";
+    assert_int_equal(cor_inc_update_parse(bad, strlen(bad), &o, err, sizeof(err)), -1);
+    assert_false(o.over_limit);
+    free(big);
+    /* Incident records: rule.id and category are bounded too. */
+    cor_incstore *s = cor_incstore_new();
+    char cat[COR_KPI_MAX_ID_LEN + 2];
+    memset(cat, 'c', sizeof(cat) - 1);
+    cat[sizeof(cat) - 1] = '\0';
+    char *r = record("z1", "op-a", "high", cat, "2026-11-02T10:00:00.000Z");
+    assert_int_equal(cor_incstore_add_json(s, r, strlen(r), NULL, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "at most"));
+    free(r);
+    cat[COR_KPI_MAX_ID_LEN] = '\0';
+    r = record("z1", "op-a", "high", cat, "2026-11-02T10:00:00.000Z");
+    assert_int_equal(cor_incstore_add_json(s, r, strlen(r), NULL, err, sizeof(err)), 1);
+    free(r);
+    cor_incstore_free(s);
 }
 
 static size_t query(cor_incstore *s, const cor_inc_query *q, char ids[][8], size_t *total)
@@ -257,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_invalid_transitions_have_reasons),
         cmocka_unit_test(test_bad_records_refused),
         cmocka_unit_test(test_update_record_round_trip),
+        cmocka_unit_test(test_update_record_limits),
         cmocka_unit_test(test_filters_and_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
