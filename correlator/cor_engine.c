@@ -51,26 +51,31 @@ typedef struct thr_state {
 /* A sequence prefix: steps 0..k-1 done, the first at t0, the newest of them at tmax
  * (steps are taken in arrival order, so a late step can be older than t0). Only the
  * first 4 steps' events can be reported (README: past 5 steps the first 4 and the
- * completing one), so no more are kept. */
+ * completing one), so no more are kept. Their originals are in the group's arena
+ * (a 4-byte length, then the bytes), shared by the prefixes that hold them. */
 #define SEQ_KEEP (COR_MAX_EVIDENCE - 1)
 typedef struct seq_partial {
-    bool valid;
     int64_t t0, tmax;
-    size_t n_ev;
-    char *ev[SEQ_KEEP];
-    size_t evlen[SEQ_KEEP];
+    uint32_t ev[SEQ_KEEP]; /* arena offsets */
+    uint8_t valid, n_ev;
 } seq_partial;
 
+/* Followed by seq_partial[n_steps - 1] (prefixes of 1 .. n_steps-1 steps: the others
+ * never hold anything) and the arena of acap bytes. The event that completed a chain
+ * (used up by it) is the one that raised the group's incident (event_seq). */
 typedef struct seq_state {
-    uint64_t completed_seq; /* event that completed a chain (used up by it) */
-    seq_partial *partial;   /* [n_steps + 1] */
+    uint32_t alen, acap;
 } seq_state;
 
+/* An original kept as evidence is cut here (a line of 64 MiB; input lines are at most
+ * 1 MiB), so a window's or a chain's arena offsets fit in 32 bits. */
+#define EVIDENCE_MAX_LEN (64u << 20)
+
+/* Followed by the last event's original (olen bytes, room for ocap). */
 typedef struct abs_state {
     int64_t first_seen, last_seen;
     long count;
-    char *last_orig;
-    size_t last_olen;
+    uint32_t olen, ocap;
 } abs_state;
 
 typedef struct group {
@@ -104,6 +109,19 @@ static char *thr_arena(thr_state *w)
 static seq_state *seq(group *g)
 {
     return (seq_state *)((char *)g + kind_off(g->key_len));
+}
+static size_t seq_slots(const cor_rule *r)
+{
+    return r->n_steps > 1 ? r->n_steps - 1 : 0;
+}
+/* The prefix of k steps, 1 <= k < n_steps. */
+static seq_partial *seq_prefix(seq_state *q, size_t k)
+{
+    return (seq_partial *)(q + 1) + (k - 1);
+}
+static char *seq_arena(seq_state *q, const cor_rule *r)
+{
+    return (char *)((seq_partial *)(q + 1) + seq_slots(r));
 }
 static abs_state *absn(group *g)
 {
@@ -183,11 +201,6 @@ cor_engine *cor_engine_new(const cor_ruleset *rs, const cor_engine_opts *opts)
     return e;
 }
 
-static const cor_rule *rule_of(const cor_engine *e, const group *g)
-{
-    return e->rs->rules[g->rule];
-}
-
 static void window_clear(group *g)
 {
     thr_state *w = thr(g);
@@ -197,26 +210,17 @@ static void window_clear(group *g)
     w->dead = 0;
 }
 
-static void partial_clear(seq_partial *p)
+static void seq_clear(group *g, const cor_rule *r)
 {
-    for (size_t i = 0; i < p->n_ev; i++)
-        free(p->ev[i]);
-    memset(p, 0, sizeof(*p));
+    seq_state *q = seq(g);
+    memset(q + 1, 0, seq_slots(r) * sizeof(seq_partial));
+    q->alen = 0;
 }
 
-static void group_free(const cor_engine *e, group *g)
+static void group_free(group *g)
 {
     if (g->incident && g->incident->owner == g)
         g->incident->owner = NULL;
-    const cor_rule *r = rule_of(e, g);
-    if (r->kind == COR_KIND_SEQUENCE) {
-        seq_state *q = seq(g);
-        for (size_t i = 0; i <= r->n_steps; i++)
-            partial_clear(&q->partial[i]);
-        free(q->partial);
-    } else if (r->kind == COR_KIND_ABSENCE) {
-        free(absn(g)->last_orig);
-    }
     free(g);
 }
 
@@ -228,7 +232,7 @@ void cor_engine_free(cor_engine *e)
         group *g = e->buckets[b];
         while (g) {
             group *n = g->hnext;
-            group_free(e, g);
+            group_free(g);
             g = n;
         }
     }
@@ -308,7 +312,7 @@ static void group_remove(cor_engine *e, group *g)
     *pp = g->hnext;
     rs->n_groups--;
     e->n_groups--;
-    group_free(e, g);
+    group_free(g);
 }
 
 /* Resize g's block. realloc may move it: the bucket chain, the rule's list and the
@@ -473,11 +477,12 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
             group_remove(e, victim);
         }
     }
-    /* One block for the group, its key and its kind's state (for a threshold, room
-     * for `extra` bytes of window): groups come and go at event rate. */
+    /* One block for the group, its key and its kind's state (threshold, sequence: room
+     * for `extra` bytes of window or chain): groups come and go at event rate. */
     size_t off = kind_off(e->key.len);
-    size_t kind = r->kind == COR_KIND_SEQUENCE   ? sizeof(seq_state)
-                  : r->kind == COR_KIND_ABSENCE  ? sizeof(abs_state)
+    size_t kind = r->kind == COR_KIND_SEQUENCE
+                      ? sizeof(seq_state) + seq_slots(r) * sizeof(seq_partial) + extra
+                  : r->kind == COR_KIND_ABSENCE  ? sizeof(abs_state) + extra
                   : r->kind == COR_KIND_THRESHOLD ? sizeof(thr_state) + extra
                                                   : 0;
     g = psb_xcalloc(1, off + kind);
@@ -486,8 +491,6 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
     memcpy(g->key, e->key.p, e->key.len);
     g->key_len = (uint32_t)e->key.len;
     g->newest = INT64_MIN;
-    if (r->kind == COR_KIND_SEQUENCE)
-        seq(g)->partial = psb_xcalloc(r->n_steps + 1, sizeof(seq_partial));
     g->hnext = e->buckets[h & (e->n_buckets - 1)];
     e->buckets[h & (e->n_buckets - 1)] = g;
     rs->n_groups++;
@@ -561,6 +564,7 @@ static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, in
     inc->detected_at = detected;
     inc->count = count;
     inc->seq = e->incident_seq++;
+    inc->event_seq = e->event_seq;
     inc->suppress_until = detected + r->suppress_ms;
     const char *key = g ? g->key : e->key.p;
     size_t key_len = g ? g->key_len : e->key.len;
@@ -616,8 +620,7 @@ static void expire_if_stale(cor_engine *e, group *g, const cor_rule *r)
     if (r->kind == COR_KIND_THRESHOLD)
         window_clear(g);
     else if (r->kind == COR_KIND_SEQUENCE)
-        for (size_t i = 0; i <= r->n_steps; i++)
-            partial_clear(&seq(g)->partial[i]);
+        seq_clear(g, r);
     g->newest = INT64_MIN;
 }
 
@@ -657,6 +660,12 @@ static void on_single(cor_engine *e, const psb_event *ev, const cor_rule *r,
 }
 
 /* ---- threshold windows ---- */
+
+static uint32_t evidence_len(const psb_event *ev)
+{
+    return ev->original.len > EVIDENCE_MAX_LEN ? EVIDENCE_MAX_LEN : (uint32_t)ev->original.len;
+}
+
 
 /* Arena bytes of an entry: its original, and for a distinct rule the value's length
  * and the value. */
@@ -788,13 +797,10 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
     bool distinct = r->distinct != NULL;
     if (distinct && !cor_field_lookup(ev, caps, n_caps, r->distinct, buf, &dv))
         return; /* nothing to count */
-    /* Evidence longer than the arena could hold is cut there (a line of 1 GiB). */
-    size_t olen = ev->original.len;
+    size_t olen = evidence_len(ev);
     size_t dvlen = distinct ? dv.len : 0;
-    if (dvlen > THR_ARENA_MAX / 4)
-        dvlen = THR_ARENA_MAX / 4;
-    if (olen > THR_ARENA_MAX / 2)
-        olen = THR_ARENA_MAX / 2;
+    if (dvlen > EVIDENCE_MAX_LEN)
+        dvlen = EVIDENCE_MAX_LEN; /* compared as cut: a value of 64 MiB */
     size_t bytes = olen + (distinct ? sizeof(uint32_t) + dvlen : 0);
     bool created;
     /* a new group gets room for exactly this event: most groups never see a second */
@@ -882,23 +888,77 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
 
 /* ---- sequences ---- */
 
-static void partial_add(seq_partial *p, const char *s, size_t n)
+/* Room for `bytes` more in the chain's arena; the block may move (realloc). Bytes
+ * no prefix holds any more are reclaimed once they are half the arena. */
+static group *seq_reserve(cor_engine *e, group *g, const cor_rule *r, size_t bytes)
 {
-    if (p->n_ev >= SEQ_KEEP)
-        return;
-    p->ev[p->n_ev] = psb_xstrndup(s ? s : "", n);
-    p->evlen[p->n_ev] = n;
-    p->n_ev++;
+    seq_state *q = seq(g);
+    if (q->alen + bytes <= q->acap)
+        return g;
+    /* the items still held, in arena order, each once */
+    uint32_t offs[SEQ_KEEP * (COR_MAX_STEPS > 1 ? COR_MAX_STEPS - 1 : 1)];
+    size_t n = 0, live = 0;
+    char *a = seq_arena(q, r);
+    for (size_t k = 1; k <= seq_slots(r); k++) {
+        seq_partial *p = seq_prefix(q, k);
+        for (size_t i = 0; p->valid && i < p->n_ev; i++) {
+            size_t j = 0;
+            while (j < n && offs[j] != p->ev[i])
+                j++;
+            if (j == n)
+                offs[n++] = p->ev[i];
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t l;
+        memcpy(&l, a + offs[i], sizeof(l));
+        live += sizeof(l) + l;
+    }
+    if (live * 2 <= q->alen) {
+        /* sort (few items), then slide each down: its new place is never past its old */
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = i; j > 0 && offs[j - 1] > offs[j]; j--) {
+                uint32_t t = offs[j];
+                offs[j] = offs[j - 1];
+                offs[j - 1] = t;
+            }
+        uint32_t pos = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t l;
+            memcpy(&l, a + offs[i], sizeof(l));
+            memmove(a + pos, a + offs[i], sizeof(l) + l);
+            for (size_t k = 1; k <= seq_slots(r); k++) {
+                seq_partial *p = seq_prefix(q, k);
+                for (size_t m = 0; p->valid && m < p->n_ev; m++)
+                    if (p->ev[m] == offs[i])
+                        p->ev[m] = pos;
+            }
+            pos += (uint32_t)(sizeof(l) + l);
+        }
+        q->alen = pos;
+        if (q->alen + bytes <= q->acap)
+            return g;
+    }
+    size_t acap = (size_t)q->acap * 2;
+    if (acap < q->alen + bytes)
+        acap = q->alen + bytes;
+    size_t size = kind_off(g->key_len) + sizeof(seq_state) + seq_slots(r) * sizeof(seq_partial);
+    g = group_realloc(e, g, size + acap);
+    seq(g)->acap = (uint32_t)acap;
+    return g;
 }
 
-static void partial_copy(seq_partial *dst, const seq_partial *src)
+/* Append an original to the chain's arena (room reserved): its offset. */
+static uint32_t seq_store(group *g, const cor_rule *r, const char *s, uint32_t n)
 {
-    partial_clear(dst);
-    dst->valid = src->valid;
-    dst->t0 = src->t0;
-    dst->tmax = src->tmax;
-    for (size_t i = 0; i < src->n_ev; i++)
-        partial_add(dst, src->ev[i], src->evlen[i]);
+    seq_state *q = seq(g);
+    char *a = seq_arena(q, r) + q->alen;
+    memcpy(a, &n, sizeof(n));
+    if (n)
+        memcpy(a + sizeof(n), s, n);
+    uint32_t off = q->alen;
+    q->alen += (uint32_t)(sizeof(n) + n);
+    return off;
 }
 
 /* Steps come here from the last to the first for one event, so an event that
@@ -909,14 +969,19 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
                         const cor_capture *caps, size_t n_caps)
 {
     int64_t t = ev->timestamp_ms;
+    size_t n = r->n_steps;
+    uint32_t olen = evidence_len(ev);
+    /* a first step that starts a chain is kept: room for it in a new group's block */
+    size_t extra = step == 0 && n > 1 ? sizeof(uint32_t) + olen : 0;
     bool created;
-    group *g = group_get(e, ev, r, caps, n_caps, 0, &created);
-    if (created)
+    group *g = group_get(e, ev, r, caps, n_caps, extra, &created);
+    if (created) {
+        seq(g)->acap = (uint32_t)extra;
         list_append(&e->rules[r->index], g);
-    seq_state *sq = seq(g);
+    }
     /* The event completed this group's chain at a later step: the incident used it up,
      * so it neither starts a new chain nor counts as suppressed by its own incident. */
-    if (!created && sq->completed_seq == e->event_seq)
+    if (!created && g->incident && g->incident->event_seq == e->event_seq)
         return;
     if (!created)
         expire_if_stale(e, g, r);
@@ -930,22 +995,26 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
     }
     g->newest = newest;
     touch(e, g);
-    size_t n = r->n_steps;
     if (step == 0) {
         if (n == 1) {
             cor_incident *inc = incident_new(e, r, g, t, t, t, 1);
             cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
-        } else if (!sq->partial[1].valid || sq->partial[1].t0 <= t) {
-            /* the most recent start by time (a late first step does not replace it) */
-            seq_partial *p1 = &sq->partial[1];
-            partial_clear(p1);
-            p1->valid = true;
-            p1->t0 = p1->tmax = t;
-            partial_add(p1, ev->original.ptr, ev->original.len);
+            return;
         }
+        seq_partial *p1 = seq_prefix(seq(g), 1);
+        if (p1->valid && p1->t0 > t)
+            return; /* the most recent start by time (a late first step does not replace it) */
+        p1->valid = 0; /* its events are not kept through a compaction */
+        g = seq_reserve(e, g, r, sizeof(uint32_t) + olen);
+        p1 = seq_prefix(seq(g), 1);
+        memset(p1, 0, sizeof(*p1));
+        p1->valid = 1;
+        p1->t0 = p1->tmax = t;
+        p1->ev[p1->n_ev++] = seq_store(g, r, ev->original.ptr, olen);
         return;
     }
-    seq_partial *p = &sq->partial[step];
+    seq_state *sq = seq(g);
+    seq_partial *p = seq_prefix(sq, step);
     if (!p->valid)
         return;
     /* Too old for this event, but kept: a late event within `within` of its start
@@ -957,33 +1026,52 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
          * input), as a threshold's newest in the window. */
         int64_t last = t > p->tmax ? t : p->tmax;
         cor_incident *inc = incident_new(e, r, g, p->t0, last, last, (long)n);
-        sq->completed_seq = e->event_seq;
         /* Past 5 steps the evidence is the first 4 and the completing one: the step that
          * makes the incident (the accepted login after the failures) is always shown.
          * A prefix keeps no more than those 4. */
-        for (size_t i = 0; i < p->n_ev; i++)
-            cor_incident_add_evidence(inc, p->ev[i], p->evlen[i]);
+        const char *a = seq_arena(sq, r);
+        for (size_t i = 0; i < p->n_ev; i++) {
+            uint32_t l;
+            memcpy(&l, a + p->ev[i], sizeof(l));
+            cor_incident_add_evidence(inc, a + p->ev[i] + sizeof(l), l);
+        }
         cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
-        for (size_t i = 0; i <= n; i++)
-            partial_clear(&sq->partial[i]);
+        seq_clear(g, r);
         return;
     }
-    seq_partial *q = &sq->partial[step + 1];
-    if (!q->valid || q->t0 <= p->t0) {
-        partial_copy(q, p);
-        partial_add(q, ev->original.ptr, ev->original.len);
-        if (t > q->tmax)
-            q->tmax = t;
+    seq_partial *q = seq_prefix(sq, step + 1);
+    if (q->valid && q->t0 > p->t0)
+        return;
+    q->valid = 0; /* replaced: what only it held may be reclaimed */
+    if (p->n_ev < SEQ_KEEP) {
+        g = seq_reserve(e, g, r, sizeof(uint32_t) + olen);
+        sq = seq(g);
+        p = seq_prefix(sq, step);
+        q = seq_prefix(sq, step + 1);
     }
+    *q = *p; /* shares p's kept events */
+    if (q->n_ev < SEQ_KEEP)
+        q->ev[q->n_ev++] = seq_store(g, r, ev->original.ptr, olen);
+    if (t > q->tmax)
+        q->tmax = t;
 }
 
 /* ---- absence ---- */
 
-static void abs_set_last(abs_state *s, const psb_event *ev)
+/* Keep ev's original as the group's last event. Called while g is out of its list:
+ * the block may move (realloc). */
+static group *abs_set_last(cor_engine *e, group *g, const psb_event *ev)
 {
-    free(s->last_orig);
-    s->last_orig = psb_xstrndup(ev->original.ptr ? ev->original.ptr : "", ev->original.len);
-    s->last_olen = ev->original.len;
+    uint32_t n = evidence_len(ev);
+    if (n > absn(g)->ocap) {
+        g = group_realloc(e, g, kind_off(g->key_len) + sizeof(abs_state) + n);
+        absn(g)->ocap = n;
+    }
+    abs_state *s = absn(g);
+    s->olen = n;
+    if (n)
+        memcpy(s + 1, ev->original.ptr, n);
+    return g;
 }
 
 static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
@@ -992,7 +1080,9 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
     int64_t t = ev->timestamp_ms;
     rule_state *rs = &e->rules[r->index];
     bool created;
-    group *g = group_get(e, ev, r, caps, n_caps, 0, &created);
+    group *g = group_get(e, ev, r, caps, n_caps, evidence_len(ev), &created);
+    if (created)
+        absn(g)->ocap = evidence_len(ev);
     /* README: an event already silent as of the watermark is ignored, whether it would
      * start a watch or join one (it would only move first_seen back past the window). */
     if (e->have_watermark && t + r->within_ms <= e->watermark) {
@@ -1010,7 +1100,7 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
         if (t >= s->last_seen) {
             list_unlink(rs, g);
             s->last_seen = t;
-            abs_set_last(s, ev);
+            g = abs_set_last(e, g, ev);
             list_insert_by_time(rs, g);
         }
         return;
@@ -1021,7 +1111,7 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
     }
     s->first_seen = s->last_seen = t;
     s->count = 1;
-    abs_set_last(s, ev);
+    g = abs_set_last(e, g, ev);
     list_insert_by_time(rs, g);
 }
 
@@ -1043,7 +1133,7 @@ static void fire_absences(cor_engine *e, int64_t w)
             } else {
                 cor_incident *inc =
                     incident_new(e, r, g, s->first_seen, s->last_seen, at, s->count);
-                cor_incident_add_evidence(inc, s->last_orig, s->last_olen);
+                cor_incident_add_evidence(inc, (const char *)(s + 1), s->olen);
             }
             if (suppress_until(g) <= w) {
                 group_remove(e, g);

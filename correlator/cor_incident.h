@@ -30,6 +30,7 @@ typedef struct cor_incident {
     void *owner;             /* the group that may still count on it */
     int64_t suppress_until;  /* its group's events before this are suppressed */
     uint64_t suppressed_seq; /* the last event counted as suppressed on it */
+    uint64_t event_seq;      /* the event that raised it */
 } cor_incident;
 
 /* Compute id from the rule id, the group key (org and by values) and first_seen; an
