@@ -735,6 +735,71 @@ static void test_groups_that_move_keep_their_links(void **state)
     stop(&f);
 }
 
+/* A chain restarted many times in one group, lines of different lengths, another
+ * group in between: prefixes are replaced over and over (what only they held is
+ * reclaimed as the chain's storage grows and is compacted); the incident shows the
+ * events of the chain that completed, the most recent start. */
+static void test_sequence_restarts_keep_the_right_evidence(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, "{\"rules\": [{\"id\": \"ABC\", \"within\": \"10m\", \"by\": [\"src\"], \"sequence\": ["
+              " {\"where\": {\"message\": \"^start (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^mid (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^end (?<src>\\\\S+)\"}}]}]}");
+    char msg[512];
+    for (int k = 0; k < 100; k++) {
+        int pad = (k % 5) * 60;
+        snprintf(msg, sizeof(msg), "start 1.1.1.1 n=%d %0*d", k, pad, 0);
+        feed(&f, k * S, "h", "app", msg);
+        snprintf(msg, sizeof(msg), "start 2.2.2.2 n=%d %0*d", k, 300 - pad, 0);
+        feed(&f, k * S + 1, "h", "app", msg);
+        if (k % 3 == 0) {
+            snprintf(msg, sizeof(msg), "mid 1.1.1.1 n=%d %0*d", k, 300 - pad, 0);
+            feed(&f, k * S + 500, "h", "app", msg);
+        }
+    }
+    feed(&f, 100 * S, "h", "app", "end 1.1.1.1");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_string_equal(inc[0]->group_json, "{\"src\":\"1.1.1.1\"}");
+    assert_int_equal(inc[0]->first_seen, T0 + 99 * S);
+    assert_int_equal(inc[0]->n_evidence, 3);
+    assert_non_null(strstr(inc[0]->evidence[0], "start 1.1.1.1 n=99 "));
+    assert_non_null(strstr(inc[0]->evidence[1], "mid 1.1.1.1 n=99 "));
+    assert_non_null(strstr(inc[0]->evidence[2], "end 1.1.1.1"));
+    stop(&f);
+}
+
+/* Absence groups whose last event grows longer (their block moves while out of the
+ * time-ordered list): each fires once with its own last line as evidence. */
+static void test_absence_longer_last_events(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, absence_rule);
+    char host[32], msg[512];
+    for (int h = 0; h < 50; h++) {
+        snprintf(host, sizeof(host), "fw%d", h);
+        feed(&f, h, host, "app", "short");
+    }
+    for (int h = 0; h < 50; h++) {
+        snprintf(host, sizeof(host), "fw%d", h);
+        snprintf(msg, sizeof(msg), "long line of %s %0300d", host, 0);
+        feed(&f, S + h, host, "app", msg);
+    }
+    feed(&f, 20 * 60 * S, "fw-other", "app", "time passes");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 50);
+    for (int h = 0; h < 50; h++) {
+        snprintf(msg, sizeof(msg), "long line of fw%d 000", h);
+        assert_int_equal(inc[h]->n_evidence, 1);
+        assert_non_null(strstr(inc[h]->evidence[0], msg));
+        assert_int_equal(inc[h]->last_seen, T0 + S + h);
+    }
+    stop(&f);
+}
+
 /* A late event lands in the middle of the window; its value is already there. */
 static void test_distinct_late_event_counts_its_value_once(void **state)
 {
@@ -1060,6 +1125,8 @@ int main(void)
         cmocka_unit_test(test_distinct_late_event_counts_its_value_once),
         cmocka_unit_test(test_sliding_distinct_window_keeps_the_oldest_as_evidence),
         cmocka_unit_test(test_groups_that_move_keep_their_links),
+        cmocka_unit_test(test_sequence_restarts_keep_the_right_evidence),
+        cmocka_unit_test(test_absence_longer_last_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
