@@ -20,12 +20,14 @@
 
 /* Memory (design.md "Budgets": 1 M live groups in < 256 MiB). A group is one
  * allocation: the common fields, the key, then at an 8-byte boundary its kind's
- * state. A threshold group's window lives in the same block (entries, then the
- * bytes of their originals and distinct values), so a group holding one event is
- * one malloc of about its line's length plus 100 bytes; the block grows with
- * realloc and the pointers to it are mended (group_realloc). Suppression lives in
- * the group's last incident (cor_incident.suppress_until), which groups without
- * one do not pay for. */
+ * state, and with it the originals kept for evidence: a threshold window's entries
+ * and their events' bytes, a sequence's prefixes and the bytes of the steps they
+ * hold (shared between prefixes), an absence group's last event. A group holding
+ * one event is one malloc of its line's length plus about 120 bytes (bench/
+ * correlator-state: 235 bytes a group for 96-byte lines, 522 before). The block
+ * grows with realloc and the pointers to it are mended (group_realloc).
+ * Suppression lives in the group's last incident (cor_incident.suppress_until),
+ * which groups without one do not pay for. */
 
 /* A window entry: its event's original is arena[off .. off+len); for a distinct
  * rule a 4-byte length and the distinct value follow it. */
@@ -316,7 +318,8 @@ static void group_remove(cor_engine *e, group *g)
 }
 
 /* Resize g's block. realloc may move it: the bucket chain, the rule's list and the
- * incident that points at g are mended, and the caller goes on with the result. */
+ * incident that point at g are mended, and the caller goes on with the result (no
+ * other pointer to g or into it may be held across the call). */
 static group *group_realloc(cor_engine *e, group *g, size_t size)
 {
     rule_state *rs = &e->rules[g->rule];
