@@ -18,46 +18,117 @@
 
 #define SWEEP_EVERY 1024 /* events between sweeps of expired groups */
 
+/* Memory (design.md "Budgets": 1 M live groups in < 256 MiB). A group is one
+ * allocation: the common fields, the key, then at an 8-byte boundary its kind's
+ * state, and with it the originals kept for evidence: a threshold window's entries
+ * and their events' bytes, a sequence's prefixes and the bytes of the steps they
+ * hold (shared between prefixes), an absence group's last event. A group holding
+ * one event is one malloc of its line's length plus about 120 bytes (bench/
+ * correlator-state: 235 bytes a group for 96-byte lines, 522 before). The block
+ * grows with realloc and the pointers to it are mended (group_realloc).
+ * Suppression lives in the group's last incident (cor_incident.suppress_until),
+ * which groups without one do not pay for. */
+
+/* A window entry: its event's original is arena[off .. off+len); for a distinct
+ * rule a 4-byte length and the distinct value follow it. */
 typedef struct wentry {
     int64_t t;
-    char *orig;
-    size_t olen;
-    char *dv; /* distinct value, or NULL */
-    size_t dvlen;
+    uint32_t off, len;
 } wentry;
 
+/* Threshold state, followed by wentry[cap] and the arena of acap bytes. Entries are
+ * in time order; the arena in arrival order, with `dead` bytes of dropped entries
+ * that a compaction reclaims. */
+typedef struct thr_state {
+    uint32_t n, cap;
+    uint32_t distinct;
+    uint32_t alen, acap, dead;
+} thr_state;
+
+/* Arena bytes of one window are kept below this (older entries drop, counted as
+ * evicted), so offsets fit in 32 bits: 1 GiB in one window is far past any sane
+ * --max-window times line length. */
+#define THR_ARENA_MAX (1u << 30)
+
 /* A sequence prefix: steps 0..k-1 done, the first at t0, the newest of them at tmax
- * (steps are taken in arrival order, so a late step can be older than t0). */
+ * (steps are taken in arrival order, so a late step can be older than t0). Only the
+ * first 4 steps' events can be reported (README: past 5 steps the first 4 and the
+ * completing one), so no more are kept. Their originals are in the group's arena
+ * (a 4-byte length, then the bytes), shared by the prefixes that hold them. */
+#define SEQ_KEEP (COR_MAX_EVIDENCE - 1)
 typedef struct seq_partial {
-    bool valid;
     int64_t t0, tmax;
-    size_t n_ev;
-    char *ev[COR_MAX_EVIDENCE];
-    size_t evlen[COR_MAX_EVIDENCE];
+    uint32_t ev[SEQ_KEEP]; /* arena offsets */
+    uint8_t valid, n_ev;
 } seq_partial;
+
+/* Followed by seq_partial[n_steps - 1] (prefixes of 1 .. n_steps-1 steps: the others
+ * never hold anything) and the arena of acap bytes. The event that completed a chain
+ * (used up by it) is the one that raised the group's incident (event_seq). */
+typedef struct seq_state {
+    uint32_t alen, acap;
+} seq_state;
+
+/* An original kept as evidence is cut here (a line of 64 MiB; input lines are at most
+ * 1 MiB), so a window's or a chain's arena offsets fit in 32 bits. */
+#define EVIDENCE_MAX_LEN (64u << 20)
+
+/* Followed by the last event's original (olen bytes, room for ocap). */
+typedef struct abs_state {
+    int64_t first_seen, last_seen;
+    long count;
+    uint32_t olen, ocap;
+} abs_state;
 
 typedef struct group {
     struct group *hnext;
     struct group *prev, *next;
-    bool fired; /* absence: raised and waiting for its suppress time to pass */
-    uint64_t hash;
-    const cor_rule *rule;
-    char *key; /* operator and by values, length-prefixed (see build_key) */
-    size_t key_len;
+    cor_incident *incident; /* the last one raised: suppressed events count on it */
     int64_t newest;
-    int64_t suppress_until;
-    cor_incident *incident;  /* the last one raised, which suppressed events are counted on */
-    uint64_t suppressed_seq; /* event already counted as suppressed */
-    uint64_t completed_seq;  /* sequence: event that completed a chain (used up by it) */
-    wentry *win;
-    size_t n, cap;
-    size_t distinct;
-    seq_partial *partial;
-    int64_t first_seen, last_seen;
-    long count;
-    char *last_orig;
-    size_t last_olen;
+    uint32_t hash;    /* low 32 bits of the key's hash: bucket and quick compare */
+    uint32_t key_len;
+    uint32_t rule;    /* index in the rule set */
+    bool fired;       /* absence: raised and waiting for its suppress time to pass */
+    char key[];       /* operator and by values, length-prefixed (see build_key) */
 } group;
+
+static size_t kind_off(size_t key_len)
+{
+    return (offsetof(group, key) + key_len + 7) & ~(size_t)7;
+}
+static thr_state *thr(group *g)
+{
+    return (thr_state *)((char *)g + kind_off(g->key_len));
+}
+static wentry *thr_win(thr_state *w)
+{
+    return (wentry *)(w + 1);
+}
+static char *thr_arena(thr_state *w)
+{
+    return (char *)(thr_win(w) + w->cap);
+}
+static seq_state *seq(group *g)
+{
+    return (seq_state *)((char *)g + kind_off(g->key_len));
+}
+static size_t seq_slots(const cor_rule *r)
+{
+    return r->n_steps > 1 ? r->n_steps - 1 : 0;
+}
+/* The prefix of k steps, 1 <= k < n_steps. */
+static seq_partial *seq_prefix(seq_state *q, size_t k)
+{
+    return (seq_partial *)(q + 1) + (k - 1);
+}
+static char *seq_arena(seq_state *q, const cor_rule *r)
+{
+    return (char *)((seq_partial *)(q + 1) + seq_slots(r));
+}
+static abs_state *absn(group *g)
+{
+    return (abs_state *)((char *)g + kind_off(g->key_len));
+}
 
 typedef struct rule_state {
     group *head, *tail;   /* touch order; for absence: order of last_seen */
@@ -111,6 +182,8 @@ cor_engine *cor_engine_new(const cor_ruleset *rs, const cor_engine_opts *opts)
     e->m = cor_matcher_new(rs, &o.match);
     e->max_groups = o.max_groups ? o.max_groups : COR_DEFAULT_MAX_GROUPS;
     e->max_window = o.max_window ? o.max_window : COR_DEFAULT_MAX_WINDOW;
+    if (e->max_window > UINT32_MAX / 4)
+        e->max_window = UINT32_MAX / 4; /* window counts are 32-bit (thr_state) */
     e->rules = psb_xcalloc(rs->n_rules + 1, sizeof(*e->rules));
     e->n_buckets = 1024;
     e->buckets = psb_xcalloc(e->n_buckets, sizeof(*e->buckets));
@@ -132,33 +205,24 @@ cor_engine *cor_engine_new(const cor_ruleset *rs, const cor_engine_opts *opts)
 
 static void window_clear(group *g)
 {
-    for (size_t i = 0; i < g->n; i++) {
-        free(g->win[i].orig);
-        free(g->win[i].dv);
-    }
-    g->n = 0;
-    g->distinct = 0;
+    thr_state *w = thr(g);
+    w->n = 0;
+    w->distinct = 0;
+    w->alen = 0;
+    w->dead = 0;
 }
 
-static void partial_clear(seq_partial *p)
+static void seq_clear(group *g, const cor_rule *r)
 {
-    for (size_t i = 0; i < p->n_ev; i++)
-        free(p->ev[i]);
-    memset(p, 0, sizeof(*p));
+    seq_state *q = seq(g);
+    memset(q + 1, 0, seq_slots(r) * sizeof(seq_partial));
+    q->alen = 0;
 }
 
 static void group_free(group *g)
 {
     if (g->incident && g->incident->owner == g)
         g->incident->owner = NULL;
-    window_clear(g);
-    free(g->win);
-    if (g->partial) {
-        for (size_t i = 0; i <= g->rule->n_steps; i++)
-            partial_clear(&g->partial[i]);
-        free(g->partial);
-    }
-    free(g->last_orig);
     free(g);
 }
 
@@ -226,7 +290,7 @@ static void list_append(rule_state *rs, group *g)
 static void list_insert_by_time(rule_state *rs, group *g)
 {
     group *p = rs->tail;
-    while (p && p->last_seen > g->last_seen)
+    while (p && absn(p)->last_seen > absn(g)->last_seen)
         p = p->prev;
     g->prev = p;
     g->next = p ? p->next : rs->head;
@@ -242,7 +306,7 @@ static void list_insert_by_time(rule_state *rs, group *g)
 
 static void group_remove(cor_engine *e, group *g)
 {
-    rule_state *rs = &e->rules[g->rule->index];
+    rule_state *rs = &e->rules[g->rule];
     list_unlink(rs, g);
     group **pp = &e->buckets[g->hash & (e->n_buckets - 1)];
     while (*pp != g)
@@ -251,6 +315,39 @@ static void group_remove(cor_engine *e, group *g)
     rs->n_groups--;
     e->n_groups--;
     group_free(g);
+}
+
+/* Resize g's block. realloc may move it: the bucket chain, the rule's list and the
+ * incident that point at g are mended, and the caller goes on with the result (no
+ * other pointer to g or into it may be held across the call). */
+static group *group_realloc(cor_engine *e, group *g, size_t size)
+{
+    rule_state *rs = &e->rules[g->rule];
+    group **slot = &e->buckets[g->hash & (e->n_buckets - 1)];
+    while (*slot != g)
+        slot = &(*slot)->hnext;
+    group **head = g->fired ? &rs->fhead : &rs->head;
+    group **tail = g->fired ? &rs->ftail : &rs->tail;
+    bool linked = g->prev || *head == g;
+    bool owns = g->incident && g->incident->owner == g;
+    uintptr_t was = (uintptr_t)g;
+    group *n = psb_xrealloc(g, size);
+    if ((uintptr_t)n == was)
+        return n;
+    *slot = n;
+    if (linked) {
+        if (n->prev)
+            n->prev->next = n;
+        else
+            *head = n;
+        if (n->next)
+            n->next->prev = n;
+        else
+            *tail = n;
+    }
+    if (owns)
+        n->incident->owner = n;
+    return n;
 }
 
 static void rehash(cor_engine *e)
@@ -358,14 +455,14 @@ static void decode_key(const cor_rule *r, const char *key, size_t len, cor_incid
 static group *group_find(cor_engine *e, const cor_rule *r, uint64_t h)
 {
     for (group *g = e->buckets[h & (e->n_buckets - 1)]; g; g = g->hnext)
-        if (g->hash == h && g->rule == r && g->key_len == e->key.len &&
+        if (g->hash == (uint32_t)h && g->rule == r->index && g->key_len == e->key.len &&
             memcmp(g->key, e->key.p, g->key_len) == 0)
             return g;
     return NULL;
 }
 
 static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
-                        const cor_capture *caps, size_t n_caps, bool *created)
+                        const cor_capture *caps, size_t n_caps, size_t extra, bool *created)
 {
     build_key(e, ev, r, caps, n_caps);
     uint64_t h = psb_hash_bytes(e->key.p, e->key.len, PSB_HASH_SEED + r->index);
@@ -383,17 +480,20 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
             group_remove(e, victim);
         }
     }
-    /* One block for the group and its key: groups come and go at event rate. */
-    g = psb_xcalloc(1, sizeof(*g) + e->key.len + 1);
-    g->rule = r;
-    g->hash = h;
-    g->key = (char *)(g + 1);
+    /* One block for the group, its key and its kind's state (threshold, sequence: room
+     * for `extra` bytes of window or chain): groups come and go at event rate. */
+    size_t off = kind_off(e->key.len);
+    size_t kind = r->kind == COR_KIND_SEQUENCE
+                      ? sizeof(seq_state) + seq_slots(r) * sizeof(seq_partial) + extra
+                  : r->kind == COR_KIND_ABSENCE  ? sizeof(abs_state) + extra
+                  : r->kind == COR_KIND_THRESHOLD ? sizeof(thr_state) + extra
+                                                  : 0;
+    g = psb_xcalloc(1, off + kind);
+    g->rule = (uint32_t)r->index;
+    g->hash = (uint32_t)h;
     memcpy(g->key, e->key.p, e->key.len);
-    g->key_len = e->key.len;
+    g->key_len = (uint32_t)e->key.len;
     g->newest = INT64_MIN;
-    g->suppress_until = INT64_MIN;
-    if (r->kind == COR_KIND_SEQUENCE)
-        g->partial = psb_xcalloc(r->n_steps + 1, sizeof(*g->partial));
     g->hnext = e->buckets[h & (e->n_buckets - 1)];
     e->buckets[h & (e->n_buckets - 1)] = g;
     rs->n_groups++;
@@ -434,14 +534,15 @@ static void ids_rebuild(cor_engine *e)
     e->ids_n = kept;
 }
 
-static void incident_set_unique_id(cor_engine *e, cor_incident *inc, const group *g)
+static void incident_set_unique_id(cor_engine *e, cor_incident *inc, const char *key,
+                                   size_t key_len)
 {
-    cor_incident_set_id(inc, g->key, g->key_len, 0);
+    cor_incident_set_id(inc, key, key_len, 0);
     uint64_t h = psb_hash_bytes(inc->id, 32, PSB_HASH_SEED);
     h = h ? h : 1;
     id_slot *s = id_slot_find(e->ids, e->ids_cap, h);
     if (s->h) {
-        cor_incident_set_id(inc, g->key, g->key_len, ++s->n);
+        cor_incident_set_id(inc, key, key_len, ++s->n);
         return;
     }
     if ((e->ids_n + 1) * 2 > e->ids_cap) {
@@ -454,6 +555,8 @@ static void incident_set_unique_id(cor_engine *e, cor_incident *inc, const group
     e->ids_n++;
 }
 
+/* g NULL: a single rule without suppression, which keeps no group; the key is the
+ * one build_key() just made. */
 static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, int64_t first,
                                   int64_t last, int64_t detected, long count)
 {
@@ -464,14 +567,17 @@ static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, in
     inc->detected_at = detected;
     inc->count = count;
     inc->seq = e->incident_seq++;
+    inc->event_seq = e->event_seq;
+    inc->suppress_until = detected + r->suppress_ms;
+    const char *key = g ? g->key : e->key.p;
+    size_t key_len = g ? g->key_len : e->key.len;
+    decode_key(r, key, key_len, inc, &e->json);
+    incident_set_unique_id(e, inc, key, key_len);
     if (g) {
-        decode_key(r, g->key, g->key_len, inc, &e->json);
-        incident_set_unique_id(e, inc, g);
         if (g->incident && g->incident->owner == g)
             g->incident->owner = NULL;
         g->incident = inc;
         inc->owner = g;
-        g->suppress_until = detected + r->suppress_ms;
     }
     if (e->n_incidents == e->cap_incidents) {
         e->cap_incidents = e->cap_incidents ? e->cap_incidents * 2 : 64;
@@ -482,18 +588,26 @@ static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, in
     return inc;
 }
 
+/* INT64_MIN when the group has no incident (none yet, or the daemon forgot it once
+ * its suppress time had passed). */
+static int64_t suppress_until(const group *g)
+{
+    return g->incident ? g->incident->suppress_until : INT64_MIN;
+}
+
 /* Within the suppress time of the group's last incident: count it there, once per event. */
 static bool suppressed(cor_engine *e, group *g, int64_t t)
 {
     /* Over once the watermark has passed it, also for a late event: sweep() frees such
      * groups every 1024 events, and what a late event meets must not depend on when. */
-    if (!g->incident || g->rule->suppress_ms == 0 || t >= g->suppress_until ||
-        g->suppress_until <= e->watermark)
+    cor_incident *inc = g->incident;
+    if (!inc || inc->rule->suppress_ms == 0 || t >= inc->suppress_until ||
+        inc->suppress_until <= e->watermark)
         return false;
-    if (g->suppressed_seq != e->event_seq) {
-        g->suppressed_seq = e->event_seq;
-        g->incident->suppressed++;
-        cor_matcher_stats(e->m)[g->rule->index].suppressed++;
+    if (inc->suppressed_seq != e->event_seq) {
+        inc->suppressed_seq = e->event_seq;
+        inc->suppressed++;
+        cor_matcher_stats(e->m)[g->rule].suppressed++;
     }
     return true;
 }
@@ -506,16 +620,16 @@ static void expire_if_stale(cor_engine *e, group *g, const cor_rule *r)
 {
     if (g->newest == INT64_MIN || g->newest > e->watermark - r->within_ms)
         return;
-    window_clear(g);
-    if (g->partial)
-        for (size_t i = 0; i <= r->n_steps; i++)
-            partial_clear(&g->partial[i]);
+    if (r->kind == COR_KIND_THRESHOLD)
+        window_clear(g);
+    else if (r->kind == COR_KIND_SEQUENCE)
+        seq_clear(g, r);
     g->newest = INT64_MIN;
 }
 
 static void touch(cor_engine *e, group *g)
 {
-    rule_state *rs = &e->rules[g->rule->index];
+    rule_state *rs = &e->rules[g->rule];
     if (rs->tail != g) {
         list_unlink(rs, g);
         list_append(rs, g);
@@ -529,20 +643,14 @@ static void on_single(cor_engine *e, const psb_event *ev, const cor_rule *r,
 {
     int64_t t = ev->timestamp_ms;
     if (r->suppress_ms == 0) {
-        /* No state to keep: a throw-away group carries the key. */
+        /* No state to keep: the incident takes the key build_key() leaves in e->key. */
         build_key(e, ev, r, caps, n_caps);
-        group tmp;
-        memset(&tmp, 0, sizeof(tmp));
-        tmp.rule = r;
-        tmp.key = e->key.p;
-        tmp.key_len = e->key.len;
-        cor_incident *inc = incident_new(e, r, &tmp, t, t, t, 1);
-        inc->owner = NULL; /* tmp does not outlive this call */
+        cor_incident *inc = incident_new(e, r, NULL, t, t, t, 1);
         cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
         return;
     }
     bool created;
-    group *g = group_get(e, ev, r, caps, n_caps, &created);
+    group *g = group_get(e, ev, r, caps, n_caps, 0, &created);
     if (created)
         list_append(&e->rules[r->index], g);
     if (!suppressed(e, g, t)) {
@@ -554,36 +662,134 @@ static void on_single(cor_engine *e, const psb_event *ev, const cor_rule *r,
     touch(e, g);
 }
 
-static bool window_has(const group *g, const char *v, size_t n)
+/* ---- threshold windows ---- */
+
+static uint32_t evidence_len(const psb_event *ev)
 {
-    for (size_t i = 0; i < g->n; i++)
-        if (g->win[i].dvlen == n && memcmp(g->win[i].dv, v, n) == 0)
+    return ev->original.len > EVIDENCE_MAX_LEN ? EVIDENCE_MAX_LEN : (uint32_t)ev->original.len;
+}
+
+
+/* Arena bytes of an entry: its original, and for a distinct rule the value's length
+ * and the value. */
+static size_t entry_bytes(const char *arena, const wentry *x, bool distinct)
+{
+    if (!distinct)
+        return x->len;
+    uint32_t l;
+    memcpy(&l, arena + x->off + x->len, sizeof(l));
+    return x->len + sizeof(l) + l;
+}
+
+static psb_str entry_dv(const char *arena, const wentry *x)
+{
+    uint32_t l;
+    memcpy(&l, arena + x->off + x->len, sizeof(l));
+    return psb_str_make(arena + x->off + x->len + sizeof(l), l);
+}
+
+static bool window_has(group *g, const char *v, size_t n)
+{
+    thr_state *w = thr(g);
+    const wentry *win = thr_win(w);
+    const char *a = thr_arena(w);
+    for (size_t i = 0; i < w->n; i++) {
+        psb_str d = entry_dv(a, &win[i]);
+        if (d.len == n && (n == 0 || memcmp(d.ptr, v, n) == 0))
             return true;
+    }
     return false;
 }
 
-/* Drop window entries [0, k). */
-static void window_drop_front(group *g, size_t k)
+/* Drop window entries [0, k); their bytes stay in the arena as dead until a compaction. */
+static void window_drop_front(group *g, size_t k, bool distinct)
 {
+    thr_state *w = thr(g);
+    wentry *win = thr_win(w);
+    const char *a = thr_arena(w);
     for (size_t i = 0; i < k; i++) {
-        wentry w = g->win[i];
-        g->win[i].orig = NULL;
-        g->win[i].dv = NULL;
-        free(w.orig);
-        if (w.dv) {
+        w->dead += (uint32_t)entry_bytes(a, &win[i], distinct);
+        if (distinct) {
             /* still counted if another entry (after the dropped ones) holds the value */
+            psb_str d = entry_dv(a, &win[i]);
             bool again = false;
-            for (size_t j = i + 1; j < g->n && !again; j++)
-                again = g->win[j].dv && g->win[j].dvlen == w.dvlen &&
-                        memcmp(g->win[j].dv, w.dv, w.dvlen) == 0;
+            for (size_t j = i + 1; j < w->n && !again; j++) {
+                psb_str o = entry_dv(a, &win[j]);
+                again = o.len == d.len && (d.len == 0 || memcmp(o.ptr, d.ptr, d.len) == 0);
+            }
             if (!again)
-                g->distinct--;
-            free(w.dv);
+                w->distinct--;
         }
     }
-    memmove(g->win, g->win + k, (g->n - k) * sizeof(*g->win));
-    g->n -= k;
+    memmove(win, win + k, (w->n - k) * sizeof(*win));
+    w->n -= (uint32_t)k;
+    if (w->n == 0)
+        w->alen = w->dead = 0;
 }
+
+/* Move the live bytes to the front of the arena, in entry order. */
+static void window_compact(group *g, bool distinct)
+{
+    thr_state *w = thr(g);
+    wentry *win = thr_win(w);
+    char *a = thr_arena(w);
+    size_t live = w->alen - w->dead, pos = 0;
+    char *tmp = psb_xmalloc(live ? live : 1);
+    for (size_t i = 0; i < w->n; i++) {
+        size_t b = entry_bytes(a, &win[i], distinct);
+        memcpy(tmp + pos, a + win[i].off, b);
+        win[i].off = (uint32_t)pos;
+        pos += b;
+    }
+    memcpy(a, tmp, pos);
+    free(tmp);
+    w->alen = (uint32_t)pos;
+    w->dead = 0;
+}
+
+/* Room for one more entry of `bytes` arena bytes. The block may move (realloc):
+ * the caller goes on with the group returned. Dead bytes are reclaimed once they are
+ * half the arena, so a sliding window copies each byte a bounded number of times. */
+static group *window_reserve(cor_engine *e, group *g, const cor_rule *r, size_t bytes)
+{
+    thr_state *w = thr(g);
+    bool distinct = r->distinct != NULL;
+    if (w->alen + bytes > w->acap && w->dead && (size_t)w->dead * 2 >= w->alen)
+        window_compact(g, distinct);
+    bool more_entries = w->n == w->cap;
+    bool more_bytes = w->alen + bytes > w->acap;
+    if (!more_entries && !more_bytes)
+        return g;
+    size_t cap = w->cap;
+    if (more_entries) {
+        cap = cap ? cap * 2 : 1;
+        /* a plain threshold fires at `count` entries and empties: never more */
+        if (!distinct && r->count > 0 && cap > (size_t)r->count)
+            cap = (size_t)r->count;
+        if (cap <= w->n)
+            cap = (size_t)w->n + 1;
+    }
+    size_t acap = w->acap;
+    if (more_bytes) {
+        acap = (size_t)w->acap * 2;
+        if (acap > THR_ARENA_MAX)
+            acap = THR_ARENA_MAX;
+        if (acap < w->alen + bytes)
+            acap = w->alen + bytes;
+    }
+    size_t old_cap = w->cap;
+    g = group_realloc(e, g, kind_off(g->key_len) + sizeof(thr_state) + cap * sizeof(wentry) + acap);
+    w = thr(g);
+    char *from = (char *)(thr_win(w) + old_cap);
+    w->cap = (uint32_t)cap;
+    w->acap = (uint32_t)acap;
+    if (cap != old_cap)
+        memmove(thr_arena(w), from, w->alen);
+    return g;
+}
+
+/* Past this many bytes of window room, an emptied window gives its room back. */
+#define THR_KEEP_ROOM 1024
 
 static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
                          const cor_capture *caps, size_t n_caps)
@@ -591,14 +797,25 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
     int64_t t = ev->timestamp_ms;
     char buf[32];
     psb_str dv = PSB_STR_NULL;
-    if (r->distinct && !cor_field_lookup(ev, caps, n_caps, r->distinct, buf, &dv))
+    bool distinct = r->distinct != NULL;
+    if (distinct && !cor_field_lookup(ev, caps, n_caps, r->distinct, buf, &dv))
         return; /* nothing to count */
+    size_t olen = evidence_len(ev);
+    size_t dvlen = distinct ? dv.len : 0;
+    if (dvlen > EVIDENCE_MAX_LEN)
+        dvlen = EVIDENCE_MAX_LEN; /* compared as cut: a value of 64 MiB */
+    size_t bytes = olen + (distinct ? sizeof(uint32_t) + dvlen : 0);
     bool created;
-    group *g = group_get(e, ev, r, caps, n_caps, &created);
-    if (created)
+    /* a new group gets room for exactly this event: most groups never see a second */
+    group *g = group_get(e, ev, r, caps, n_caps, sizeof(wentry) + bytes, &created);
+    thr_state *w = thr(g);
+    if (created) {
+        w->cap = 1;
+        w->acap = (uint32_t)bytes;
         list_append(&e->rules[r->index], g);
-    else
+    } else {
         expire_if_stale(e, g, r);
+    }
     /* design.md: every matching event of the group before t + suppress is counted on
      * the incident, a late one too (checked before the late drop). */
     if (suppressed(e, g, t))
@@ -610,72 +827,141 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
         cor_matcher_stats(e->m)[r->index].late++;
         return;
     }
+    wentry *win = thr_win(w);
     size_t k = 0;
-    while (k < g->n && g->win[k].t <= edge)
+    while (k < w->n && win[k].t <= edge)
         k++;
     if (k)
-        window_drop_front(g, k);
-    if (g->n >= e->max_window) {
-        window_drop_front(g, 1);
+        window_drop_front(g, k, distinct);
+    if (w->n >= e->max_window) {
+        window_drop_front(g, 1, distinct);
         cor_matcher_stats(e->m)[r->index].evicted++;
     }
-    if (g->n == g->cap) {
-        g->cap = g->cap ? g->cap * 2 : (r->count < 4 ? (size_t)r->count : 4);
-        g->win = psb_xrealloc(g->win, g->cap * sizeof(*g->win));
+    while (w->n && (size_t)(w->alen - w->dead) + bytes > THR_ARENA_MAX) {
+        window_drop_front(g, 1, distinct);
+        cor_matcher_stats(e->m)[r->index].evicted++;
     }
     /* Before the insertion shifts the entries: a late event goes in the middle and the
-     * last entry moves past g->n, where a look-up after the memmove would miss it. */
-    bool fresh = r->distinct && !window_has(g, dv.ptr, dv.len);
-    size_t pos = g->n;
-    while (pos > 0 && g->win[pos - 1].t > t)
+     * last entry moves past w->n, where a look-up after the memmove would miss it. */
+    bool fresh = distinct && !window_has(g, dv.ptr, dvlen);
+    g = window_reserve(e, g, r, bytes);
+    w = thr(g);
+    win = thr_win(w);
+    char *a = thr_arena(w);
+    size_t pos = w->n;
+    while (pos > 0 && win[pos - 1].t > t)
         pos--;
-    memmove(g->win + pos + 1, g->win + pos, (g->n - pos) * sizeof(*g->win));
-    wentry *w = &g->win[pos];
-    w->t = t;
-    w->olen = ev->original.len;
-    w->orig = psb_xstrndup(ev->original.ptr ? ev->original.ptr : "", w->olen);
-    w->dv = NULL;
-    w->dvlen = 0;
-    if (r->distinct) {
+    memmove(win + pos + 1, win + pos, (w->n - pos) * sizeof(*win));
+    win[pos].t = t;
+    win[pos].off = w->alen;
+    win[pos].len = (uint32_t)olen;
+    char *p = a + w->alen;
+    if (olen)
+        memcpy(p, ev->original.ptr, olen);
+    if (distinct) {
+        uint32_t l = (uint32_t)dvlen;
+        memcpy(p + olen, &l, sizeof(l));
+        if (dvlen)
+            memcpy(p + olen + sizeof(l), dv.ptr, dvlen);
         if (fresh)
-            g->distinct++;
-        w->dv = psb_xstrndup(dv.ptr ? dv.ptr : "", dv.len);
-        w->dvlen = dv.len;
+            w->distinct++;
     }
-    g->n++;
+    w->alen += (uint32_t)bytes;
+    w->n++;
     g->newest = newest;
     touch(e, g);
-    bool reached = r->distinct ? g->distinct >= (size_t)r->count : g->n >= (size_t)r->count;
+    bool reached = distinct ? w->distinct >= (size_t)r->count : w->n >= (size_t)r->count;
     if (!reached)
         return;
     /* detected_at = the newest in the window (README), not the group's newest: after an
-     * incident emptied the window, late events can fill it again below that. */
-    int64_t last = g->win[g->n - 1].t;
-    cor_incident *inc = incident_new(e, r, g, g->win[0].t, last, last, (long)g->n);
-    for (size_t i = 0; i < g->n && i < COR_MAX_EVIDENCE; i++) {
-        cor_incident_take_evidence(inc, g->win[i].orig, g->win[i].olen);
-        g->win[i].orig = NULL;
-    }
+     * incident emptied the window, late events can fill it again below that.
+     * Evidence = the oldest COR_MAX_EVIDENCE (README). */
+    int64_t last = win[w->n - 1].t;
+    cor_incident *inc = incident_new(e, r, g, win[0].t, last, last, (long)w->n);
+    for (size_t i = 0; i < w->n && i < COR_MAX_EVIDENCE; i++)
+        cor_incident_add_evidence(inc, a + win[i].off, win[i].len);
     window_clear(g);
+    if (w->cap * sizeof(wentry) + w->acap > THR_KEEP_ROOM) {
+        g = group_realloc(e, g, kind_off(g->key_len) + sizeof(thr_state));
+        w = thr(g);
+        w->cap = 0;
+        w->acap = 0;
+    }
 }
 
-static void partial_add(seq_partial *p, const char *s, size_t n)
+/* ---- sequences ---- */
+
+/* Room for `bytes` more in the chain's arena; the block may move (realloc). Bytes
+ * no prefix holds any more are reclaimed once they are half the arena. */
+static group *seq_reserve(cor_engine *e, group *g, const cor_rule *r, size_t bytes)
 {
-    if (p->n_ev >= COR_MAX_EVIDENCE)
-        return;
-    p->ev[p->n_ev] = psb_xstrndup(s ? s : "", n);
-    p->evlen[p->n_ev] = n;
-    p->n_ev++;
+    seq_state *q = seq(g);
+    if (q->alen + bytes <= q->acap)
+        return g;
+    /* the items still held, in arena order, each once */
+    uint32_t offs[SEQ_KEEP * (COR_MAX_STEPS > 1 ? COR_MAX_STEPS - 1 : 1)];
+    size_t n = 0, live = 0;
+    char *a = seq_arena(q, r);
+    for (size_t k = 1; k <= seq_slots(r); k++) {
+        seq_partial *p = seq_prefix(q, k);
+        for (size_t i = 0; p->valid && i < p->n_ev; i++) {
+            size_t j = 0;
+            while (j < n && offs[j] != p->ev[i])
+                j++;
+            if (j == n)
+                offs[n++] = p->ev[i];
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t l;
+        memcpy(&l, a + offs[i], sizeof(l));
+        live += sizeof(l) + l;
+    }
+    if (live * 2 <= q->alen) {
+        /* sort (few items), then slide each down: its new place is never past its old */
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = i; j > 0 && offs[j - 1] > offs[j]; j--) {
+                uint32_t t = offs[j];
+                offs[j] = offs[j - 1];
+                offs[j - 1] = t;
+            }
+        uint32_t pos = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t l;
+            memcpy(&l, a + offs[i], sizeof(l));
+            memmove(a + pos, a + offs[i], sizeof(l) + l);
+            for (size_t k = 1; k <= seq_slots(r); k++) {
+                seq_partial *p = seq_prefix(q, k);
+                for (size_t m = 0; p->valid && m < p->n_ev; m++)
+                    if (p->ev[m] == offs[i])
+                        p->ev[m] = pos;
+            }
+            pos += (uint32_t)(sizeof(l) + l);
+        }
+        q->alen = pos;
+        if (q->alen + bytes <= q->acap)
+            return g;
+    }
+    size_t acap = (size_t)q->acap * 2;
+    if (acap < q->alen + bytes)
+        acap = q->alen + bytes;
+    size_t size = kind_off(g->key_len) + sizeof(seq_state) + seq_slots(r) * sizeof(seq_partial);
+    g = group_realloc(e, g, size + acap);
+    seq(g)->acap = (uint32_t)acap;
+    return g;
 }
 
-static void partial_copy(seq_partial *dst, const seq_partial *src)
+/* Append an original to the chain's arena (room reserved): its offset. */
+static uint32_t seq_store(group *g, const cor_rule *r, const char *s, uint32_t n)
 {
-    partial_clear(dst);
-    dst->valid = src->valid;
-    dst->t0 = src->t0;
-    dst->tmax = src->tmax;
-    for (size_t i = 0; i < src->n_ev; i++)
-        partial_add(dst, src->ev[i], src->evlen[i]);
+    seq_state *q = seq(g);
+    char *a = seq_arena(q, r) + q->alen;
+    memcpy(a, &n, sizeof(n));
+    if (n)
+        memcpy(a + sizeof(n), s, n);
+    uint32_t off = q->alen;
+    q->alen += (uint32_t)(sizeof(n) + n);
+    return off;
 }
 
 /* Steps come here from the last to the first for one event, so an event that
@@ -686,13 +972,19 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
                         const cor_capture *caps, size_t n_caps)
 {
     int64_t t = ev->timestamp_ms;
+    size_t n = r->n_steps;
+    uint32_t olen = evidence_len(ev);
+    /* a first step that starts a chain is kept: room for it in a new group's block */
+    size_t extra = step == 0 && n > 1 ? sizeof(uint32_t) + olen : 0;
     bool created;
-    group *g = group_get(e, ev, r, caps, n_caps, &created);
-    if (created)
+    group *g = group_get(e, ev, r, caps, n_caps, extra, &created);
+    if (created) {
+        seq(g)->acap = (uint32_t)extra;
         list_append(&e->rules[r->index], g);
+    }
     /* The event completed this group's chain at a later step: the incident used it up,
      * so it neither starts a new chain nor counts as suppressed by its own incident. */
-    if (!created && g->completed_seq == e->event_seq)
+    if (!created && g->incident && g->incident->event_seq == e->event_seq)
         return;
     if (!created)
         expire_if_stale(e, g, r);
@@ -706,24 +998,26 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
     }
     g->newest = newest;
     touch(e, g);
-    size_t n = r->n_steps;
     if (step == 0) {
-        seq_partial start;
-        memset(&start, 0, sizeof(start));
-        start.valid = true;
-        start.t0 = start.tmax = t;
-        partial_add(&start, ev->original.ptr, ev->original.len);
         if (n == 1) {
             cor_incident *inc = incident_new(e, r, g, t, t, t, 1);
             cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
-        } else if (!g->partial[1].valid || g->partial[1].t0 <= t) {
-            /* the most recent start by time (a late first step does not replace it) */
-            partial_copy(&g->partial[1], &start);
+            return;
         }
-        partial_clear(&start);
+        seq_partial *p1 = seq_prefix(seq(g), 1);
+        if (p1->valid && p1->t0 > t)
+            return; /* the most recent start by time (a late first step does not replace it) */
+        p1->valid = 0; /* its events are not kept through a compaction */
+        g = seq_reserve(e, g, r, sizeof(uint32_t) + olen);
+        p1 = seq_prefix(seq(g), 1);
+        memset(p1, 0, sizeof(*p1));
+        p1->valid = 1;
+        p1->t0 = p1->tmax = t;
+        p1->ev[p1->n_ev++] = seq_store(g, r, ev->original.ptr, olen);
         return;
     }
-    seq_partial *p = &g->partial[step];
+    seq_state *sq = seq(g);
+    seq_partial *p = seq_prefix(sq, step);
     if (!p->valid)
         return;
     /* Too old for this event, but kept: a late event within `within` of its start
@@ -735,24 +1029,52 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
          * input), as a threshold's newest in the window. */
         int64_t last = t > p->tmax ? t : p->tmax;
         cor_incident *inc = incident_new(e, r, g, p->t0, last, last, (long)n);
-        g->completed_seq = e->event_seq;
         /* Past 5 steps the evidence is the first 4 and the completing one: the step that
-         * makes the incident (the accepted login after the failures) is always shown. */
-        size_t keep = p->n_ev < COR_MAX_EVIDENCE ? p->n_ev : COR_MAX_EVIDENCE - 1;
-        for (size_t i = 0; i < keep; i++)
-            cor_incident_add_evidence(inc, p->ev[i], p->evlen[i]);
+         * makes the incident (the accepted login after the failures) is always shown.
+         * A prefix keeps no more than those 4. */
+        const char *a = seq_arena(sq, r);
+        for (size_t i = 0; i < p->n_ev; i++) {
+            uint32_t l;
+            memcpy(&l, a + p->ev[i], sizeof(l));
+            cor_incident_add_evidence(inc, a + p->ev[i] + sizeof(l), l);
+        }
         cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
-        for (size_t i = 0; i <= n; i++)
-            partial_clear(&g->partial[i]);
+        seq_clear(g, r);
         return;
     }
-    seq_partial *q = &g->partial[step + 1];
-    if (!q->valid || q->t0 <= p->t0) {
-        partial_copy(q, p);
-        partial_add(q, ev->original.ptr, ev->original.len);
-        if (t > q->tmax)
-            q->tmax = t;
+    seq_partial *q = seq_prefix(sq, step + 1);
+    if (q->valid && q->t0 > p->t0)
+        return;
+    q->valid = 0; /* replaced: what only it held may be reclaimed */
+    if (p->n_ev < SEQ_KEEP) {
+        g = seq_reserve(e, g, r, sizeof(uint32_t) + olen);
+        sq = seq(g);
+        p = seq_prefix(sq, step);
+        q = seq_prefix(sq, step + 1);
     }
+    *q = *p; /* shares p's kept events */
+    if (q->n_ev < SEQ_KEEP)
+        q->ev[q->n_ev++] = seq_store(g, r, ev->original.ptr, olen);
+    if (t > q->tmax)
+        q->tmax = t;
+}
+
+/* ---- absence ---- */
+
+/* Keep ev's original as the group's last event. Called while g is out of its list:
+ * the block may move (realloc). */
+static group *abs_set_last(cor_engine *e, group *g, const psb_event *ev)
+{
+    uint32_t n = evidence_len(ev);
+    if (n > absn(g)->ocap) {
+        g = group_realloc(e, g, kind_off(g->key_len) + sizeof(abs_state) + n);
+        absn(g)->ocap = n;
+    }
+    abs_state *s = absn(g);
+    s->olen = n;
+    if (n)
+        memcpy(s + 1, ev->original.ptr, n);
+    return g;
 }
 
 static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
@@ -761,7 +1083,9 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
     int64_t t = ev->timestamp_ms;
     rule_state *rs = &e->rules[r->index];
     bool created;
-    group *g = group_get(e, ev, r, caps, n_caps, &created);
+    group *g = group_get(e, ev, r, caps, n_caps, evidence_len(ev), &created);
+    if (created)
+        absn(g)->ocap = evidence_len(ev);
     /* README: an event already silent as of the watermark is ignored, whether it would
      * start a watch or join one (it would only move first_seen back past the window). */
     if (e->have_watermark && t + r->within_ms <= e->watermark) {
@@ -770,17 +1094,16 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
             group_remove(e, g);
         return;
     }
+    abs_state *s = absn(g);
     if (!created && !g->fired) {
-        g->count++;
-        if (t < g->first_seen)
-            g->first_seen = t; /* a late event: first_seen is the oldest watched */
+        s->count++;
+        if (t < s->first_seen)
+            s->first_seen = t; /* a late event: first_seen is the oldest watched */
         /* Ties go to the later arrival: "the last event" is the evidence. */
-        if (t >= g->last_seen) {
+        if (t >= s->last_seen) {
             list_unlink(rs, g);
-            g->last_seen = t;
-            free(g->last_orig);
-            g->last_orig = psb_xstrndup(ev->original.ptr ? ev->original.ptr : "", ev->original.len);
-            g->last_olen = ev->original.len;
+            s->last_seen = t;
+            g = abs_set_last(e, g, ev);
             list_insert_by_time(rs, g);
         }
         return;
@@ -789,11 +1112,9 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
         list_unlink(rs, g);
         g->fired = false;
     }
-    g->first_seen = g->last_seen = t;
-    g->count = 1;
-    free(g->last_orig);
-    g->last_orig = psb_xstrndup(ev->original.ptr ? ev->original.ptr : "", ev->original.len);
-    g->last_olen = ev->original.len;
+    s->first_seen = s->last_seen = t;
+    s->count = 1;
+    g = abs_set_last(e, g, ev);
     list_insert_by_time(rs, g);
 }
 
@@ -805,18 +1126,19 @@ static void fire_absences(cor_engine *e, int64_t w)
     for (size_t a = 0; a < e->n_absence; a++) {
         const cor_rule *r = e->rs->rules[e->absence_rules[a]];
         rule_state *rs = &e->rules[r->index];
-        while (rs->head && rs->head->last_seen + r->within_ms <= w) {
+        while (rs->head && absn(rs->head)->last_seen + r->within_ms <= w) {
             group *g = rs->head;
+            abs_state *s = absn(g);
             int64_t at = w;
-            if (g->incident && at < g->suppress_until) {
+            if (g->incident && at < g->incident->suppress_until) {
                 g->incident->suppressed++;
                 cor_matcher_stats(e->m)[r->index].suppressed++;
             } else {
                 cor_incident *inc =
-                    incident_new(e, r, g, g->first_seen, g->last_seen, at, g->count);
-                cor_incident_add_evidence(inc, g->last_orig, g->last_olen);
+                    incident_new(e, r, g, s->first_seen, s->last_seen, at, s->count);
+                cor_incident_add_evidence(inc, (const char *)(s + 1), s->olen);
             }
-            if (g->suppress_until <= w) {
+            if (suppress_until(g) <= w) {
                 group_remove(e, g);
                 continue;
             }
@@ -837,14 +1159,14 @@ static void sweep(cor_engine *e)
         if (!rs->n_groups)
             continue;
         if (r->kind == COR_KIND_ABSENCE) {
-            while (rs->fhead && rs->fhead->suppress_until <= w)
+            while (rs->fhead && suppress_until(rs->fhead) <= w)
                 group_remove(e, rs->fhead);
             continue;
         }
         while (rs->head) {
             group *g = rs->head;
             int64_t live = r->kind == COR_KIND_SINGLE ? INT64_MIN : g->newest + r->within_ms;
-            if (live > w || g->suppress_until > w)
+            if (live > w || suppress_until(g) > w)
                 break;
             group_remove(e, g);
         }
@@ -925,7 +1247,7 @@ void cor_engine_forget(cor_engine *e)
     for (size_t i = 0; i < e->n_incidents; i++) {
         cor_incident *inc = e->incidents[i];
         bool done = i < e->taken && (!inc->owner || inc->rule->suppress_ms == 0 ||
-                                     ((group *)inc->owner)->suppress_until <= e->watermark);
+                                     inc->suppress_until <= e->watermark);
         if (!done) {
             e->incidents[keep++] = inc;
             continue;

@@ -45,17 +45,6 @@ void cor_incident_add_evidence(cor_incident *inc, const char *p, size_t n)
     inc->n_evidence++;
 }
 
-void cor_incident_take_evidence(cor_incident *inc, char *p, size_t n)
-{
-    if (inc->n_evidence >= COR_MAX_EVIDENCE) {
-        free(p);
-        return;
-    }
-    inc->evidence[inc->n_evidence] = p;
-    inc->evidence_len[inc->n_evidence] = n;
-    inc->n_evidence++;
-}
-
 static void put_time(cor_buf *b, const char *key, int64_t ms)
 {
     char t[PSB_TIME_BUFSZ];

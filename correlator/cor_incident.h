@@ -26,7 +26,11 @@ typedef struct cor_incident {
     size_t evidence_len[COR_MAX_EVIDENCE];
     size_t n_evidence;
     uint64_t seq; /* order raised, to break ties in time order */
-    void *owner;  /* engine-private: the group that may still count on it */
+    /* engine-private: */
+    void *owner;             /* the group that may still count on it */
+    int64_t suppress_until;  /* its group's events before this are suppressed */
+    uint64_t suppressed_seq; /* the last event counted as suppressed on it */
+    uint64_t event_seq;      /* the event that raised it */
 } cor_incident;
 
 /* Compute id from the rule id, the group key (org and by values) and first_seen; an
@@ -36,8 +40,6 @@ void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_le
 /* Append the record as one line of JSON (no newline). */
 void cor_incident_write(const cor_incident *inc, cor_buf *b);
 void cor_incident_add_evidence(cor_incident *inc, const char *p, size_t n);
-/* Same, taking ownership of p (a heap string of n bytes); frees it when full. */
-void cor_incident_take_evidence(cor_incident *inc, char *p, size_t n);
 void cor_incident_free(cor_incident *inc);
 
 #endif

@@ -665,6 +665,141 @@ static void test_live_take_and_forget(void **state)
     stop(&f);
 }
 
+/* A distinct window that slides for minutes: entries leave at the front, a late one
+ * lands in the middle, the window's storage is compacted and grown many times over
+ * (its events' lines have different lengths); the incident still counts what the
+ * window holds and shows the oldest 5 of them, the late one in its time's place. */
+static void test_sliding_distinct_window_keeps_the_oldest_as_evidence(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, "{\"rules\": [{\"id\": \"SCAN\", \"where\": {\"message\": \"DPT=(?<dport>\\\\d+)\"},"
+              " \"threshold\": {\"count\": 4, \"within\": \"10s\", \"distinct\": \"dport\"}}]}");
+    char msg[256];
+    for (int k = 0; k < 200; k++) {
+        snprintf(msg, sizeof(msg), "DPT=%d seq %d %.*s", 1 + k % 2, k, (k % 7) * 10,
+                 "..................................................................");
+        feed(&f, k * S, "fw", "kernel", msg);
+    }
+    feed(&f, 195 * S + 500, "fw", "kernel", "DPT=1 late"); /* between seq 195 and 196 */
+    cor_incident *const *inc;
+    cor_engine_finish(f.e);
+    assert_int_equal(cor_engine_incidents(f.e, &inc), 0); /* two distinct ports all along */
+    feed(&f, 200 * S, "fw", "kernel", "DPT=3 seq 200");
+    feed(&f, 201 * S, "fw", "kernel", "DPT=4 seq 201");
+    assert_int_equal(finish(&f, &inc), 1);
+    /* the window: seq 192..199, the late one, 200 and 201 */
+    assert_int_equal(inc[0]->count, 11);
+    assert_int_equal(inc[0]->first_seen, T0 + 192 * S);
+    assert_int_equal(inc[0]->last_seen, T0 + 201 * S);
+    assert_int_equal(inc[0]->n_evidence, 5);
+    const char *want[5] = {"DPT=1 seq 192 ", "DPT=2 seq 193 ", "DPT=1 seq 194 ", "DPT=2 seq 195 ",
+                           "DPT=1 late"};
+    for (int i = 0; i < 5; i++)
+        assert_non_null(strstr(inc[0]->evidence[i], want[i]));
+    stop(&f);
+}
+
+/* Groups move in memory as their windows grow (one block each, realloc): what points
+ * at a group -- the hash chain, the touch list, its incident -- must follow it. Many
+ * groups, long lines (so an emptied window gives its room back and grows again),
+ * incidents taken and forgotten as the daemon does, suppression counted on the right
+ * incident. Under ASan a stale pointer is a use after free. */
+static void test_groups_that_move_keep_their_links(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 3, \"within\": \"10s\", \"by\": [\"src\"]},"
+                       " \"suppress\": \"5s\""));
+    char msg[800];
+    cor_incident *const *inc;
+    size_t taken = 0;
+    for (int round = 0; round < 4; round++) {
+        for (int k = 0; k < 3; k++) {
+            for (int g = 0; g < 200; g++) {
+                snprintf(msg, sizeof(msg), "Failed password for root from 10.0.%d.%d port 22 %0600d",
+                         g / 100, g % 100, k);
+                feed(&f, round * 20 * S + k * S + g, "gw1", "sshd", msg);
+            }
+            /* after k = 0 the groups have moved while their last incident points at them */
+            taken += cor_engine_take(f.e, &inc);
+            cor_engine_forget(f.e);
+        }
+        /* within the suppress time: counted on the incident just raised */
+        fail_from(&f, round * 20 * S + 3 * S, "10.0.0.7");
+    }
+    assert_int_equal(taken, 4 * 200);
+    assert_int_equal(cor_engine_stats(f.e)[0].incidents, 4 * 200);
+    assert_int_equal(cor_engine_stats(f.e)[0].suppressed, 4);
+    assert_int_equal(cor_engine_groups(f.e), 200);
+    stop(&f);
+}
+
+/* A chain restarted many times in one group, lines of different lengths, another
+ * group in between: prefixes are replaced over and over (what only they held is
+ * reclaimed as the chain's storage grows and is compacted); the incident shows the
+ * events of the chain that completed, the most recent start. */
+static void test_sequence_restarts_keep_the_right_evidence(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, "{\"rules\": [{\"id\": \"ABC\", \"within\": \"10m\", \"by\": [\"src\"], \"sequence\": ["
+              " {\"where\": {\"message\": \"^start (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^mid (?<src>\\\\S+)\"}},"
+              " {\"where\": {\"message\": \"^end (?<src>\\\\S+)\"}}]}]}");
+    char msg[512];
+    for (int k = 0; k < 100; k++) {
+        int pad = (k % 5) * 60;
+        snprintf(msg, sizeof(msg), "start 1.1.1.1 n=%d %0*d", k, pad, 0);
+        feed(&f, k * S, "h", "app", msg);
+        snprintf(msg, sizeof(msg), "start 2.2.2.2 n=%d %0*d", k, 300 - pad, 0);
+        feed(&f, k * S + 1, "h", "app", msg);
+        if (k % 3 == 0) {
+            snprintf(msg, sizeof(msg), "mid 1.1.1.1 n=%d %0*d", k, 300 - pad, 0);
+            feed(&f, k * S + 500, "h", "app", msg);
+        }
+    }
+    feed(&f, 100 * S, "h", "app", "end 1.1.1.1");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 1);
+    assert_string_equal(inc[0]->group_json, "{\"src\":\"1.1.1.1\"}");
+    assert_int_equal(inc[0]->first_seen, T0 + 99 * S);
+    assert_int_equal(inc[0]->n_evidence, 3);
+    assert_non_null(strstr(inc[0]->evidence[0], "start 1.1.1.1 n=99 "));
+    assert_non_null(strstr(inc[0]->evidence[1], "mid 1.1.1.1 n=99 "));
+    assert_non_null(strstr(inc[0]->evidence[2], "end 1.1.1.1"));
+    stop(&f);
+}
+
+/* Absence groups whose last event grows longer (their block moves while out of the
+ * time-ordered list): each fires once with its own last line as evidence. */
+static void test_absence_longer_last_events(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, absence_rule);
+    char host[32], msg[512];
+    for (int h = 0; h < 50; h++) {
+        snprintf(host, sizeof(host), "fw%d", h);
+        feed(&f, h, host, "app", "short");
+    }
+    for (int h = 0; h < 50; h++) {
+        snprintf(host, sizeof(host), "fw%d", h);
+        snprintf(msg, sizeof(msg), "long line of %s %0300d", host, 0);
+        feed(&f, S + h, host, "app", msg);
+    }
+    feed(&f, 20 * 60 * S, "fw-other", "app", "time passes");
+    cor_incident *const *inc;
+    assert_int_equal(finish(&f, &inc), 50);
+    for (int h = 0; h < 50; h++) {
+        snprintf(msg, sizeof(msg), "long line of fw%d 000", h);
+        assert_int_equal(inc[h]->n_evidence, 1);
+        assert_non_null(strstr(inc[h]->evidence[0], msg));
+        assert_int_equal(inc[h]->last_seen, T0 + S + h);
+    }
+    stop(&f);
+}
+
 /* A late event lands in the middle of the window; its value is already there. */
 static void test_distinct_late_event_counts_its_value_once(void **state)
 {
@@ -988,6 +1123,10 @@ int main(void)
         cmocka_unit_test(test_absence_late_event_and_tie),
         cmocka_unit_test(test_threshold_late_refill_detected_at_newest_in_window),
         cmocka_unit_test(test_distinct_late_event_counts_its_value_once),
+        cmocka_unit_test(test_sliding_distinct_window_keeps_the_oldest_as_evidence),
+        cmocka_unit_test(test_groups_that_move_keep_their_links),
+        cmocka_unit_test(test_sequence_restarts_keep_the_right_evidence),
+        cmocka_unit_test(test_absence_longer_last_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
