@@ -44,6 +44,21 @@ struct cor_prefilter {
     hs_scratch_t *proto;
 };
 
+/* What a scan of one short value found, kept for the next event with the same
+ * value. Short fields (process.name, labels.mnemonic, host.hostname) take few
+ * distinct values, and a Hyperscan call costs as much in setting up as a short
+ * value costs to scan; a scan's ids depend on nothing but the value. */
+#define MEMO_SLOTS 64 /* per database, direct-mapped */
+#define MEMO_VALUE 47 /* longer values are scanned every time */
+#define MEMO_IDS 12   /* a value hitting more ids is scanned every time */
+
+typedef struct memo_slot {
+    uint8_t len; /* of value; MEMO_VALUE + 1 = empty slot */
+    uint8_t n_ids;
+    char value[MEMO_VALUE];
+    uint32_t ids[MEMO_IDS];
+} memo_slot;
+
 struct cor_prefilter_scratch {
     const cor_prefilter *pf;
     hs_scratch_t *hs;
@@ -52,6 +67,9 @@ struct cor_prefilter_scratch {
     uint32_t epoch;
     uint32_t *out;
     size_t n_out;
+    memo_slot *memo;   /* MEMO_SLOTS per database */
+    memo_slot *record; /* the slot the current scan fills, or NULL */
+    bool overflow;     /* the current scan hit more than MEMO_IDS ids */
 };
 
 /* ---- required literals ----
@@ -399,9 +417,12 @@ static size_t keep_rarest(pf_key *keys, size_t n)
             kept = 0;
             first_share = pk[i].share;
         }
-        /* A literal few rules share selects well alone: a second adds counting
-         * work on every event that has it for little gain. */
-        if (kept >= LIT_PER_UNIT || (kept >= 1 && first_share <= LIT_RARE))
+        /* A literal few rules share selects well alone: a second one many rules
+         * share adds counting work on every event that has it for little gain.
+         * One few rules share costs little, and with few rules sharing says
+         * nothing about how rare it is in events ("Deny " and "/22" of an ASA
+         * rule are both unique to it), so such literals are all kept. */
+        if (pk[i].share > LIT_RARE && (kept >= LIT_PER_UNIT || (kept >= 1 && first_share <= LIT_RARE)))
             keys[pk[i].key].kind = 2; /* left out */
     }
     free(pk);
@@ -635,6 +656,9 @@ cor_prefilter_scratch *cor_prefilter_scratch_new(const cor_prefilter *pf)
     s->hits = psb_xcalloc(n, sizeof(*s->hits));
     if (pf->proto && hs_clone_scratch(pf->proto, &s->hs) != HS_SUCCESS)
         abort();
+    s->memo = psb_xcalloc(pf->n_dbs * MEMO_SLOTS + 1, sizeof(*s->memo));
+    for (size_t i = 0; i < pf->n_dbs * MEMO_SLOTS; i++)
+        s->memo[i].len = MEMO_VALUE + 1;
     return s;
 }
 
@@ -646,16 +670,12 @@ void cor_prefilter_scratch_free(cor_prefilter_scratch *s)
         hs_free_scratch(s->hs);
     free(s->stamp);
     free(s->hits);
+    free(s->memo);
     free(s);
 }
 
-static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
-                    void *ctx)
+static void count_id(cor_prefilter_scratch *s, unsigned id)
 {
-    (void)from;
-    (void)to;
-    (void)flags;
-    cor_prefilter_scratch *s = ctx;
     const cor_prefilter *pf = s->pf;
     const uint32_t *u = pf->id_units + pf->id_first[id];
     for (uint32_t k = 0, n = pf->id_count[id]; k < n; k++) {
@@ -667,7 +687,64 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
         if (++s->hits[x] == pf->need[x])
             s->out[s->n_out++] = x;
     }
+}
+
+static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
+                    void *ctx)
+{
+    (void)from;
+    (void)to;
+    (void)flags;
+    cor_prefilter_scratch *s = ctx;
+    count_id(s, id);
+    memo_slot *m = s->record;
+    if (m) {
+        if (m->n_ids < MEMO_IDS)
+            m->ids[m->n_ids++] = id;
+        else
+            s->overflow = true;
+    }
     return 0;
+}
+
+/* Slot of a short value: its first and last eight bytes and length, mixed. */
+static size_t memo_index(const char *p, size_t n)
+{
+    uint64_t a = 0, b = 0;
+    if (n >= 8) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            a = a << 8 | (unsigned char)p[i];
+    }
+    uint64_t h = (a * 0x9E3779B97F4A7C15u) ^ (b + n) * 0xC2B2AE3D27D4EB4Fu;
+    return (size_t)(h >> 58) & (MEMO_SLOTS - 1);
+}
+
+/* Scan one value of database i, through the memo when the value is short. */
+static void scan_value(const cor_prefilter *pf, cor_prefilter_scratch *s, size_t i,
+                       const cor_field_value *v)
+{
+    s->record = NULL;
+    if (v->len <= MEMO_VALUE) {
+        memo_slot *m = &s->memo[i * MEMO_SLOTS + memo_index(v->ptr, v->len)];
+        if (m->len == v->len && memcmp(m->value, v->ptr, v->len) == 0) {
+            for (size_t k = 0; k < m->n_ids; k++)
+                count_id(s, m->ids[k]);
+            return;
+        }
+        m->len = MEMO_VALUE + 1; /* empty until the scan completes */
+        m->n_ids = 0;
+        s->record = m;
+        s->overflow = false;
+    }
+    hs_error_t rc = hs_scan(pf->dbs[i].db, v->ptr, (unsigned)v->len, 0, s->hs, on_match, s);
+    if (rc == HS_SUCCESS && s->record && !s->overflow) {
+        memcpy(s->record->value, v->ptr, v->len);
+        s->record->len = (uint8_t)v->len;
+    }
+    s->record = NULL;
 }
 
 size_t cor_prefilter_scan(const cor_prefilter *pf, cor_prefilter_scratch *s,
@@ -683,7 +760,7 @@ size_t cor_prefilter_scan(const cor_prefilter *pf, cor_prefilter_scratch *s,
         const cor_field_value *v = &values[pf->dbs[i].field_id];
         if (!v->ptr)
             continue;
-        hs_scan(pf->dbs[i].db, v->ptr ? v->ptr : "", (unsigned)v->len, 0, s->hs, on_match, s);
+        scan_value(pf, s, i, v);
     }
     if (pf->n_always)
         memcpy(out + s->n_out, pf->always, pf->n_always * sizeof(*out));
