@@ -12,6 +12,10 @@ typedef struct field_slot {
     char buf[32]; /* numbers psb_event_get renders */
 } field_slot;
 
+/* How load_values reads a field: the common ones straight from the event (the
+ * same answers psb_event_get gives, without its chain of name comparisons). */
+enum field_access { ACCESS_GET, ACCESS_MESSAGE, ACCESS_APPNAME, ACCESS_HOSTNAME, ACCESS_LABEL };
+
 struct cor_matcher {
     const cor_ruleset *rs;
     pcre2_match_context *mctx;
@@ -25,6 +29,7 @@ struct cor_matcher {
     uint32_t *units;     /* candidate units of the current event */
     uint32_t *unit_rule; /* unit -> rule index */
     size_t *field_len;
+    unsigned char *field_access; /* enum field_access, per field id */
     cor_capture caps[COR_MAX_CAPTURES * COR_MAX_PATTERNS];
     size_t n_caps;
     cor_rule_stats *stats;
@@ -56,8 +61,21 @@ cor_matcher *cor_matcher_new(const cor_ruleset *rs, const cor_match_opts *opts)
     m->units = psb_xcalloc(rs->n_units + 1, sizeof(*m->units));
     m->unit_rule = psb_xcalloc(rs->n_units + 1, sizeof(*m->unit_rule));
     m->field_len = psb_xcalloc(rs->n_fields + 1, sizeof(*m->field_len));
-    for (size_t f = 0; f < rs->n_fields; f++)
-        m->field_len[f] = strlen(rs->fields[f]);
+    m->field_access = psb_xcalloc(rs->n_fields + 1, sizeof(*m->field_access));
+    for (size_t f = 0; f < rs->n_fields; f++) {
+        const char *name = rs->fields[f];
+        m->field_len[f] = strlen(name);
+        if (strcmp(name, "message") == 0)
+            m->field_access[f] = ACCESS_MESSAGE;
+        else if (strcmp(name, "process.name") == 0 || strcmp(name, "log.syslog.appname") == 0)
+            m->field_access[f] = ACCESS_APPNAME;
+        else if (strcmp(name, "host.hostname") == 0)
+            m->field_access[f] = ACCESS_HOSTNAME;
+        else if (strncmp(name, "labels.", 7) == 0 && name[7])
+            m->field_access[f] = ACCESS_LABEL;
+        else
+            m->field_access[f] = ACCESS_GET;
+    }
     for (size_t i = 0; i < rs->n_rules; i++)
         for (size_t s = 0; s < rs->rules[i]->n_steps; s++)
             m->unit_rule[rs->rules[i]->unit_base + s] = (uint32_t)i;
@@ -78,6 +96,7 @@ void cor_matcher_free(cor_matcher *m)
     free(m->units);
     free(m->unit_rule);
     free(m->field_len);
+    free(m->field_access);
     free(m->stats);
     free(m);
 }
@@ -171,12 +190,51 @@ static int eval_step(cor_matcher *m, const psb_event *ev, const cor_rule *r, con
     return 1;
 }
 
+/* labels.<key>: the first label of that key, as psb_event_get finds it; a
+ * JSON-origin event may hold it in its object instead. */
+static int get_label(const psb_event *ev, const char *name, size_t len, char *buf, psb_str *out)
+{
+    const char *key = name + 7;
+    size_t kl = len - 7;
+    for (size_t i = 0; i < ev->n_labels; i++) {
+        const psb_kv *kv = &ev->labels[i];
+        if (kv->key.len == kl && kv->key.ptr[0] == key[0] && memcmp(kv->key.ptr, key, kl) == 0) {
+            *out = kv->value;
+            return kv->value.ptr != NULL;
+        }
+    }
+    return ev->json ? psb_event_get(ev, name, len, buf, out) : 0;
+}
+
+static int get_field(const cor_matcher *m, const psb_event *ev, size_t f, psb_str *out)
+{
+    const cor_ruleset *rs = m->rs;
+    psb_str v;
+    switch (m->field_access[f]) {
+    case ACCESS_MESSAGE:
+        v = ev->message;
+        break;
+    case ACCESS_APPNAME:
+        v = ev->appname;
+        break;
+    case ACCESS_HOSTNAME:
+        v = ev->hostname;
+        break;
+    case ACCESS_LABEL:
+        return get_label(ev, rs->fields[f], m->field_len[f], m->slots[f].buf, out);
+    default:
+        return psb_event_get(ev, rs->fields[f], m->field_len[f], m->slots[f].buf, out);
+    }
+    *out = v;
+    return v.ptr != NULL;
+}
+
 static void load_values(cor_matcher *m, const psb_event *ev)
 {
     const cor_ruleset *rs = m->rs;
     for (size_t f = 0; f < rs->n_fields; f++) {
         psb_str v;
-        if (psb_event_get(ev, rs->fields[f], m->field_len[f], m->slots[f].buf, &v)) {
+        if (get_field(m, ev, f, &v)) {
             m->values[f].ptr = v.ptr ? v.ptr : "";
             m->values[f].len = v.len;
         } else {
