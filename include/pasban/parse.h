@@ -25,6 +25,18 @@ enum psb_format {
 #define PSB_MAX_MESSAGE 65536   /* default and largest message size, bytes */
 #define PSB_MAX_JSON_DEPTH 32   /* nesting of a JSON event */
 
+/* Memory a caller may lend the RFC 3164 parser across lines (one per thread,
+ * zero-initialised): consecutive lines share the receive day and mostly the
+ * date, so the calendar conversions of the year inference repeat. */
+typedef struct psb_time_cache {
+    bool have_year;
+    int64_t local_day; /* receive day (in the configured zone) of year */
+    int64_t year;
+    bool have[2];   /* per parity of the year: ymd -> days */
+    int64_t ymd[2]; /* year * 512 + month * 32 + day */
+    int64_t days[2];
+} psb_time_cache;
+
 typedef struct psb_parse_opts {
     int format;                 /* enum psb_format */
     int64_t received_ms;        /* event.created; RFC 3164 year inference */
@@ -37,6 +49,7 @@ typedef struct psb_parse_opts {
      * organization.id, observer.ip and error.message are taken from the body.
      * Otherwise the pipeline sets them and a body cannot claim them. */
     bool own_events;
+    psb_time_cache *time_cache; /* optional (NULL: none); see psb_time_cache */
 } psb_parse_opts;
 
 /* Parse msg according to opts->format into ev (which is reset first).
