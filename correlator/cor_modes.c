@@ -172,10 +172,12 @@ static bool is_json_line(const char *s, size_t n)
 
 /* Raw lines parse as the collector parses them; event JSONL (Pasban's own
  * events) keeps event.original and the rest from the body. */
-static int parse_line(const cor_run_opts *o, const char *s, size_t n, bool cut, psb_event *ev)
+static int parse_line(const cor_run_opts *o, psb_time_cache *tc, const char *s, size_t n, bool cut,
+                      psb_event *ev)
 {
     psb_parse_opts po;
     memset(&po, 0, sizeof(po));
+    po.time_cache = tc;
     po.format = PSB_FORMAT_AUTO;
     po.received_ms = o->received_ms;
     if (o->operator_id)
@@ -327,6 +329,8 @@ int cor_mode_replay(const cor_run_opts *o)
     in.o = o;
     tally t;
     memset(&t, 0, sizeof(t));
+    psb_time_cache tc;
+    memset(&tc, 0, sizeof(tc));
     double w0 = wall_seconds(), c0 = cpu_seconds();
     const char *line;
     size_t len;
@@ -334,7 +338,7 @@ int cor_mode_replay(const cor_run_opts *o)
     while (input_next(&in, &line, &len, &cut)) {
         if (len == 0)
             continue; /* an empty line is not an event */
-        parse_line(o, line, len, cut, ev);
+        parse_line(o, &tc, line, len, cut, ev);
         tally_event(&t, ev);
         if (kpi)
             cor_kpi_on_psb_event(kpi, ev);
@@ -405,6 +409,8 @@ int cor_mode_match(const cor_run_opts *o)
     size_t len;
     bool cut;
     unsigned long long lineno = 0;
+    psb_time_cache tc;
+    memset(&tc, 0, sizeof(tc));
     cor_buf b = {0};
     while (input_next(&in, &line, &len, &cut)) {
         lineno++;
@@ -413,7 +419,7 @@ int cor_mode_match(const cor_run_opts *o)
         snprintf(head, sizeof(head), "{\"line\": %llu, \"rules\": [", lineno);
         cor_buf_puts(&b, head);
         if (len) {
-            parse_line(o, line, len, cut, ev);
+            parse_line(o, &tc, line, len, cut, ev);
             match_ctx mc = {&b, NULL};
             cor_matcher_run(m, ev, on_match_hit, &mc);
         }

@@ -31,7 +31,20 @@ static unsigned month_of(const char *p)
 {
     static const char names[] = "janfebmaraprmayjunjulaugsepoctnovdec";
     char a = (char)(p[0] | 0x20), b = (char)(p[1] | 0x20), c = (char)(p[2] | 0x20);
-    for (unsigned i = 0; i < 12; i++)
+    /* The first letter leaves at most three months to compare. */
+    unsigned first, last;
+    switch (a) {
+    case 'j': first = 0, last = 6; break; /* jan jun jul */
+    case 'f': first = last = 1; break;
+    case 'm': first = 2, last = 4; break; /* mar may */
+    case 'a': first = 3, last = 7; break; /* apr aug */
+    case 's': first = last = 8; break;
+    case 'o': first = last = 9; break;
+    case 'n': first = last = 10; break;
+    case 'd': first = last = 11; break;
+    default: return 0;
+    }
+    for (unsigned i = first; i <= last; i++)
         if (names[3 * i] == a && names[3 * i + 1] == b && names[3 * i + 2] == c)
             return i + 1;
     return 0;
@@ -175,9 +188,25 @@ int psb_rfc3164_parse_iso_time(const char **pp, const char *end, psb_ts *ts)
     return 0;
 }
 
-static int64_t to_ms(int64_t y, const psb_ts *ts, int32_t zone_s)
+/* psb_days_from_civil, remembered per year parity so the two candidate years
+ * of the inference below both stay cached. */
+static int64_t days_of(psb_time_cache *c, int64_t y, unsigned m, unsigned d)
 {
-    int64_t days = psb_days_from_civil(y, ts->mon, ts->day);
+    if (!c)
+        return psb_days_from_civil(y, m, d);
+    int64_t key = y * 512 + m * 32 + d;
+    size_t i = (size_t)(y & 1);
+    if (!c->have[i] || c->ymd[i] != key) {
+        c->days[i] = psb_days_from_civil(y, m, d);
+        c->ymd[i] = key;
+        c->have[i] = true;
+    }
+    return c->days[i];
+}
+
+static int64_t to_ms(psb_time_cache *c, int64_t y, const psb_ts *ts, int32_t zone_s)
+{
+    int64_t days = days_of(c, y, ts->mon, ts->day);
     unsigned sec = ts->sec, ms = ts->ms;
     if (sec == 60) /* leap second: the last instant of the minute */
         sec = 59, ms = 999;
@@ -191,7 +220,7 @@ int psb_rfc3164_resolve_time(const psb_ts *ts, const psb_parse_opts *opts, int64
     if (ts->year) {
         if (ts->day > psb_days_in_month(ts->year, ts->mon))
             return -1;
-        *ms_out = to_ms(ts->year, ts, zone);
+        *ms_out = to_ms(opts->time_cache, ts->year, ts, zone);
         return 0;
     }
     /* The newest year that puts the time at most a day after reception, so a
@@ -201,13 +230,23 @@ int psb_rfc3164_resolve_time(const psb_ts *ts, const psb_parse_opts *opts, int64
     int64_t local = opts->received_ms + (int64_t)opts->tz_offset_s * 1000;
     int64_t days = local / 86400000 - (local % 86400000 < 0);
     int64_t y;
-    unsigned m, d;
-    psb_civil_from_days(days, &y, &m, &d);
+    psb_time_cache *c = opts->time_cache;
+    if (c && c->have_year && c->local_day == days) {
+        y = c->year;
+    } else {
+        unsigned m, d;
+        psb_civil_from_days(days, &y, &m, &d);
+        if (c) {
+            c->have_year = true;
+            c->local_day = days;
+            c->year = y;
+        }
+    }
     int64_t limit = opts->received_ms + 86400000;
     for (int64_t cand = y + 1; cand >= y - 8; cand--) {
         if (ts->day > psb_days_in_month(cand, ts->mon))
             continue;
-        int64_t t = to_ms(cand, ts, zone);
+        int64_t t = to_ms(c, cand, ts, zone);
         if (t <= limit) {
             *ms_out = t;
             return 0;
@@ -235,8 +274,7 @@ static int parse_pri(const char **pp, const char *end)
 
 static bool host_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '.' ||
-           c == '-' || c == '_' || c == ':';
+    return psb_ct(c, PSB_CT_HOST3164);
 }
 
 /* Could [s, e) be a HOSTNAME (name, IPv4, IPv6)? A word ending in ':' is a TAG
