@@ -8,6 +8,25 @@
 
 #include <string.h>
 
+#define K (PSB_CT_KEY | PSB_CT_HOST | PSB_CT_HOST3164)
+#define L (K | PSB_CT_KEY0)
+const unsigned char psb_ctype[256] = {
+    ['\t'] = PSB_CT_VEND, [' '] = PSB_CT_VEND, [','] = PSB_CT_VEND,
+    ['.'] = K, ['-'] = K, ['_'] = L, [':'] = PSB_CT_HOST3164,
+    ['0'] = K, ['1'] = K, ['2'] = K, ['3'] = K, ['4'] = K,
+    ['5'] = K, ['6'] = K, ['7'] = K, ['8'] = K, ['9'] = K,
+    ['a'] = L, ['b'] = L, ['c'] = L, ['d'] = L, ['e'] = L, ['f'] = L, ['g'] = L,
+    ['h'] = L, ['i'] = L, ['j'] = L, ['k'] = L, ['l'] = L, ['m'] = L, ['n'] = L,
+    ['o'] = L, ['p'] = L, ['q'] = L, ['r'] = L, ['s'] = L, ['t'] = L, ['u'] = L,
+    ['v'] = L, ['w'] = L, ['x'] = L, ['y'] = L, ['z'] = L,
+    ['A'] = L, ['B'] = L, ['C'] = L, ['D'] = L, ['E'] = L, ['F'] = L, ['G'] = L,
+    ['H'] = L, ['I'] = L, ['J'] = L, ['K'] = L, ['L'] = L, ['M'] = L, ['N'] = L,
+    ['O'] = L, ['P'] = L, ['Q'] = L, ['R'] = L, ['S'] = L, ['T'] = L, ['U'] = L,
+    ['V'] = L, ['W'] = L, ['X'] = L, ['Y'] = L, ['Z'] = L,
+};
+#undef K
+#undef L
+
 static bool is_upper(char c)
 {
     return c >= 'A' && c <= 'Z';
@@ -38,7 +57,8 @@ static void add_label(psb_event *ev, const char *key, size_t klen, psb_str value
 static psb_str find_label(const psb_event *ev, const char *key, size_t klen)
 {
     for (size_t i = 0; i < ev->n_labels; i++)
-        if (ev->labels[i].key.len == klen && memcmp(ev->labels[i].key.ptr, key, klen) == 0)
+        if (ev->labels[i].key.len == klen && ev->labels[i].key.ptr[0] == key[0] &&
+            memcmp(ev->labels[i].key.ptr, key, klen) == 0)
             return ev->labels[i].value;
     return PSB_STR_NULL;
 }
@@ -49,7 +69,7 @@ static psb_str find_label(const psb_event *ev, const char *key, size_t klen)
 
 static bool host_char(char c)
 {
-    return is_alpha(c) || is_digit(c) || c == '.' || c == '-' || c == '_';
+    return psb_ct(c, PSB_CT_HOST);
 }
 
 /* Cisco uptime stamps ("00:01:23:", "1w2d:", "2d03h:") instead of a date. */
@@ -148,18 +168,14 @@ const char *psb_vendor_cisco_header(const char *p, const char *end, psb_cisco_hd
 
 /* ---- key=value ------------------------------------------------------------- */
 
-static bool key_char(char c)
-{
-    return is_alpha(c) || is_digit(c) || c == '_' || c == '.' || c == '-';
-}
-
 /* Length of "key" when p starts "key=", else 0. */
 static size_t key_at(const char *p, const char *end)
 {
     const char *q = p;
-    if (q >= end || !(is_alpha(*q) || *q == '_'))
+    if (q >= end || !psb_ct(*q, PSB_CT_KEY0))
         return 0;
-    while (q < end && key_char(*q) && q - p < 64)
+    const char *lim = end - p > 64 ? p + 64 : end;
+    while (q < lim && psb_ct(*q, PSB_CT_KEY))
         q++;
     return q < end && *q == '=' ? (size_t)(q - p) : 0;
 }
@@ -175,6 +191,13 @@ static bool reserved(const char *k, size_t n)
     return (n == 6 && memcmp(k, "vendor", 6) == 0) ||
            (n == 8 && (memcmp(k, "mnemonic", 8) == 0 || memcmp(k, "sequence", 8) == 0)) ||
            (n == 10 && memcmp(k, "clock_sync", 10) == 0);
+}
+
+/* A bit per (length, first and last character) of a key: a key whose bit is not
+ * set in the mask of the labels so far is certainly not among them. */
+static uint64_t key_bit(const char *k, size_t n)
+{
+    return (uint64_t)1 << ((n * 7 + (unsigned char)k[0] * 3 + (unsigned char)k[n - 1]) & 63);
 }
 
 /* A key already present (devices repeat keys, JSON must not). Lengths first. */
@@ -195,8 +218,12 @@ static size_t kv_scan(psb_event *ev, const char *p, const char *end, bool list, 
                       const char **stop)
 {
     size_t pairs = 0;
+    uint64_t seen = 0; /* key_bit of every label */
+    for (size_t i = 0; add && i < ev->n_labels; i++)
+        if (ev->labels[i].key.len)
+            seen |= key_bit(ev->labels[i].key.ptr, ev->labels[i].key.len);
     for (;;) {
-        while (p < end && (is_sp(*p) || *p == ','))
+        while (p < end && psb_ct(*p, PSB_CT_VEND))
             p++;
         size_t kl = key_at(p, end);
         if (!kl)
@@ -224,14 +251,18 @@ static size_t kv_scan(psb_event *ev, const char *p, const char *end, bool list, 
             }
             ve = p;
         } else {
-            while (p < end && !is_sp(*p) && *p != ',')
+            while (p < end && !psb_ct(*p, PSB_CT_VEND))
                 p++;
             ve = p;
         }
         pairs++;
-        if (add && ev->n_labels + 1 < PSB_EVENT_MAX_LABELS && !reserved(k, kl) &&
-            !have_label(ev, k, kl))
-            add_label(ev, k, kl, slice(v, ve));
+        if (add && ev->n_labels + 1 < PSB_EVENT_MAX_LABELS && !reserved(k, kl)) {
+            uint64_t bit = key_bit(k, kl);
+            if (!(seen & bit) || !have_label(ev, k, kl)) {
+                add_label(ev, k, kl, slice(v, ve));
+                seen |= bit;
+            }
+        }
     }
     if (stop)
         *stop = p;

@@ -43,6 +43,22 @@
 
 #include "pasban/parse.h"
 
+/* Character classes of the hot loops, one table lookup instead of a chain of
+ * comparisons (psb_ctype is in vendor.c). */
+enum {
+    PSB_CT_KEY = 1,     /* key=value key: letter, digit, '_', '.', '-' */
+    PSB_CT_HOST = 2,    /* Cisco host name: the same set */
+    PSB_CT_HOST3164 = 4, /* RFC 3164 HOSTNAME: letter, digit, '.', '-', '_', ':' */
+    PSB_CT_VEND = 8,    /* ends an unquoted key=value value: ' ', '\t', ',' */
+    PSB_CT_KEY0 = 16,   /* may start a key: letter, '_' */
+};
+extern const unsigned char psb_ctype[256];
+
+static inline bool psb_ct(char c, unsigned cls)
+{
+    return (psb_ctype[(unsigned char)c] & cls) != 0;
+}
+
 /* Character classes of the BSD header, shared by rfc3164.c and vendor.c. */
 static inline bool is_sp(char c)
 {
