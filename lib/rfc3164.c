@@ -290,7 +290,7 @@ static bool hostname_like(const char *s, const char *e)
             return false;
         if (*q == ':')
             colons++;
-        else if (!((*q >= '0' && *q <= '9') || ((*q | 0x20) >= 'a' && (*q | 0x20) <= 'f')))
+        else if (!psb_ct(*q, PSB_CT_HEX))
             hex = false;
     }
     if (e[-1] == ':')
@@ -358,7 +358,7 @@ static void parse_body(const psb_parse_opts *opts, const char *p, const char *en
         return;
 
     const char *s = p;
-    while (p < end && !is_sp(*p) && *p != ':' && *p != '[')
+    while (p < end && !psb_ct(*p, PSB_CT_TAGEND))
         p++;
     const char *tag_end = p;
     psb_str pid = PSB_STR_NULL;

@@ -10,22 +10,28 @@
 
 #define K (PSB_CT_KEY | PSB_CT_HOST | PSB_CT_HOST3164)
 #define L (K | PSB_CT_KEY0)
+#define D (K | PSB_CT_HEX)
+#define X (L | PSB_CT_HEX)
+#define E (PSB_CT_VEND | PSB_CT_TAGEND)
 const unsigned char psb_ctype[256] = {
-    ['\t'] = PSB_CT_VEND, [' '] = PSB_CT_VEND, [','] = PSB_CT_VEND,
-    ['.'] = K, ['-'] = K, ['_'] = L, [':'] = PSB_CT_HOST3164,
-    ['0'] = K, ['1'] = K, ['2'] = K, ['3'] = K, ['4'] = K,
-    ['5'] = K, ['6'] = K, ['7'] = K, ['8'] = K, ['9'] = K,
-    ['a'] = L, ['b'] = L, ['c'] = L, ['d'] = L, ['e'] = L, ['f'] = L, ['g'] = L,
+    ['\t'] = E, [' '] = E, [','] = PSB_CT_VEND, [':'] = PSB_CT_HOST3164 | PSB_CT_TAGEND,
+    ['['] = PSB_CT_TAGEND, ['.'] = K, ['-'] = K, ['_'] = L,
+    ['0'] = D, ['1'] = D, ['2'] = D, ['3'] = D, ['4'] = D,
+    ['5'] = D, ['6'] = D, ['7'] = D, ['8'] = D, ['9'] = D,
+    ['a'] = X, ['b'] = X, ['c'] = X, ['d'] = X, ['e'] = X, ['f'] = X, ['g'] = L,
     ['h'] = L, ['i'] = L, ['j'] = L, ['k'] = L, ['l'] = L, ['m'] = L, ['n'] = L,
     ['o'] = L, ['p'] = L, ['q'] = L, ['r'] = L, ['s'] = L, ['t'] = L, ['u'] = L,
     ['v'] = L, ['w'] = L, ['x'] = L, ['y'] = L, ['z'] = L,
-    ['A'] = L, ['B'] = L, ['C'] = L, ['D'] = L, ['E'] = L, ['F'] = L, ['G'] = L,
+    ['A'] = X, ['B'] = X, ['C'] = X, ['D'] = X, ['E'] = X, ['F'] = X, ['G'] = L,
     ['H'] = L, ['I'] = L, ['J'] = L, ['K'] = L, ['L'] = L, ['M'] = L, ['N'] = L,
     ['O'] = L, ['P'] = L, ['Q'] = L, ['R'] = L, ['S'] = L, ['T'] = L, ['U'] = L,
     ['V'] = L, ['W'] = L, ['X'] = L, ['Y'] = L, ['Z'] = L,
 };
 #undef K
 #undef L
+#undef D
+#undef X
+#undef E
 
 static bool is_upper(char c)
 {
@@ -349,14 +355,21 @@ size_t psb_vendor_kv_message(const psb_parse_opts *opts, psb_event *ev, const ch
 
 #define PA_MAX_FIELDS 40
 
-static const char *const pa_traffic[] = {
-    NULL,    NULL,     "serial",     "type",        "subtype", NULL,      NULL,     "src",
-    "dst",   "natsrc", "natdst",     "rule",        "srcuser", "dstuser", "app",    "vsys",
-    "from",  "to",     "inbound_if", "outbound_if", NULL,      NULL,      NULL,     NULL,
-    "sport", "dport",  NULL,         NULL,          NULL,      "proto",   "action",
+#define N(s) {s, sizeof(s) - 1}
+static const psb_str pa_traffic[] = {
+    {NULL, 0},  {NULL, 0},    N("serial"),     N("type"),        N("subtype"), {NULL, 0},
+    {NULL, 0},  N("src"),     N("dst"),        N("natsrc"),      N("natdst"),  N("rule"),
+    N("srcuser"), N("dstuser"), N("app"),      N("vsys"),        N("from"),    N("to"),
+    N("inbound_if"), N("outbound_if"), {NULL, 0}, {NULL, 0},     {NULL, 0},    {NULL, 0},
+    N("sport"), N("dport"),   {NULL, 0},       {NULL, 0},        {NULL, 0},    N("proto"),
+    N("action"),
 };
-static const char *const pa_threat_extra[] = {"misc", "threatid", "category", "severity",
-                                              "direction"};
+static const psb_str pa_threat_extra[] = {N("misc"), N("threatid"), N("category"),
+                                          N("severity"), N("direction")};
+#undef N
+/* Fields past these are never read: splitting stops there. */
+#define PA_USED_FIELDS (sizeof(pa_traffic) / sizeof(pa_traffic[0]) + \
+                        sizeof(pa_threat_extra) / sizeof(pa_threat_extra[0]))
 
 int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
 {
@@ -367,7 +380,7 @@ int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
     if (end - p < 30 || !is_digit(p[0]) || p[1] != ',' || !is_digit(p[2]) || p[6] != '/' ||
         p[9] != '/' || p[12] != ' ' || p[15] != ':' || p[21] != ',')
         return 0;
-    while (q <= end && n < PA_MAX_FIELDS) {
+    while (q <= end && n < PA_MAX_FIELDS && n < PA_USED_FIELDS) {
         const char *s = q, *e;
         if (q < end && *q == '"') {
             s = ++q;
@@ -398,11 +411,11 @@ int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
     if (traffic || threat) {
         size_t lim = sizeof(pa_traffic) / sizeof(pa_traffic[0]);
         for (size_t i = 0; i < n && i < lim; i++)
-            if (pa_traffic[i] && f[i].len)
-                add_label(ev, pa_traffic[i], strlen(pa_traffic[i]), f[i]);
+            if (pa_traffic[i].ptr && f[i].len)
+                psb_event_add_label(ev, pa_traffic[i], f[i]);
         for (size_t i = 0; threat && i < 5 && lim + i < n; i++)
             if (f[lim + i].len)
-                add_label(ev, pa_threat_extra[i], strlen(pa_threat_extra[i]), f[lim + i]);
+                psb_event_add_label(ev, pa_threat_extra[i], f[lim + i]);
     } else {
         LABEL(ev, "serial", f[2]);
         LABEL(ev, "type", f[3]);
@@ -486,7 +499,7 @@ static bool junos_facility(const char *s, size_t n)
         "SNMPD",     "SSHD",    "UI",       "UTMD",  "VCCPD",    "VRRPD",    "WEBFILTER",
     };
     for (size_t i = 0; i < sizeof(fac) / sizeof(fac[0]); i++)
-        if (strlen(fac[i]) == n && memcmp(fac[i], s, n) == 0)
+        if (fac[i][0] == s[0] && strncmp(fac[i], s, n) == 0 && fac[i][n] == '\0')
             return true;
     return false;
 }

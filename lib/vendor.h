@@ -51,6 +51,8 @@ enum {
     PSB_CT_HOST3164 = 4, /* RFC 3164 HOSTNAME: letter, digit, '.', '-', '_', ':' */
     PSB_CT_VEND = 8,    /* ends an unquoted key=value value: ' ', '\t', ',' */
     PSB_CT_KEY0 = 16,   /* may start a key: letter, '_' */
+    PSB_CT_TAGEND = 32, /* ends a TAG: ' ', '\t', ':', '[' */
+    PSB_CT_HEX = 64,    /* hexadecimal digit */
 };
 extern const unsigned char psb_ctype[256];
 
