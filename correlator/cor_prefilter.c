@@ -394,7 +394,24 @@ static int cmp_pick(const void *a, const void *b)
     return (x->key > y->key) - (x->key < y->key);
 }
 
-static size_t keep_rarest(pf_key *keys, size_t n)
+/* Per unit, the smallest share of any of its literals over all fields: a unit
+ * with a literal few rules share somewhere ("root from " in message) gains
+ * nothing from one many share elsewhere ("sshd" in process.name), which would
+ * cost a counter per rule on every sshd event. */
+static void note_shares(const pf_key *keys, size_t n, size_t *best)
+{
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && same_key(&keys[j], &keys[i]))
+            j++;
+        for (size_t k = i; keys[i].kind == 0 && k < j; k++)
+            if (j - i < best[keys[k].unit])
+                best[keys[k].unit] = j - i;
+        i = j;
+    }
+}
+
+static size_t keep_rarest(pf_key *keys, size_t n, const size_t *best)
 {
     qsort(keys, n, sizeof(*keys), cmp_key);
     pick *pk = psb_xcalloc(n + 1, sizeof(*pk));
@@ -422,7 +439,8 @@ static size_t keep_rarest(pf_key *keys, size_t n)
          * One few rules share costs little, and with few rules sharing says
          * nothing about how rare it is in events ("Deny " and "/22" of an ASA
          * rule are both unique to it), so such literals are all kept. */
-        if (pk[i].share > LIT_RARE && (kept >= LIT_PER_UNIT || (kept >= 1 && first_share <= LIT_RARE)))
+        if (pk[i].share > LIT_RARE && (kept >= LIT_PER_UNIT || best[pk[i].unit] <= LIT_RARE ||
+                                       (kept >= 1 && first_share <= LIT_RARE)))
             keys[pk[i].key].kind = 2; /* left out */
     }
     free(pk);
@@ -488,9 +506,10 @@ static char *hs_dialect(const char *p, size_t n)
     return out;
 }
 
-static void build_field(cor_prefilter *pf, int field_id, pf_key *keys, size_t n, FILE *errors)
+static void build_field(cor_prefilter *pf, int field_id, pf_key *keys, size_t n, const size_t *best,
+                        FILE *errors)
 {
-    n = keep_rarest(keys, n);
+    n = keep_rarest(keys, n, best);
     size_t nlit = 0;
     while (nlit < n && keys[nlit].kind == 0)
         nlit++;
@@ -578,12 +597,16 @@ cor_prefilter *cor_prefilter_build(cor_ruleset *rs, FILE *errors)
     cor_prefilter *pf = psb_xcalloc(1, sizeof(*pf));
     pf->n_units = rs->n_units;
     pf->need = psb_xcalloc(rs->n_units ? rs->n_units : 1, sizeof(*pf->need));
-    pf_key *keys = NULL;
-    size_t cap = 0;
     char **owned = NULL; /* literal copies, freed once the databases are built */
     size_t n_owned = 0, cap_owned = 0;
+    size_t nf = rs->n_fields ? rs->n_fields : 1;
+    pf_key **keys = psb_xcalloc(nf, sizeof(*keys)); /* per field */
+    size_t *n_keys = psb_xcalloc(nf, sizeof(*n_keys));
+    size_t *best = psb_xcalloc(rs->n_units ? rs->n_units : 1, sizeof(*best));
+    for (size_t u = 0; u < rs->n_units; u++)
+        best[u] = SIZE_MAX;
     for (size_t f = 0; f < rs->n_fields; f++) {
-        size_t n = 0;
+        size_t n = 0, cap = 0;
         for (size_t i = 0; i < rs->n_rules; i++) {
             cor_rule *r = rs->rules[i];
             for (size_t s = 0; s < r->n_steps; s++) {
@@ -598,7 +621,7 @@ cor_prefilter *cor_prefilter_build(cor_ruleset *rs, FILE *errors)
                     size_t want = k ? k : 1;
                     if (n + want > cap) {
                         cap = (n + want) * 2;
-                        keys = psb_xrealloc(keys, cap * sizeof(*keys));
+                        keys[f] = psb_xrealloc(keys[f], cap * sizeof(*keys[f]));
                     }
                     if (n_owned + k > cap_owned) {
                         cap_owned = (n_owned + k) * 2 + 16;
@@ -606,22 +629,32 @@ cor_prefilter *cor_prefilter_build(cor_ruleset *rs, FILE *errors)
                     }
                     uint32_t unit = cor_unit_of(rs, i, s);
                     for (size_t j = 0; j < k; j++) {
-                        keys[n++] = (pf_key){0, caseless, l[j].s, l[j].len, unit};
+                        keys[f][n++] = (pf_key){0, caseless, l[j].s, l[j].len, unit};
                         owned[n_owned++] = l[j].s;
                     }
                     if (!k)
-                        keys[n++] = (pf_key){1, false, pat, strlen(pat), unit};
+                        keys[f][n++] = (pf_key){1, false, pat, strlen(pat), unit};
                     st->n_prefiltered++;
                 }
             }
         }
-        if (n)
-            build_field(pf, (int)f, keys, n, errors);
+        n_keys[f] = n;
+        if (n) {
+            qsort(keys[f], n, sizeof(*keys[f]), cmp_key);
+            note_shares(keys[f], n, best);
+        }
+    }
+    for (size_t f = 0; f < rs->n_fields; f++) {
+        if (n_keys[f])
+            build_field(pf, (int)f, keys[f], n_keys[f], best, errors);
+        free(keys[f]);
     }
     for (size_t i = 0; i < n_owned; i++)
         free(owned[i]);
     free(owned);
     free(keys);
+    free(n_keys);
+    free(best);
     for (size_t u = 0; u < rs->n_units; u++)
         if (pf->need[u] == 0) {
             pf->always = psb_xrealloc(pf->always, (pf->n_always + 1) * sizeof(*pf->always));
