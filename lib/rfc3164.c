@@ -214,7 +214,58 @@ static int64_t to_ms(psb_time_cache *c, int64_t y, const psb_ts *ts, int32_t zon
            (int64_t)zone_s * 1000;
 }
 
+static void ts_pack(const psb_ts *ts, int64_t *f)
+{
+    f[0] = ts->year;
+    f[1] = ts->mon;
+    f[2] = ts->day;
+    f[3] = ts->hour;
+    f[4] = ts->min;
+    f[5] = ts->sec;
+    f[6] = ts->ms;
+    f[7] = ts->has_zone;
+    f[8] = ts->zone_s;
+}
+
+static void ts_unpack(const int64_t *f, psb_ts *ts)
+{
+    ts->year = (int)f[0];
+    ts->mon = (unsigned)f[1];
+    ts->day = (unsigned)f[2];
+    ts->hour = (unsigned)f[3];
+    ts->min = (unsigned)f[4];
+    ts->sec = (unsigned)f[5];
+    ts->ms = (unsigned)f[6];
+    ts->has_zone = f[7] != 0;
+    ts->zone_s = (int32_t)f[8];
+}
+
+static int resolve(const psb_ts *ts, const psb_parse_opts *opts, int64_t *ms_out);
+
+/* Consecutive lines mostly carry the same second: the result of the last
+ * inference is kept with everything it depends on. */
 int psb_rfc3164_resolve_time(const psb_ts *ts, const psb_parse_opts *opts, int64_t *ms_out)
+{
+    psb_time_cache *c = opts->time_cache;
+    if (!c)
+        return resolve(ts, opts, ms_out);
+    int64_t f[9];
+    ts_pack(ts, f);
+    if (!c->res_have || c->res_received_ms != opts->received_ms ||
+        c->res_tz != opts->tz_offset_s || memcmp(c->res_ts, f, sizeof(f)) != 0) {
+        c->res_ms = 0;
+        c->res_rc = resolve(ts, opts, &c->res_ms);
+        memcpy(c->res_ts, f, sizeof(f));
+        c->res_received_ms = opts->received_ms;
+        c->res_tz = opts->tz_offset_s;
+        c->res_have = true;
+    }
+    if (c->res_rc == 0)
+        *ms_out = c->res_ms;
+    return c->res_rc;
+}
+
+static int resolve(const psb_ts *ts, const psb_parse_opts *opts, int64_t *ms_out)
 {
     int32_t zone = ts->has_zone ? ts->zone_s : opts->tz_offset_s;
     if (ts->year) {
@@ -253,6 +304,35 @@ int psb_rfc3164_resolve_time(const psb_ts *ts, const psb_parse_opts *opts, int64
         }
     }
     return -1;
+}
+
+/* psb_rfc3164_parse_bsd_time through the cache. The parse is a function of the
+ * bytes it looks at: those it takes and, when it stopped at a space followed by
+ * anything but a capital (no zone name to try), that space and the class of the
+ * byte after it. A line starting with the same bytes parses the same. */
+static int bsd_time(psb_time_cache *c, const char **pp, const char *end, psb_ts *ts)
+{
+    const char *p = *pp;
+    if (c && c->bsd_len && (size_t)(end - p) > c->bsd_len &&
+        !(p[c->bsd_len] >= 'A' && p[c->bsd_len] <= 'Z') && memcmp(p, c->bsd_text, c->bsd_len) == 0) {
+        ts_unpack(c->bsd_ts, ts);
+        *pp = p + c->bsd_used;
+        return 0;
+    }
+    int rc = psb_rfc3164_parse_bsd_time(pp, end, ts);
+    if (c && rc == 0) {
+        const char *q = *pp;
+        size_t used = (size_t)(q - p);
+        c->bsd_len = 0;
+        if (end - q >= 2 && q[0] == ' ' && !(q[1] >= 'A' && q[1] <= 'Z') &&
+            used + 2 <= sizeof(c->bsd_text)) {
+            memcpy(c->bsd_text, p, used + 1);
+            c->bsd_len = used + 1;
+            c->bsd_used = used;
+            ts_pack(ts, c->bsd_ts);
+        }
+    }
+    return rc;
 }
 
 /* <PRI>: 1 to 3 digits, at most 191. Returns the value and moves *pp past '>',
@@ -426,7 +506,7 @@ int psb_parse_rfc3164(const psb_parse_opts *opts, const char *msg, size_t len, p
             return 0;
         }
     }
-    if (p < end && (psb_rfc3164_parse_bsd_time(&q, end, &ts) == 0 ||
+    if (p < end && (bsd_time(opts->time_cache, &q, end, &ts) == 0 ||
                     psb_rfc3164_parse_iso_time(&q, end, &ts) == 0)) {
         headered = true;
         ts_free = false;

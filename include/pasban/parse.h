@@ -35,6 +35,19 @@ typedef struct psb_time_cache {
     bool have[2];   /* per parity of the year: ymd -> days */
     int64_t ymd[2]; /* year * 512 + month * 32 + day */
     int64_t days[2];
+    /* The last BSD timestamp: the bytes its parse looked at, how many it took,
+     * and the fields it gave (year, mon, day, hour, min, sec, ms, has_zone, zone). */
+    size_t bsd_len; /* 0 = none */
+    size_t bsd_used;
+    char bsd_text[32];
+    int64_t bsd_ts[9];
+    /* The last year inference: its input fields, receive time and zone, result. */
+    bool res_have;
+    int64_t res_ts[9];
+    int64_t res_received_ms;
+    int32_t res_tz;
+    int res_rc;
+    int64_t res_ms;
 } psb_time_cache;
 
 typedef struct psb_parse_opts {
