@@ -306,6 +306,11 @@ static int resolve(const psb_ts *ts, const psb_parse_opts *opts, int64_t *ms_out
     return -1;
 }
 
+static bool is_capital(char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
 /* psb_rfc3164_parse_bsd_time through the cache. The parse is a function of the
  * bytes it looks at: those it takes and, when it stopped at a space followed by
  * anything but a capital (no zone name to try), that space and the class of the
@@ -313,8 +318,8 @@ static int resolve(const psb_ts *ts, const psb_parse_opts *opts, int64_t *ms_out
 static int bsd_time(psb_time_cache *c, const char **pp, const char *end, psb_ts *ts)
 {
     const char *p = *pp;
-    if (c && c->bsd_len && (size_t)(end - p) > c->bsd_len &&
-        !(p[c->bsd_len] >= 'A' && p[c->bsd_len] <= 'Z') && memcmp(p, c->bsd_text, c->bsd_len) == 0) {
+    if (c && c->bsd_len && (size_t)(end - p) > c->bsd_len && !is_capital(p[c->bsd_len]) &&
+        memcmp(p, c->bsd_text, c->bsd_len) == 0) {
         ts_unpack(c->bsd_ts, ts);
         *pp = p + c->bsd_used;
         return 0;
@@ -324,7 +329,7 @@ static int bsd_time(psb_time_cache *c, const char **pp, const char *end, psb_ts 
         const char *q = *pp;
         size_t used = (size_t)(q - p);
         c->bsd_len = 0;
-        if (end - q >= 2 && q[0] == ' ' && !(q[1] >= 'A' && q[1] <= 'Z') &&
+        if (end - q >= 2 && q[0] == ' ' && !is_capital(q[1]) &&
             used + 2 <= sizeof(c->bsd_text)) {
             memcpy(c->bsd_text, p, used + 1);
             c->bsd_len = used + 1;
