@@ -172,16 +172,21 @@ static bool is_json_line(const char *s, size_t n)
 
 /* Raw lines parse as the collector parses them; event JSONL (Pasban's own
  * events) keeps event.original and the rest from the body. */
-static int parse_line(const cor_run_opts *o, psb_time_cache *tc, const char *s, size_t n, bool cut,
-                      psb_event *ev)
+static void parse_opts_init(const cor_run_opts *o, psb_time_cache *tc, psb_parse_opts *po)
 {
-    psb_parse_opts po;
-    memset(&po, 0, sizeof(po));
-    po.time_cache = tc;
-    po.format = PSB_FORMAT_AUTO;
-    po.received_ms = o->received_ms;
+    memset(po, 0, sizeof(*po));
+    memset(tc, 0, sizeof(*tc));
+    po->time_cache = tc;
+    po->format = PSB_FORMAT_AUTO;
+    po->received_ms = o->received_ms;
     if (o->operator_id)
-        po.organization_id = psb_str_make(o->operator_id, strlen(o->operator_id));
+        po->organization_id = psb_str_make(o->operator_id, strlen(o->operator_id));
+}
+
+/* base: from parse_opts_init, the same for every line. */
+static int parse_line(const psb_parse_opts *base, const char *s, size_t n, bool cut, psb_event *ev)
+{
+    psb_parse_opts po = *base;
     po.own_events = is_json_line(s, n);
     po.max_message = cut ? n - 1 : 0; /* a cut line is refused as too long */
     if (cut && n < 2)
@@ -330,7 +335,8 @@ int cor_mode_replay(const cor_run_opts *o)
     tally t;
     memset(&t, 0, sizeof(t));
     psb_time_cache tc;
-    memset(&tc, 0, sizeof(tc));
+    psb_parse_opts po;
+    parse_opts_init(o, &tc, &po);
     double w0 = wall_seconds(), c0 = cpu_seconds();
     const char *line;
     size_t len;
@@ -338,7 +344,7 @@ int cor_mode_replay(const cor_run_opts *o)
     while (input_next(&in, &line, &len, &cut)) {
         if (len == 0)
             continue; /* an empty line is not an event */
-        parse_line(o, &tc, line, len, cut, ev);
+        parse_line(&po, line, len, cut, ev);
         tally_event(&t, ev);
         if (kpi)
             cor_kpi_on_psb_event(kpi, ev);
@@ -410,7 +416,8 @@ int cor_mode_match(const cor_run_opts *o)
     bool cut;
     unsigned long long lineno = 0;
     psb_time_cache tc;
-    memset(&tc, 0, sizeof(tc));
+    psb_parse_opts po;
+    parse_opts_init(o, &tc, &po);
     cor_buf b = {0};
     while (input_next(&in, &line, &len, &cut)) {
         lineno++;
@@ -419,7 +426,7 @@ int cor_mode_match(const cor_run_opts *o)
         snprintf(head, sizeof(head), "{\"line\": %llu, \"rules\": [", lineno);
         cor_buf_puts(&b, head);
         if (len) {
-            parse_line(o, &tc, line, len, cut, ev);
+            parse_line(&po, line, len, cut, ev);
             match_ctx mc = {&b, NULL};
             cor_matcher_run(m, ev, on_match_hit, &mc);
         }

@@ -538,7 +538,9 @@ int psb_parse_rfc3164(const psb_parse_opts *opts, const char *msg, size_t len, p
         }
         const char *we = word_end(p, end);
         const char *he = forwarded && p < we && we[-1] == ':' ? we - 1 : we;
-        if (hostname_like(p, he) && !psb_vendor_kv_start(p, end)) {
+        /* A key=value line's first word is no HOSTNAME; hostname_like already says
+         * so ('=' is not a host character, and the key scan stops inside the word). */
+        if (hostname_like(p, he)) {
             ev->hostname = psb_str_make(p, (size_t)(he - p));
             p = skip_sp(we, end);
         }

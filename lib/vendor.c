@@ -43,6 +43,29 @@ static bool is_alpha(char c)
     return (c >= 'a' && c <= 'z') || is_upper(c);
 }
 
+/* The first of bytes a, b, c in [q, end), or end; eight bytes at a time. A byte
+ * of w ^ (a repeated) is zero where w holds a; (x - ones) & ~x & highs flags it,
+ * and the lowest flag of each test is exact, so the lowest of all is the first. */
+static inline const char *find3(const char *q, const char *end, char a, char b, char c)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    const uint64_t ma = ones * (unsigned char)a, mb = ones * (unsigned char)b,
+                   mc = ones * (unsigned char)c;
+    while (end - q >= 8) {
+        uint64_t w;
+        memcpy(&w, q, 8);
+        uint64_t xa = w ^ ma, xb = w ^ mb, xc = w ^ mc;
+        uint64_t t = ((xa - ones) & ~xa) | ((xb - ones) & ~xb) | ((xc - ones) & ~xc);
+        t &= highs;
+        if (t)
+            return q + (__builtin_ctzll(t) >> 3);
+        q += 8;
+    }
+    while (q < end && *q != a && *q != b && *q != c)
+        q++;
+    return q;
+}
+
 static psb_str slice(const char *s, const char *e)
 {
     return psb_str_make(s, (size_t)(e - s));
@@ -238,11 +261,8 @@ static size_t kv_scan(psb_event *ev, const char *p, const char *end, bool list, 
         p = v;
         if (p < end && *p == '"') {
             v = ++p;
-            while (p < end && *p != '"') {
-                if (*p == '\\' && p + 1 < end)
-                    p++;
-                p++;
-            }
+            while ((p = find3(p, end, '"', '\\', '\\')) < end && *p == '\\')
+                p += p + 1 < end ? 2 : 1; /* an escaped character */
             ve = p;
             if (p < end)
                 p++;
@@ -257,8 +277,7 @@ static size_t kv_scan(psb_event *ev, const char *p, const char *end, bool list, 
             }
             ve = p;
         } else {
-            while (p < end && !psb_ct(*p, PSB_CT_VEND))
-                p++;
+            p = find3(p, end, ' ', '\t', ',');
             ve = p;
         }
         pairs++;
@@ -371,6 +390,7 @@ static const psb_str pa_threat_extra[] = {N("misc"), N("threatid"), N("category"
 #define PA_USED_FIELDS (sizeof(pa_traffic) / sizeof(pa_traffic[0]) + \
                         sizeof(pa_threat_extra) / sizeof(pa_threat_extra[0]))
 
+
 int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
 {
     psb_str f[PA_MAX_FIELDS];
@@ -392,8 +412,7 @@ int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
             while (q < end && *q != ',')
                 q++;
         } else {
-            while (q < end && *q != ',')
-                q++;
+            q = find3(q, end, ',', ',', ',');
             e = q;
         }
         f[n++] = slice(s, e);
