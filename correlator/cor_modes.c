@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,12 +23,29 @@ struct cor_line_reader {
     bool eof;
     bool error;
     bool skipping;
+    /* A regular file is mapped instead: lines are read in place, without the
+     * copy read() makes (a tenth of a replay's time). */
+    const char *map;
+    size_t map_len, pos;
 };
 
 cor_line_reader *cor_line_reader_new(FILE *f)
 {
     cor_line_reader *r = psb_xcalloc(1, sizeof(*r));
     r->f = f;
+    int fd = fileno(f);
+    struct stat st;
+    off_t at = fd >= 0 ? lseek(fd, 0, SEEK_CUR) : -1;
+    if (at >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > at) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m != MAP_FAILED) {
+            madvise(m, (size_t)st.st_size, MADV_SEQUENTIAL);
+            r->map = m;
+            r->map_len = (size_t)st.st_size;
+            r->pos = (size_t)at;
+            return r;
+        }
+    }
     r->cap = COR_MAX_LINE + 65536;
     r->buf = psb_xmalloc(r->cap);
     return r;
@@ -36,8 +55,32 @@ void cor_line_reader_free(cor_line_reader *r)
 {
     if (!r)
         return;
+    if (r->map)
+        munmap((void *)r->map, r->map_len);
     free(r->buf);
     free(r);
+}
+
+/* The next line of a mapped file; a line longer than COR_MAX_LINE is cut there. */
+static int map_next(cor_line_reader *r, const char **line, size_t *len, bool *cut)
+{
+    if (r->pos >= r->map_len)
+        return 0;
+    const char *s = r->map + r->pos;
+    size_t avail = r->map_len - r->pos;
+    const char *nl = memchr(s, '\n', avail);
+    size_t n = nl ? (size_t)(nl - s) : avail;
+    r->pos += nl ? n + 1 : n;
+    *line = s;
+    if (n > COR_MAX_LINE) {
+        *cut = true;
+        *len = COR_MAX_LINE;
+        return 1;
+    }
+    if (n && s[n - 1] == '\r')
+        n--;
+    *len = n;
+    return 1;
 }
 
 static void fill(cor_line_reader *r)
@@ -66,6 +109,8 @@ static void fill(cor_line_reader *r)
 int cor_line_reader_next(cor_line_reader *r, const char **line, size_t *len, bool *cut)
 {
     *cut = false;
+    if (r->map)
+        return map_next(r, line, len, cut);
     while (r->skipping) {
         /* The rest of a line that was too long. */
         char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
