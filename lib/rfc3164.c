@@ -249,13 +249,14 @@ int psb_rfc3164_resolve_time(const psb_ts *ts, const psb_parse_opts *opts, int64
     psb_time_cache *c = opts->time_cache;
     if (!c)
         return resolve(ts, opts, ms_out);
-    int64_t f[9];
-    ts_pack(ts, f);
+    const int64_t *k = c->res_ts;
     if (!c->res_have || c->res_received_ms != opts->received_ms ||
-        c->res_tz != opts->tz_offset_s || memcmp(c->res_ts, f, sizeof(f)) != 0) {
+        c->res_tz != opts->tz_offset_s || k[0] != ts->year || k[1] != ts->mon ||
+        k[2] != ts->day || k[3] != ts->hour || k[4] != ts->min || k[5] != ts->sec ||
+        k[6] != ts->ms || k[7] != ts->has_zone || k[8] != ts->zone_s) {
         c->res_ms = 0;
         c->res_rc = resolve(ts, opts, &c->res_ms);
-        memcpy(c->res_ts, f, sizeof(f));
+        ts_pack(ts, c->res_ts);
         c->res_received_ms = opts->received_ms;
         c->res_tz = opts->tz_offset_s;
         c->res_have = true;
