@@ -63,6 +63,11 @@ typedef struct psb_parse_opts {
      * Otherwise the pipeline sets them and a body cannot claim them. */
     bool own_events;
     psb_time_cache *time_cache; /* optional (NULL: none); see psb_time_cache */
+    /* The caller reads no labels.* but vendor, mnemonic, sequence and clock_sync
+     * (the correlator, when no rule names another): the parser may then leave the
+     * others out where they cost most (Palo Alto columns, key=value runs and
+     * Huawei lists inside a message). Every other field is the same. */
+    bool core_labels_only;
 } psb_parse_opts;
 
 /* Parse msg according to opts->format into ev (which is reset first).
