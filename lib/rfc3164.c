@@ -440,7 +440,7 @@ static void parse_body(const psb_parse_opts *opts, const char *p, const char *en
         psb_vendor_kv_message(opts, ev, p, end, ts_free);
         return;
     }
-    if (psb_vendor_paloalto(ev, p, end))
+    if (psb_vendor_paloalto(ev, p, end, !opts->core_labels_only))
         return;
 
     const char *s = p;

@@ -391,7 +391,7 @@ static const psb_str pa_threat_extra[] = {N("misc"), N("threatid"), N("category"
                         sizeof(pa_threat_extra) / sizeof(pa_threat_extra[0]))
 
 
-int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
+int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end, bool columns)
 {
     psb_str f[PA_MAX_FIELDS];
     size_t n = 0;
@@ -400,7 +400,9 @@ int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
     if (end - p < 30 || !is_digit(p[0]) || p[1] != ',' || !is_digit(p[2]) || p[6] != '/' ||
         p[9] != '/' || p[12] != ' ' || p[15] != ':' || p[21] != ',')
         return 0;
-    while (q <= end && n < PA_MAX_FIELDS && n < PA_USED_FIELDS) {
+    /* Without the columns, the first four fields say whether it is such a line. */
+    size_t want = columns ? PA_USED_FIELDS : 4;
+    while (q <= end && n < PA_MAX_FIELDS && n < want) {
         const char *s = q, *e;
         if (q < end && *q == '"') {
             s = ++q;
@@ -426,6 +428,10 @@ int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
         if (!is_upper(f[3].ptr[i]) && f[3].ptr[i] != '_')
             return 0;
     LABEL(ev, "vendor", PSB_STR_LIT("paloalto"));
+    if (!columns) {
+        ev->message = slice(p, end);
+        return 1;
+    }
     bool traffic = str_is(f[3], "TRAFFIC", 7), threat = str_is(f[3], "THREAT", 6);
     if (traffic || threat) {
         size_t lim = sizeof(pa_traffic) / sizeof(pa_traffic[0]);
@@ -626,6 +632,8 @@ void psb_vendor_after_tag(const psb_parse_opts *opts, psb_event *ev)
     if (!m.ptr)
         return;
     const char *s = skip_sp(m.ptr, m.ptr + m.len), *e = m.ptr + m.len;
+    if (opts->core_labels_only)
+        return; /* what is left adds only device keys as labels */
     if (huawei && key_at(s, e)) { /* USG: "vsys=public, protocol=17, ..." */
         kv_scan(ev, s, e, false, true, NULL);
         return;

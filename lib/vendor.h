@@ -125,8 +125,9 @@ size_t psb_vendor_kv_message(const psb_parse_opts *opts, psb_event *ev, const ch
                              const char *end, bool ts_free);
 
 /* Palo Alto CSV ("1,2026/11/10 11:50:48,0123456789,TRAFFIC,drop,..."): labels and
- * message. Returns 1 when p was such a line, else 0 and nothing changed. */
-int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end);
+ * message (the column labels only when columns). Returns 1 when p was such a line,
+ * else 0 and nothing changed. */
+int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end, bool columns);
 
 /* After the TAG is known: Cisco and Huawei codes in the TAG, Junos mnemonics at the
  * start of the message, Huawei "(Key=Value, ...)" lists and leading key=value runs
