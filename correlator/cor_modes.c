@@ -217,10 +217,51 @@ static bool is_json_line(const char *s, size_t n)
 
 /* Raw lines parse as the collector parses them; event JSONL (Pasban's own
  * events) keeps event.original and the rest from the body. */
-static void parse_opts_init(const cor_run_opts *o, psb_time_cache *tc, psb_parse_opts *po)
+/* Does name read a label other than vendor, mnemonic, sequence, clock_sync? */
+static bool device_label(const char *name)
+{
+    static const char *const core[] = {"vendor", "mnemonic", "sequence", "clock_sync"};
+    if (!name || strncmp(name, "labels.", 7) != 0)
+        return false;
+    for (size_t i = 0; i < sizeof(core) / sizeof(core[0]); i++)
+        if (strcmp(name + 7, core[i]) == 0)
+            return false;
+    return true;
+}
+
+static bool conds_read_device_labels(const cor_cond *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (device_label(c[i].field))
+            return true;
+    return false;
+}
+
+/* Whether any rule reads a device's own labels (in where, unless, by or
+ * distinct): when none does, the parser may skip them (core_labels_only). */
+static bool rules_read_device_labels(const cor_ruleset *rs)
+{
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        const cor_rule *r = rs->rules[i];
+        for (size_t s = 0; s < r->n_steps; s++)
+            if (conds_read_device_labels(r->steps[s].where, r->steps[s].n_where) ||
+                conds_read_device_labels(r->steps[s].unless, r->steps[s].n_unless))
+                return true;
+        for (size_t b = 0; b < r->n_by; b++)
+            if (device_label(r->by[b]))
+                return true;
+        if (device_label(r->distinct))
+            return true;
+    }
+    return false;
+}
+
+static void parse_opts_init(const cor_run_opts *o, const cor_ruleset *rs, psb_time_cache *tc,
+                            psb_parse_opts *po)
 {
     memset(po, 0, sizeof(*po));
     memset(tc, 0, sizeof(*tc));
+    po->core_labels_only = !rules_read_device_labels(rs);
     po->time_cache = tc;
     po->format = PSB_FORMAT_AUTO;
     po->received_ms = o->received_ms;
@@ -381,7 +422,7 @@ int cor_mode_replay(const cor_run_opts *o)
     memset(&t, 0, sizeof(t));
     psb_time_cache tc;
     psb_parse_opts po;
-    parse_opts_init(o, &tc, &po);
+    parse_opts_init(o, rs, &tc, &po);
     double w0 = wall_seconds(), c0 = cpu_seconds();
     const char *line;
     size_t len;
@@ -462,7 +503,7 @@ int cor_mode_match(const cor_run_opts *o)
     unsigned long long lineno = 0;
     psb_time_cache tc;
     psb_parse_opts po;
-    parse_opts_init(o, &tc, &po);
+    parse_opts_init(o, rs, &tc, &po);
     cor_buf b = {0};
     while (input_next(&in, &line, &len, &cut)) {
         lineno++;
