@@ -2,7 +2,8 @@
  * and a pipe (read()) give the same lines; CR before LF is dropped, an empty line
  * is a line, the last line needs no LF, and a line longer than COR_MAX_LINE is
  * cut there and flagged. Also: parsing with a psb_time_cache lent across lines
- * gives the events it gives without one. */
+ * gives the events it gives without one, core_labels_only leaves out only device
+ * labels, and the correlator keeps them when a rule reads one. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -159,12 +160,83 @@ static void test_time_cache_same_events(void **state)
     psb_event_free(b);
 }
 
+static const char pa_line[] =
+    "Dec 10 00:00:01 pa1 1,2026/12/10 00:00:01,001801000001,TRAFFIC,drop,2304,"
+    "2026/12/10 00:00:01,45.1.2.3,10.0.0.5,0.0.0.0,0.0.0.0,deny-all,,,not-applicable,vsys1,"
+    "untrust,trust,ethernet1/1,,Log,2026/12/10 00:00:01,0,1,4242,22,0,0,0x0,tcp,deny,60";
+
+static psb_str label(const psb_event *ev, const char *key)
+{
+    for (size_t i = 0; i < ev->n_labels; i++)
+        if (ev->labels[i].key.len == strlen(key) &&
+            memcmp(ev->labels[i].key.ptr, key, strlen(key)) == 0)
+            return ev->labels[i].value;
+    return PSB_STR_NULL;
+}
+
+/* core_labels_only leaves the Palo Alto columns out and nothing else. */
+static void test_core_labels_only(void **state)
+{
+    (void)state;
+    psb_parse_opts full = {.format = PSB_FORMAT_AUTO, .received_ms = 1798675200000LL};
+    psb_parse_opts core = full;
+    core.core_labels_only = true;
+    psb_event *a = psb_event_new(), *b = psb_event_new();
+    assert_int_equal(psb_parse(&full, pa_line, strlen(pa_line), a), 0);
+    assert_int_equal(psb_parse(&core, pa_line, strlen(pa_line), b), 0);
+    assert_non_null(label(a, "action").ptr);
+    assert_null(label(b, "action").ptr);
+    assert_int_equal(label(b, "vendor").len, 8); /* "paloalto" */
+    assert_true(a->timestamp_ms == b->timestamp_ms);
+    assert_int_equal(a->message.len, b->message.len);
+    assert_ptr_equal(a->message.ptr, b->message.ptr);
+    assert_int_equal(a->hostname.len, b->hostname.len);
+    psb_event_free(a);
+    psb_event_free(b);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* --match with a rule on a Palo Alto column: the correlator must not skip it. */
+static void test_rule_on_device_label_still_matches(void **state)
+{
+    (void)state;
+    char rules[] = "/tmp/pasban-dev-rules-XXXXXX", input[] = "/tmp/pasban-dev-input-XXXXXX";
+    close(mkstemp(rules));
+    close(mkstemp(input));
+    write_file(rules, "{\"rules\": [{\"id\": \"PA-DENY\", \"title\": \"t\", \"severity\": \"low\","
+                      " \"category\": \"intrusion-attempts/login-attempts\","
+                      " \"where\": {\"labels.action\": \"^deny$\"}}]}");
+    char text[1024];
+    snprintf(text, sizeof(text), "%s\n", pa_line);
+    write_file(input, text);
+    char *files[] = {input};
+    char out[256] = {0};
+    FILE *o = fmemopen(out, sizeof(out) - 1, "w");
+    assert_non_null(o);
+    cor_run_opts ro = {.rules = rules, .files = files, .n_files = 1, .received_ms = 1798675200000LL,
+                       .out = o, .err = stderr};
+    assert_int_equal(cor_mode_match(&ro), 0);
+    fclose(o);
+    assert_string_equal(out, "{\"line\": 1, \"rules\": [\"PA-DENY\"]}\n");
+    unlink(rules);
+    unlink(input);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_and_pipe_agree),
         cmocka_unit_test(test_long_line_cut),
         cmocka_unit_test(test_time_cache_same_events),
+        cmocka_unit_test(test_core_labels_only),
+        cmocka_unit_test(test_rule_on_device_label_still_matches),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
