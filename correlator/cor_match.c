@@ -12,6 +12,12 @@ typedef struct field_slot {
     char buf[32]; /* numbers psb_event_get renders */
 } field_slot;
 
+typedef struct cor_unit_ref {
+    const cor_rule *rule;
+    const cor_step *step;
+    size_t step_index;
+} cor_unit_ref;
+
 /* How load_values reads a field: the common ones straight from the event (the
  * same answers psb_event_get gives, without its chain of name comparisons). */
 enum field_access { ACCESS_GET, ACCESS_MESSAGE, ACCESS_APPNAME, ACCESS_HOSTNAME, ACCESS_LABEL };
@@ -27,7 +33,7 @@ struct cor_matcher {
     cor_field_value *values; /* per field id, for the current event */
     field_slot *slots;
     uint32_t *units;     /* candidate units of the current event */
-    uint32_t *unit_rule; /* unit -> rule index */
+    cor_unit_ref *unit_ref; /* unit -> its rule and step, in one array (no pointer chase) */
     size_t *field_len;
     unsigned char *field_access; /* enum field_access, per field id */
     cor_capture caps[COR_MAX_CAPTURES * COR_MAX_PATTERNS];
@@ -59,7 +65,7 @@ cor_matcher *cor_matcher_new(const cor_ruleset *rs, const cor_match_opts *opts)
     m->values = psb_xcalloc(rs->n_fields + 1, sizeof(*m->values));
     m->slots = psb_xcalloc(rs->n_fields + 1, sizeof(*m->slots));
     m->units = psb_xcalloc(rs->n_units + 1, sizeof(*m->units));
-    m->unit_rule = psb_xcalloc(rs->n_units + 1, sizeof(*m->unit_rule));
+    m->unit_ref = psb_xcalloc(rs->n_units + 1, sizeof(*m->unit_ref));
     m->field_len = psb_xcalloc(rs->n_fields + 1, sizeof(*m->field_len));
     m->field_access = psb_xcalloc(rs->n_fields + 1, sizeof(*m->field_access));
     for (size_t f = 0; f < rs->n_fields; f++) {
@@ -76,9 +82,15 @@ cor_matcher *cor_matcher_new(const cor_ruleset *rs, const cor_match_opts *opts)
         else
             m->field_access[f] = ACCESS_GET;
     }
-    for (size_t i = 0; i < rs->n_rules; i++)
-        for (size_t s = 0; s < rs->rules[i]->n_steps; s++)
-            m->unit_rule[rs->rules[i]->unit_base + s] = (uint32_t)i;
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        const cor_rule *r = rs->rules[i];
+        for (size_t s = 0; s < r->n_steps; s++) {
+            cor_unit_ref *u = &m->unit_ref[cor_unit_of(rs, i, s)];
+            u->rule = r;
+            u->step = &r->steps[s];
+            u->step_index = s;
+        }
+    }
     m->stats = psb_xcalloc(rs->n_rules + 1, sizeof(*m->stats));
     return m;
 }
@@ -94,7 +106,7 @@ void cor_matcher_free(cor_matcher *m)
     free(m->values);
     free(m->slots);
     free(m->units);
-    free(m->unit_rule);
+    free(m->unit_ref);
     free(m->field_len);
     free(m->field_access);
     free(m->stats);
@@ -265,11 +277,11 @@ void cor_matcher_run(cor_matcher *m, const psb_event *ev, cor_hit_fn fn, void *c
             m->units[u] = (uint32_t)u;
     }
     for (size_t i = 0; i < n; i++) {
-        uint32_t u = m->units[i];
-        const cor_rule *r = rs->rules[m->unit_rule[u]];
-        size_t step = r->n_steps - 1 - (u - r->unit_base);
+        const cor_unit_ref *ref = &m->unit_ref[m->units[i]];
+        const cor_rule *r = ref->rule;
+        size_t step = ref->step_index;
         m->stats[r->index].candidates++;
-        if (!eval_step(m, ev, r, &r->steps[step]))
+        if (!eval_step(m, ev, r, ref->step))
             continue;
         m->stats[r->index].matches++;
         if (fn)
