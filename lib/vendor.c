@@ -390,7 +390,6 @@ static const psb_str pa_threat_extra[] = {N("misc"), N("threatid"), N("category"
 #define PA_USED_FIELDS (sizeof(pa_traffic) / sizeof(pa_traffic[0]) + \
                         sizeof(pa_threat_extra) / sizeof(pa_threat_extra[0]))
 
-
 int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end, bool columns)
 {
     psb_str f[PA_MAX_FIELDS];
