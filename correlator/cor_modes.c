@@ -24,7 +24,9 @@ struct cor_line_reader {
     bool error;
     bool skipping;
     /* A regular file is mapped instead: lines are read in place, without the
-     * copy read() makes (a tenth of a replay's time). */
+     * copy read() makes (about a twentieth of a replay's time). The price: a
+     * file truncated by someone else during the replay ends the process with
+     * SIGBUS (rotate logs by renaming them, as logrotate does by default). */
     const char *map;
     size_t map_len, pos;
 };
