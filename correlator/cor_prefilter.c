@@ -373,7 +373,8 @@ static size_t distinct(const pf_key *keys, size_t a, size_t b, size_t *starts)
  * literal many rules need (" from ", "sshd") is in many events too, so it
  * costs a counter per rule on each of them and selects little. */
 #define LIT_PER_UNIT 2
-#define LIT_RARE 8 /* units sharing a literal for it to suffice alone */
+#define LIT_RARE 8  /* units sharing a literal for it to suffice alone */
+#define LIT_CHEAP 2 /* units sharing a literal for it to be kept besides */
 
 typedef struct pick {
     uint32_t unit;
@@ -434,13 +435,14 @@ static size_t keep_rarest(pf_key *keys, size_t n, const size_t *best)
             kept = 0;
             first_share = pk[i].share;
         }
-        /* A literal few rules share selects well alone: a second one many rules
-         * share adds counting work on every event that has it for little gain.
-         * One few rules share costs little, and with few rules sharing says
-         * nothing about how rare it is in events ("Deny " and "/22" of an ASA
-         * rule are both unique to it), so such literals are all kept. */
-        if (pk[i].share > LIT_RARE && (kept >= LIT_PER_UNIT || best[pk[i].unit] <= LIT_RARE ||
-                                       (kept >= 1 && first_share <= LIT_RARE)))
+        /* A literal few rules share selects well alone: a second adds counting
+         * work on every event that has it for little gain. One at most
+         * LIT_CHEAP rules share costs next to nothing, and in a small rule set
+         * sharing says nothing about how rare a literal is in events ("Deny "
+         * and "/22" of an ASA rule are both unique to it): those are all kept. */
+        if (pk[i].share > LIT_CHEAP &&
+            (kept >= LIT_PER_UNIT || (kept >= 1 && first_share <= LIT_RARE) ||
+             (pk[i].share > LIT_RARE && best[pk[i].unit] <= LIT_RARE)))
             keys[pk[i].key].kind = 2; /* left out */
     }
     free(pk);
