@@ -12,6 +12,16 @@ typedef struct field_slot {
     char buf[32]; /* numbers psb_event_get renders */
 } field_slot;
 
+typedef struct cor_unit_ref {
+    const cor_rule *rule;
+    const cor_step *step;
+    size_t step_index;
+} cor_unit_ref;
+
+/* How load_values reads a field: the common ones straight from the event (the
+ * same answers psb_event_get gives, without its chain of name comparisons). */
+enum field_access { ACCESS_GET, ACCESS_MESSAGE, ACCESS_APPNAME, ACCESS_HOSTNAME, ACCESS_LABEL };
+
 struct cor_matcher {
     const cor_ruleset *rs;
     pcre2_match_context *mctx;
@@ -23,8 +33,9 @@ struct cor_matcher {
     cor_field_value *values; /* per field id, for the current event */
     field_slot *slots;
     uint32_t *units;     /* candidate units of the current event */
-    uint32_t *unit_rule; /* unit -> rule index */
+    cor_unit_ref *unit_ref; /* unit -> its rule and step, in one array (no pointer chase) */
     size_t *field_len;
+    unsigned char *field_access; /* enum field_access, per field id */
     cor_capture caps[COR_MAX_CAPTURES * COR_MAX_PATTERNS];
     size_t n_caps;
     cor_rule_stats *stats;
@@ -54,13 +65,32 @@ cor_matcher *cor_matcher_new(const cor_ruleset *rs, const cor_match_opts *opts)
     m->values = psb_xcalloc(rs->n_fields + 1, sizeof(*m->values));
     m->slots = psb_xcalloc(rs->n_fields + 1, sizeof(*m->slots));
     m->units = psb_xcalloc(rs->n_units + 1, sizeof(*m->units));
-    m->unit_rule = psb_xcalloc(rs->n_units + 1, sizeof(*m->unit_rule));
+    m->unit_ref = psb_xcalloc(rs->n_units + 1, sizeof(*m->unit_ref));
     m->field_len = psb_xcalloc(rs->n_fields + 1, sizeof(*m->field_len));
-    for (size_t f = 0; f < rs->n_fields; f++)
-        m->field_len[f] = strlen(rs->fields[f]);
-    for (size_t i = 0; i < rs->n_rules; i++)
-        for (size_t s = 0; s < rs->rules[i]->n_steps; s++)
-            m->unit_rule[rs->rules[i]->unit_base + s] = (uint32_t)i;
+    m->field_access = psb_xcalloc(rs->n_fields + 1, sizeof(*m->field_access));
+    for (size_t f = 0; f < rs->n_fields; f++) {
+        const char *name = rs->fields[f];
+        m->field_len[f] = strlen(name);
+        if (strcmp(name, "message") == 0)
+            m->field_access[f] = ACCESS_MESSAGE;
+        else if (strcmp(name, "process.name") == 0 || strcmp(name, "log.syslog.appname") == 0)
+            m->field_access[f] = ACCESS_APPNAME;
+        else if (strcmp(name, "host.hostname") == 0)
+            m->field_access[f] = ACCESS_HOSTNAME;
+        else if (strncmp(name, "labels.", 7) == 0 && name[7])
+            m->field_access[f] = ACCESS_LABEL;
+        else
+            m->field_access[f] = ACCESS_GET;
+    }
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        const cor_rule *r = rs->rules[i];
+        for (size_t s = 0; s < r->n_steps; s++) {
+            cor_unit_ref *u = &m->unit_ref[cor_unit_of(rs, i, s)];
+            u->rule = r;
+            u->step = &r->steps[s];
+            u->step_index = s;
+        }
+    }
     m->stats = psb_xcalloc(rs->n_rules + 1, sizeof(*m->stats));
     return m;
 }
@@ -76,8 +106,9 @@ void cor_matcher_free(cor_matcher *m)
     free(m->values);
     free(m->slots);
     free(m->units);
-    free(m->unit_rule);
+    free(m->unit_ref);
     free(m->field_len);
+    free(m->field_access);
     free(m->stats);
     free(m);
 }
@@ -171,12 +202,51 @@ static int eval_step(cor_matcher *m, const psb_event *ev, const cor_rule *r, con
     return 1;
 }
 
+/* labels.<key>: the first label of that key, as psb_event_get finds it; a
+ * JSON-origin event may hold it in its object instead. */
+static int get_label(const psb_event *ev, const char *name, size_t len, char *buf, psb_str *out)
+{
+    const char *key = name + 7;
+    size_t kl = len - 7;
+    for (size_t i = 0; i < ev->n_labels; i++) {
+        const psb_kv *kv = &ev->labels[i];
+        if (kv->key.len == kl && kv->key.ptr[0] == key[0] && memcmp(kv->key.ptr, key, kl) == 0) {
+            *out = kv->value;
+            return kv->value.ptr != NULL;
+        }
+    }
+    return ev->json ? psb_event_get(ev, name, len, buf, out) : 0;
+}
+
+static int get_field(const cor_matcher *m, const psb_event *ev, size_t f, psb_str *out)
+{
+    const cor_ruleset *rs = m->rs;
+    psb_str v;
+    switch (m->field_access[f]) {
+    case ACCESS_MESSAGE:
+        v = ev->message;
+        break;
+    case ACCESS_APPNAME:
+        v = ev->appname;
+        break;
+    case ACCESS_HOSTNAME:
+        v = ev->hostname;
+        break;
+    case ACCESS_LABEL:
+        return get_label(ev, rs->fields[f], m->field_len[f], m->slots[f].buf, out);
+    default:
+        return psb_event_get(ev, rs->fields[f], m->field_len[f], m->slots[f].buf, out);
+    }
+    *out = v;
+    return v.ptr != NULL;
+}
+
 static void load_values(cor_matcher *m, const psb_event *ev)
 {
     const cor_ruleset *rs = m->rs;
     for (size_t f = 0; f < rs->n_fields; f++) {
         psb_str v;
-        if (psb_event_get(ev, rs->fields[f], m->field_len[f], m->slots[f].buf, &v)) {
+        if (get_field(m, ev, f, &v)) {
             m->values[f].ptr = v.ptr ? v.ptr : "";
             m->values[f].len = v.len;
         } else {
@@ -207,11 +277,11 @@ void cor_matcher_run(cor_matcher *m, const psb_event *ev, cor_hit_fn fn, void *c
             m->units[u] = (uint32_t)u;
     }
     for (size_t i = 0; i < n; i++) {
-        uint32_t u = m->units[i];
-        const cor_rule *r = rs->rules[m->unit_rule[u]];
-        size_t step = r->n_steps - 1 - (u - r->unit_base);
+        const cor_unit_ref *ref = &m->unit_ref[m->units[i]];
+        const cor_rule *r = ref->rule;
+        size_t step = ref->step_index;
         m->stats[r->index].candidates++;
-        if (!eval_step(m, ev, r, &r->steps[step]))
+        if (!eval_step(m, ev, r, ref->step))
             continue;
         m->stats[r->index].matches++;
         if (fn)

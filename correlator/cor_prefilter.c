@@ -44,6 +44,21 @@ struct cor_prefilter {
     hs_scratch_t *proto;
 };
 
+/* What a scan of one short value found, kept for the next event with the same
+ * value. Short fields (process.name, labels.mnemonic, host.hostname) take few
+ * distinct values, and a Hyperscan call costs as much in setting up as a short
+ * value costs to scan; a scan's ids depend on nothing but the value. */
+#define MEMO_SLOTS 64 /* per database, direct-mapped */
+#define MEMO_VALUE 47 /* longer values are scanned every time */
+#define MEMO_IDS 12   /* a value hitting more ids is scanned every time */
+
+typedef struct memo_slot {
+    uint8_t len; /* of value; MEMO_VALUE + 1 = empty slot */
+    uint8_t n_ids;
+    char value[MEMO_VALUE];
+    uint32_t ids[MEMO_IDS];
+} memo_slot;
+
 struct cor_prefilter_scratch {
     const cor_prefilter *pf;
     hs_scratch_t *hs;
@@ -52,6 +67,9 @@ struct cor_prefilter_scratch {
     uint32_t epoch;
     uint32_t *out;
     size_t n_out;
+    memo_slot *memo;   /* MEMO_SLOTS per database */
+    memo_slot *record; /* the slot the current scan fills, or NULL */
+    bool overflow;     /* the current scan hit more than MEMO_IDS ids */
 };
 
 /* ---- required literals ----
@@ -355,7 +373,8 @@ static size_t distinct(const pf_key *keys, size_t a, size_t b, size_t *starts)
  * literal many rules need (" from ", "sshd") is in many events too, so it
  * costs a counter per rule on each of them and selects little. */
 #define LIT_PER_UNIT 2
-#define LIT_RARE 8 /* units sharing a literal for it to suffice alone */
+#define LIT_RARE 8  /* units sharing a literal for it to suffice alone */
+#define LIT_CHEAP 2 /* units sharing a literal for it to be kept besides */
 
 typedef struct pick {
     uint32_t unit;
@@ -376,7 +395,24 @@ static int cmp_pick(const void *a, const void *b)
     return (x->key > y->key) - (x->key < y->key);
 }
 
-static size_t keep_rarest(pf_key *keys, size_t n)
+/* Per unit, the smallest share of any of its literals over all fields: a unit
+ * with a literal few rules share somewhere ("root from " in message) gains
+ * nothing from one many share elsewhere ("sshd" in process.name), which would
+ * cost a counter per rule on every sshd event. */
+static void note_shares(const pf_key *keys, size_t n, size_t *best)
+{
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && same_key(&keys[j], &keys[i]))
+            j++;
+        for (size_t k = i; keys[i].kind == 0 && k < j; k++)
+            if (j - i < best[keys[k].unit])
+                best[keys[k].unit] = j - i;
+        i = j;
+    }
+}
+
+static size_t keep_rarest(pf_key *keys, size_t n, const size_t *best)
 {
     qsort(keys, n, sizeof(*keys), cmp_key);
     pick *pk = psb_xcalloc(n + 1, sizeof(*pk));
@@ -400,8 +436,13 @@ static size_t keep_rarest(pf_key *keys, size_t n)
             first_share = pk[i].share;
         }
         /* A literal few rules share selects well alone: a second adds counting
-         * work on every event that has it for little gain. */
-        if (kept >= LIT_PER_UNIT || (kept >= 1 && first_share <= LIT_RARE))
+         * work on every event that has it for little gain. One at most
+         * LIT_CHEAP rules share costs next to nothing, and in a small rule set
+         * sharing says nothing about how rare a literal is in events ("Deny "
+         * and "/22" of an ASA rule are both unique to it): those are all kept. */
+        if (pk[i].share > LIT_CHEAP &&
+            (kept >= LIT_PER_UNIT || (kept >= 1 && first_share <= LIT_RARE) ||
+             (pk[i].share > LIT_RARE && best[pk[i].unit] <= LIT_RARE)))
             keys[pk[i].key].kind = 2; /* left out */
     }
     free(pk);
@@ -467,9 +508,10 @@ static char *hs_dialect(const char *p, size_t n)
     return out;
 }
 
-static void build_field(cor_prefilter *pf, int field_id, pf_key *keys, size_t n, FILE *errors)
+static void build_field(cor_prefilter *pf, int field_id, pf_key *keys, size_t n, const size_t *best,
+                        FILE *errors)
 {
-    n = keep_rarest(keys, n);
+    n = keep_rarest(keys, n, best);
     size_t nlit = 0;
     while (nlit < n && keys[nlit].kind == 0)
         nlit++;
@@ -557,12 +599,16 @@ cor_prefilter *cor_prefilter_build(cor_ruleset *rs, FILE *errors)
     cor_prefilter *pf = psb_xcalloc(1, sizeof(*pf));
     pf->n_units = rs->n_units;
     pf->need = psb_xcalloc(rs->n_units ? rs->n_units : 1, sizeof(*pf->need));
-    pf_key *keys = NULL;
-    size_t cap = 0;
     char **owned = NULL; /* literal copies, freed once the databases are built */
     size_t n_owned = 0, cap_owned = 0;
+    size_t nf = rs->n_fields ? rs->n_fields : 1;
+    pf_key **keys = psb_xcalloc(nf, sizeof(*keys)); /* per field */
+    size_t *n_keys = psb_xcalloc(nf, sizeof(*n_keys));
+    size_t *best = psb_xcalloc(rs->n_units ? rs->n_units : 1, sizeof(*best));
+    for (size_t u = 0; u < rs->n_units; u++)
+        best[u] = SIZE_MAX;
     for (size_t f = 0; f < rs->n_fields; f++) {
-        size_t n = 0;
+        size_t n = 0, cap = 0;
         for (size_t i = 0; i < rs->n_rules; i++) {
             cor_rule *r = rs->rules[i];
             for (size_t s = 0; s < r->n_steps; s++) {
@@ -577,7 +623,7 @@ cor_prefilter *cor_prefilter_build(cor_ruleset *rs, FILE *errors)
                     size_t want = k ? k : 1;
                     if (n + want > cap) {
                         cap = (n + want) * 2;
-                        keys = psb_xrealloc(keys, cap * sizeof(*keys));
+                        keys[f] = psb_xrealloc(keys[f], cap * sizeof(*keys[f]));
                     }
                     if (n_owned + k > cap_owned) {
                         cap_owned = (n_owned + k) * 2 + 16;
@@ -585,22 +631,32 @@ cor_prefilter *cor_prefilter_build(cor_ruleset *rs, FILE *errors)
                     }
                     uint32_t unit = cor_unit_of(rs, i, s);
                     for (size_t j = 0; j < k; j++) {
-                        keys[n++] = (pf_key){0, caseless, l[j].s, l[j].len, unit};
+                        keys[f][n++] = (pf_key){0, caseless, l[j].s, l[j].len, unit};
                         owned[n_owned++] = l[j].s;
                     }
                     if (!k)
-                        keys[n++] = (pf_key){1, false, pat, strlen(pat), unit};
+                        keys[f][n++] = (pf_key){1, false, pat, strlen(pat), unit};
                     st->n_prefiltered++;
                 }
             }
         }
-        if (n)
-            build_field(pf, (int)f, keys, n, errors);
+        n_keys[f] = n;
+        if (n) {
+            qsort(keys[f], n, sizeof(*keys[f]), cmp_key);
+            note_shares(keys[f], n, best);
+        }
+    }
+    for (size_t f = 0; f < rs->n_fields; f++) {
+        if (n_keys[f])
+            build_field(pf, (int)f, keys[f], n_keys[f], best, errors);
+        free(keys[f]);
     }
     for (size_t i = 0; i < n_owned; i++)
         free(owned[i]);
     free(owned);
     free(keys);
+    free(n_keys);
+    free(best);
     for (size_t u = 0; u < rs->n_units; u++)
         if (pf->need[u] == 0) {
             pf->always = psb_xrealloc(pf->always, (pf->n_always + 1) * sizeof(*pf->always));
@@ -635,6 +691,9 @@ cor_prefilter_scratch *cor_prefilter_scratch_new(const cor_prefilter *pf)
     s->hits = psb_xcalloc(n, sizeof(*s->hits));
     if (pf->proto && hs_clone_scratch(pf->proto, &s->hs) != HS_SUCCESS)
         abort();
+    s->memo = psb_xcalloc(pf->n_dbs * MEMO_SLOTS + 1, sizeof(*s->memo));
+    for (size_t i = 0; i < pf->n_dbs * MEMO_SLOTS; i++)
+        s->memo[i].len = MEMO_VALUE + 1;
     return s;
 }
 
@@ -646,16 +705,12 @@ void cor_prefilter_scratch_free(cor_prefilter_scratch *s)
         hs_free_scratch(s->hs);
     free(s->stamp);
     free(s->hits);
+    free(s->memo);
     free(s);
 }
 
-static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
-                    void *ctx)
+static void count_id(cor_prefilter_scratch *s, unsigned id)
 {
-    (void)from;
-    (void)to;
-    (void)flags;
-    cor_prefilter_scratch *s = ctx;
     const cor_prefilter *pf = s->pf;
     const uint32_t *u = pf->id_units + pf->id_first[id];
     for (uint32_t k = 0, n = pf->id_count[id]; k < n; k++) {
@@ -667,7 +722,64 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
         if (++s->hits[x] == pf->need[x])
             s->out[s->n_out++] = x;
     }
+}
+
+static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags,
+                    void *ctx)
+{
+    (void)from;
+    (void)to;
+    (void)flags;
+    cor_prefilter_scratch *s = ctx;
+    count_id(s, id);
+    memo_slot *m = s->record;
+    if (m) {
+        if (m->n_ids < MEMO_IDS)
+            m->ids[m->n_ids++] = id;
+        else
+            s->overflow = true;
+    }
     return 0;
+}
+
+/* Slot of a short value: its first and last eight bytes and length, mixed. */
+static size_t memo_index(const char *p, size_t n)
+{
+    uint64_t a = 0, b = 0;
+    if (n >= 8) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            a = a << 8 | (unsigned char)p[i];
+    }
+    uint64_t h = (a * 0x9E3779B97F4A7C15u) ^ (b + n) * 0xC2B2AE3D27D4EB4Fu;
+    return (size_t)(h >> 58) & (MEMO_SLOTS - 1);
+}
+
+/* Scan one value of database i, through the memo when the value is short. */
+static void scan_value(const cor_prefilter *pf, cor_prefilter_scratch *s, size_t i,
+                       const cor_field_value *v)
+{
+    s->record = NULL;
+    if (v->len <= MEMO_VALUE) {
+        memo_slot *m = &s->memo[i * MEMO_SLOTS + memo_index(v->ptr, v->len)];
+        if (m->len == v->len && memcmp(m->value, v->ptr, v->len) == 0) {
+            for (size_t k = 0; k < m->n_ids; k++)
+                count_id(s, m->ids[k]);
+            return;
+        }
+        m->len = MEMO_VALUE + 1; /* empty until the scan completes */
+        m->n_ids = 0;
+        s->record = m;
+        s->overflow = false;
+    }
+    hs_error_t rc = hs_scan(pf->dbs[i].db, v->ptr, (unsigned)v->len, 0, s->hs, on_match, s);
+    if (rc == HS_SUCCESS && s->record && !s->overflow) {
+        memcpy(s->record->value, v->ptr, v->len);
+        s->record->len = (uint8_t)v->len;
+    }
+    s->record = NULL;
 }
 
 size_t cor_prefilter_scan(const cor_prefilter *pf, cor_prefilter_scratch *s,
@@ -683,7 +795,7 @@ size_t cor_prefilter_scan(const cor_prefilter *pf, cor_prefilter_scratch *s,
         const cor_field_value *v = &values[pf->dbs[i].field_id];
         if (!v->ptr)
             continue;
-        hs_scan(pf->dbs[i].db, v->ptr ? v->ptr : "", (unsigned)v->len, 0, s->hs, on_match, s);
+        scan_value(pf, s, i, v);
     }
     if (pf->n_always)
         memcpy(out + s->n_out, pf->always, pf->n_always * sizeof(*out));

@@ -31,7 +31,20 @@ static unsigned month_of(const char *p)
 {
     static const char names[] = "janfebmaraprmayjunjulaugsepoctnovdec";
     char a = (char)(p[0] | 0x20), b = (char)(p[1] | 0x20), c = (char)(p[2] | 0x20);
-    for (unsigned i = 0; i < 12; i++)
+    /* The first letter leaves at most three months to compare. */
+    unsigned first, last;
+    switch (a) {
+    case 'j': first = 0, last = 6; break; /* jan jun jul */
+    case 'f': first = last = 1; break;
+    case 'm': first = 2, last = 4; break; /* mar may */
+    case 'a': first = 3, last = 7; break; /* apr aug */
+    case 's': first = last = 8; break;
+    case 'o': first = last = 9; break;
+    case 'n': first = last = 10; break;
+    case 'd': first = last = 11; break;
+    default: return 0;
+    }
+    for (unsigned i = first; i <= last; i++)
         if (names[3 * i] == a && names[3 * i + 1] == b && names[3 * i + 2] == c)
             return i + 1;
     return 0;
@@ -175,9 +188,25 @@ int psb_rfc3164_parse_iso_time(const char **pp, const char *end, psb_ts *ts)
     return 0;
 }
 
-static int64_t to_ms(int64_t y, const psb_ts *ts, int32_t zone_s)
+/* psb_days_from_civil, remembered per year parity so the two candidate years
+ * of the inference below both stay cached. */
+static int64_t days_of(psb_time_cache *c, int64_t y, unsigned m, unsigned d)
 {
-    int64_t days = psb_days_from_civil(y, ts->mon, ts->day);
+    if (!c)
+        return psb_days_from_civil(y, m, d);
+    int64_t key = y * 512 + m * 32 + d;
+    size_t i = (size_t)(y & 1);
+    if (!c->have[i] || c->ymd[i] != key) {
+        c->days[i] = psb_days_from_civil(y, m, d);
+        c->ymd[i] = key;
+        c->have[i] = true;
+    }
+    return c->days[i];
+}
+
+static int64_t to_ms(psb_time_cache *c, int64_t y, const psb_ts *ts, int32_t zone_s)
+{
+    int64_t days = days_of(c, y, ts->mon, ts->day);
     unsigned sec = ts->sec, ms = ts->ms;
     if (sec == 60) /* leap second: the last instant of the minute */
         sec = 59, ms = 999;
@@ -185,13 +214,65 @@ static int64_t to_ms(int64_t y, const psb_ts *ts, int32_t zone_s)
            (int64_t)zone_s * 1000;
 }
 
+static void ts_pack(const psb_ts *ts, int64_t *f)
+{
+    f[0] = ts->year;
+    f[1] = ts->mon;
+    f[2] = ts->day;
+    f[3] = ts->hour;
+    f[4] = ts->min;
+    f[5] = ts->sec;
+    f[6] = ts->ms;
+    f[7] = ts->has_zone;
+    f[8] = ts->zone_s;
+}
+
+static void ts_unpack(const int64_t *f, psb_ts *ts)
+{
+    ts->year = (int)f[0];
+    ts->mon = (unsigned)f[1];
+    ts->day = (unsigned)f[2];
+    ts->hour = (unsigned)f[3];
+    ts->min = (unsigned)f[4];
+    ts->sec = (unsigned)f[5];
+    ts->ms = (unsigned)f[6];
+    ts->has_zone = f[7] != 0;
+    ts->zone_s = (int32_t)f[8];
+}
+
+static int resolve(const psb_ts *ts, const psb_parse_opts *opts, int64_t *ms_out);
+
+/* Consecutive lines mostly carry the same second: the result of the last
+ * inference is kept with everything it depends on. */
 int psb_rfc3164_resolve_time(const psb_ts *ts, const psb_parse_opts *opts, int64_t *ms_out)
+{
+    psb_time_cache *c = opts->time_cache;
+    if (!c)
+        return resolve(ts, opts, ms_out);
+    const int64_t *k = c->res_ts;
+    if (!c->res_have || c->res_received_ms != opts->received_ms ||
+        c->res_tz != opts->tz_offset_s || k[0] != ts->year || k[1] != ts->mon ||
+        k[2] != ts->day || k[3] != ts->hour || k[4] != ts->min || k[5] != ts->sec ||
+        k[6] != ts->ms || k[7] != ts->has_zone || k[8] != ts->zone_s) {
+        c->res_ms = 0;
+        c->res_rc = resolve(ts, opts, &c->res_ms);
+        ts_pack(ts, c->res_ts);
+        c->res_received_ms = opts->received_ms;
+        c->res_tz = opts->tz_offset_s;
+        c->res_have = true;
+    }
+    if (c->res_rc == 0)
+        *ms_out = c->res_ms;
+    return c->res_rc;
+}
+
+static int resolve(const psb_ts *ts, const psb_parse_opts *opts, int64_t *ms_out)
 {
     int32_t zone = ts->has_zone ? ts->zone_s : opts->tz_offset_s;
     if (ts->year) {
         if (ts->day > psb_days_in_month(ts->year, ts->mon))
             return -1;
-        *ms_out = to_ms(ts->year, ts, zone);
+        *ms_out = to_ms(opts->time_cache, ts->year, ts, zone);
         return 0;
     }
     /* The newest year that puts the time at most a day after reception, so a
@@ -201,19 +282,63 @@ int psb_rfc3164_resolve_time(const psb_ts *ts, const psb_parse_opts *opts, int64
     int64_t local = opts->received_ms + (int64_t)opts->tz_offset_s * 1000;
     int64_t days = local / 86400000 - (local % 86400000 < 0);
     int64_t y;
-    unsigned m, d;
-    psb_civil_from_days(days, &y, &m, &d);
+    psb_time_cache *c = opts->time_cache;
+    if (c && c->have_year && c->local_day == days) {
+        y = c->year;
+    } else {
+        unsigned m, d;
+        psb_civil_from_days(days, &y, &m, &d);
+        if (c) {
+            c->have_year = true;
+            c->local_day = days;
+            c->year = y;
+        }
+    }
     int64_t limit = opts->received_ms + 86400000;
     for (int64_t cand = y + 1; cand >= y - 8; cand--) {
         if (ts->day > psb_days_in_month(cand, ts->mon))
             continue;
-        int64_t t = to_ms(cand, ts, zone);
+        int64_t t = to_ms(c, cand, ts, zone);
         if (t <= limit) {
             *ms_out = t;
             return 0;
         }
     }
     return -1;
+}
+
+static bool is_capital(char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+/* psb_rfc3164_parse_bsd_time through the cache. The parse is a function of the
+ * bytes it looks at: those it takes and, when it stopped at a space followed by
+ * anything but a capital (no zone name to try), that space and the class of the
+ * byte after it. A line starting with the same bytes parses the same. */
+static int bsd_time(psb_time_cache *c, const char **pp, const char *end, psb_ts *ts)
+{
+    const char *p = *pp;
+    if (c && c->bsd_len && (size_t)(end - p) > c->bsd_len && !is_capital(p[c->bsd_len]) &&
+        memcmp(p, c->bsd_text, c->bsd_len) == 0) {
+        ts_unpack(c->bsd_ts, ts);
+        *pp = p + c->bsd_used;
+        return 0;
+    }
+    int rc = psb_rfc3164_parse_bsd_time(pp, end, ts);
+    if (c && rc == 0) {
+        const char *q = *pp;
+        size_t used = (size_t)(q - p);
+        c->bsd_len = 0;
+        if (end - q >= 2 && q[0] == ' ' && !is_capital(q[1]) &&
+            used + 2 <= sizeof(c->bsd_text)) {
+            memcpy(c->bsd_text, p, used + 1);
+            c->bsd_len = used + 1;
+            c->bsd_used = used;
+            ts_pack(ts, c->bsd_ts);
+        }
+    }
+    return rc;
 }
 
 /* <PRI>: 1 to 3 digits, at most 191. Returns the value and moves *pp past '>',
@@ -235,8 +360,7 @@ static int parse_pri(const char **pp, const char *end)
 
 static bool host_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '.' ||
-           c == '-' || c == '_' || c == ':';
+    return psb_ct(c, PSB_CT_HOST3164);
 }
 
 /* Could [s, e) be a HOSTNAME (name, IPv4, IPv6)? A word ending in ':' is a TAG
@@ -252,7 +376,7 @@ static bool hostname_like(const char *s, const char *e)
             return false;
         if (*q == ':')
             colons++;
-        else if (!((*q >= '0' && *q <= '9') || ((*q | 0x20) >= 'a' && (*q | 0x20) <= 'f')))
+        else if (!psb_ct(*q, PSB_CT_HEX))
             hex = false;
     }
     if (e[-1] == ':')
@@ -316,11 +440,11 @@ static void parse_body(const psb_parse_opts *opts, const char *p, const char *en
         psb_vendor_kv_message(opts, ev, p, end, ts_free);
         return;
     }
-    if (psb_vendor_paloalto(ev, p, end))
+    if (psb_vendor_paloalto(ev, p, end, !opts->core_labels_only))
         return;
 
     const char *s = p;
-    while (p < end && !is_sp(*p) && *p != ':' && *p != '[')
+    while (p < end && !psb_ct(*p, PSB_CT_TAGEND))
         p++;
     const char *tag_end = p;
     psb_str pid = PSB_STR_NULL;
@@ -388,7 +512,7 @@ int psb_parse_rfc3164(const psb_parse_opts *opts, const char *msg, size_t len, p
             return 0;
         }
     }
-    if (p < end && (psb_rfc3164_parse_bsd_time(&q, end, &ts) == 0 ||
+    if (p < end && (bsd_time(opts->time_cache, &q, end, &ts) == 0 ||
                     psb_rfc3164_parse_iso_time(&q, end, &ts) == 0)) {
         headered = true;
         ts_free = false;
@@ -415,7 +539,9 @@ int psb_parse_rfc3164(const psb_parse_opts *opts, const char *msg, size_t len, p
         }
         const char *we = word_end(p, end);
         const char *he = forwarded && p < we && we[-1] == ':' ? we - 1 : we;
-        if (hostname_like(p, he) && !psb_vendor_kv_start(p, end)) {
+        /* A key=value line's first word is no HOSTNAME; hostname_like already says
+         * so ('=' is not a host character, and the key scan stops inside the word). */
+        if (hostname_like(p, he)) {
             ev->hostname = psb_str_make(p, (size_t)(he - p));
             p = skip_sp(we, end);
         }

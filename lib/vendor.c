@@ -8,6 +8,31 @@
 
 #include <string.h>
 
+#define K (PSB_CT_KEY | PSB_CT_HOST | PSB_CT_HOST3164)
+#define L (K | PSB_CT_KEY0)
+#define D (K | PSB_CT_HEX)
+#define X (L | PSB_CT_HEX)
+#define E (PSB_CT_VEND | PSB_CT_TAGEND)
+const unsigned char psb_ctype[256] = {
+    ['\t'] = E, [' '] = E, [','] = PSB_CT_VEND, [':'] = PSB_CT_HOST3164 | PSB_CT_TAGEND,
+    ['['] = PSB_CT_TAGEND, ['.'] = K, ['-'] = K, ['_'] = L,
+    ['0'] = D, ['1'] = D, ['2'] = D, ['3'] = D, ['4'] = D,
+    ['5'] = D, ['6'] = D, ['7'] = D, ['8'] = D, ['9'] = D,
+    ['a'] = X, ['b'] = X, ['c'] = X, ['d'] = X, ['e'] = X, ['f'] = X, ['g'] = L,
+    ['h'] = L, ['i'] = L, ['j'] = L, ['k'] = L, ['l'] = L, ['m'] = L, ['n'] = L,
+    ['o'] = L, ['p'] = L, ['q'] = L, ['r'] = L, ['s'] = L, ['t'] = L, ['u'] = L,
+    ['v'] = L, ['w'] = L, ['x'] = L, ['y'] = L, ['z'] = L,
+    ['A'] = X, ['B'] = X, ['C'] = X, ['D'] = X, ['E'] = X, ['F'] = X, ['G'] = L,
+    ['H'] = L, ['I'] = L, ['J'] = L, ['K'] = L, ['L'] = L, ['M'] = L, ['N'] = L,
+    ['O'] = L, ['P'] = L, ['Q'] = L, ['R'] = L, ['S'] = L, ['T'] = L, ['U'] = L,
+    ['V'] = L, ['W'] = L, ['X'] = L, ['Y'] = L, ['Z'] = L,
+};
+#undef K
+#undef L
+#undef D
+#undef X
+#undef E
+
 static bool is_upper(char c)
 {
     return c >= 'A' && c <= 'Z';
@@ -16,6 +41,29 @@ static bool is_upper(char c)
 static bool is_alpha(char c)
 {
     return (c >= 'a' && c <= 'z') || is_upper(c);
+}
+
+/* The first of bytes a, b, c in [q, end), or end; eight bytes at a time. A byte
+ * of w ^ (a repeated) is zero where w holds a; (x - ones) & ~x & highs flags it,
+ * and the lowest flag of each test is exact, so the lowest of all is the first. */
+static inline const char *find3(const char *q, const char *end, char a, char b, char c)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    const uint64_t ma = ones * (unsigned char)a, mb = ones * (unsigned char)b,
+                   mc = ones * (unsigned char)c;
+    while (end - q >= 8) {
+        uint64_t w;
+        memcpy(&w, q, 8);
+        uint64_t xa = w ^ ma, xb = w ^ mb, xc = w ^ mc;
+        uint64_t t = ((xa - ones) & ~xa) | ((xb - ones) & ~xb) | ((xc - ones) & ~xc);
+        t &= highs;
+        if (t)
+            return q + (__builtin_ctzll(t) >> 3);
+        q += 8;
+    }
+    while (q < end && *q != a && *q != b && *q != c)
+        q++;
+    return q;
 }
 
 static psb_str slice(const char *s, const char *e)
@@ -38,7 +86,8 @@ static void add_label(psb_event *ev, const char *key, size_t klen, psb_str value
 static psb_str find_label(const psb_event *ev, const char *key, size_t klen)
 {
     for (size_t i = 0; i < ev->n_labels; i++)
-        if (ev->labels[i].key.len == klen && memcmp(ev->labels[i].key.ptr, key, klen) == 0)
+        if (ev->labels[i].key.len == klen && ev->labels[i].key.ptr[0] == key[0] &&
+            memcmp(ev->labels[i].key.ptr, key, klen) == 0)
             return ev->labels[i].value;
     return PSB_STR_NULL;
 }
@@ -49,7 +98,7 @@ static psb_str find_label(const psb_event *ev, const char *key, size_t klen)
 
 static bool host_char(char c)
 {
-    return is_alpha(c) || is_digit(c) || c == '.' || c == '-' || c == '_';
+    return psb_ct(c, PSB_CT_HOST);
 }
 
 /* Cisco uptime stamps ("00:01:23:", "1w2d:", "2d03h:") instead of a date. */
@@ -148,18 +197,14 @@ const char *psb_vendor_cisco_header(const char *p, const char *end, psb_cisco_hd
 
 /* ---- key=value ------------------------------------------------------------- */
 
-static bool key_char(char c)
-{
-    return is_alpha(c) || is_digit(c) || c == '_' || c == '.' || c == '-';
-}
-
 /* Length of "key" when p starts "key=", else 0. */
 static size_t key_at(const char *p, const char *end)
 {
     const char *q = p;
-    if (q >= end || !(is_alpha(*q) || *q == '_'))
+    if (q >= end || !psb_ct(*q, PSB_CT_KEY0))
         return 0;
-    while (q < end && key_char(*q) && q - p < 64)
+    const char *lim = end - p > 64 ? p + 64 : end;
+    while (q < lim && psb_ct(*q, PSB_CT_KEY))
         q++;
     return q < end && *q == '=' ? (size_t)(q - p) : 0;
 }
@@ -175,6 +220,13 @@ static bool reserved(const char *k, size_t n)
     return (n == 6 && memcmp(k, "vendor", 6) == 0) ||
            (n == 8 && (memcmp(k, "mnemonic", 8) == 0 || memcmp(k, "sequence", 8) == 0)) ||
            (n == 10 && memcmp(k, "clock_sync", 10) == 0);
+}
+
+/* A bit per (length, first and last character) of a key: a key whose bit is not
+ * set in the mask of the labels so far is certainly not among them. */
+static uint64_t key_bit(const char *k, size_t n)
+{
+    return (uint64_t)1 << ((n * 7 + (unsigned char)k[0] * 3 + (unsigned char)k[n - 1]) & 63);
 }
 
 /* A key already present (devices repeat keys, JSON must not). Lengths first. */
@@ -195,8 +247,12 @@ static size_t kv_scan(psb_event *ev, const char *p, const char *end, bool list, 
                       const char **stop)
 {
     size_t pairs = 0;
+    uint64_t seen = 0; /* key_bit of every label */
+    for (size_t i = 0; add && i < ev->n_labels; i++)
+        if (ev->labels[i].key.len)
+            seen |= key_bit(ev->labels[i].key.ptr, ev->labels[i].key.len);
     for (;;) {
-        while (p < end && (is_sp(*p) || *p == ','))
+        while (p < end && psb_ct(*p, PSB_CT_VEND))
             p++;
         size_t kl = key_at(p, end);
         if (!kl)
@@ -205,11 +261,8 @@ static size_t kv_scan(psb_event *ev, const char *p, const char *end, bool list, 
         p = v;
         if (p < end && *p == '"') {
             v = ++p;
-            while (p < end && *p != '"') {
-                if (*p == '\\' && p + 1 < end)
-                    p++;
-                p++;
-            }
+            while ((p = find3(p, end, '"', '\\', '\\')) < end && *p == '\\')
+                p += p + 1 < end ? 2 : 1; /* an escaped character */
             ve = p;
             if (p < end)
                 p++;
@@ -224,14 +277,17 @@ static size_t kv_scan(psb_event *ev, const char *p, const char *end, bool list, 
             }
             ve = p;
         } else {
-            while (p < end && !is_sp(*p) && *p != ',')
-                p++;
+            p = find3(p, end, ' ', '\t', ',');
             ve = p;
         }
         pairs++;
-        if (add && ev->n_labels + 1 < PSB_EVENT_MAX_LABELS && !reserved(k, kl) &&
-            !have_label(ev, k, kl))
-            add_label(ev, k, kl, slice(v, ve));
+        if (add && ev->n_labels + 1 < PSB_EVENT_MAX_LABELS && !reserved(k, kl)) {
+            uint64_t bit = key_bit(k, kl);
+            if (!(seen & bit) || !have_label(ev, k, kl)) {
+                add_label(ev, k, kl, slice(v, ve));
+                seen |= bit;
+            }
+        }
     }
     if (stop)
         *stop = p;
@@ -318,16 +374,23 @@ size_t psb_vendor_kv_message(const psb_parse_opts *opts, psb_event *ev, const ch
 
 #define PA_MAX_FIELDS 40
 
-static const char *const pa_traffic[] = {
-    NULL,    NULL,     "serial",     "type",        "subtype", NULL,      NULL,     "src",
-    "dst",   "natsrc", "natdst",     "rule",        "srcuser", "dstuser", "app",    "vsys",
-    "from",  "to",     "inbound_if", "outbound_if", NULL,      NULL,      NULL,     NULL,
-    "sport", "dport",  NULL,         NULL,          NULL,      "proto",   "action",
+#define N(s) {s, sizeof(s) - 1}
+static const psb_str pa_traffic[] = {
+    {NULL, 0},  {NULL, 0},    N("serial"),     N("type"),        N("subtype"), {NULL, 0},
+    {NULL, 0},  N("src"),     N("dst"),        N("natsrc"),      N("natdst"),  N("rule"),
+    N("srcuser"), N("dstuser"), N("app"),      N("vsys"),        N("from"),    N("to"),
+    N("inbound_if"), N("outbound_if"), {NULL, 0}, {NULL, 0},     {NULL, 0},    {NULL, 0},
+    N("sport"), N("dport"),   {NULL, 0},       {NULL, 0},        {NULL, 0},    N("proto"),
+    N("action"),
 };
-static const char *const pa_threat_extra[] = {"misc", "threatid", "category", "severity",
-                                              "direction"};
+static const psb_str pa_threat_extra[] = {N("misc"), N("threatid"), N("category"),
+                                          N("severity"), N("direction")};
+#undef N
+/* Fields past these are never read: splitting stops there. */
+#define PA_USED_FIELDS (sizeof(pa_traffic) / sizeof(pa_traffic[0]) + \
+                        sizeof(pa_threat_extra) / sizeof(pa_threat_extra[0]))
 
-int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
+int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end, bool columns)
 {
     psb_str f[PA_MAX_FIELDS];
     size_t n = 0;
@@ -336,7 +399,9 @@ int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
     if (end - p < 30 || !is_digit(p[0]) || p[1] != ',' || !is_digit(p[2]) || p[6] != '/' ||
         p[9] != '/' || p[12] != ' ' || p[15] != ':' || p[21] != ',')
         return 0;
-    while (q <= end && n < PA_MAX_FIELDS) {
+    /* Without the columns, the first four fields say whether it is such a line. */
+    size_t want = columns ? PA_USED_FIELDS : 4;
+    while (q <= end && n < PA_MAX_FIELDS && n < want) {
         const char *s = q, *e;
         if (q < end && *q == '"') {
             s = ++q;
@@ -348,8 +413,7 @@ int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
             while (q < end && *q != ',')
                 q++;
         } else {
-            while (q < end && *q != ',')
-                q++;
+            q = find3(q, end, ',', ',', ',');
             e = q;
         }
         f[n++] = slice(s, e);
@@ -363,15 +427,19 @@ int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end)
         if (!is_upper(f[3].ptr[i]) && f[3].ptr[i] != '_')
             return 0;
     LABEL(ev, "vendor", PSB_STR_LIT("paloalto"));
+    if (!columns) {
+        ev->message = slice(p, end);
+        return 1;
+    }
     bool traffic = str_is(f[3], "TRAFFIC", 7), threat = str_is(f[3], "THREAT", 6);
     if (traffic || threat) {
         size_t lim = sizeof(pa_traffic) / sizeof(pa_traffic[0]);
         for (size_t i = 0; i < n && i < lim; i++)
-            if (pa_traffic[i] && f[i].len)
-                add_label(ev, pa_traffic[i], strlen(pa_traffic[i]), f[i]);
+            if (pa_traffic[i].ptr && f[i].len)
+                psb_event_add_label(ev, pa_traffic[i], f[i]);
         for (size_t i = 0; threat && i < 5 && lim + i < n; i++)
             if (f[lim + i].len)
-                add_label(ev, pa_threat_extra[i], strlen(pa_threat_extra[i]), f[lim + i]);
+                psb_event_add_label(ev, pa_threat_extra[i], f[lim + i]);
     } else {
         LABEL(ev, "serial", f[2]);
         LABEL(ev, "type", f[3]);
@@ -455,7 +523,7 @@ static bool junos_facility(const char *s, size_t n)
         "SNMPD",     "SSHD",    "UI",       "UTMD",  "VCCPD",    "VRRPD",    "WEBFILTER",
     };
     for (size_t i = 0; i < sizeof(fac) / sizeof(fac[0]); i++)
-        if (strlen(fac[i]) == n && memcmp(fac[i], s, n) == 0)
+        if (fac[i][0] == s[0] && strncmp(fac[i], s, n) == 0 && fac[i][n] == '\0')
             return true;
     return false;
 }
@@ -563,6 +631,8 @@ void psb_vendor_after_tag(const psb_parse_opts *opts, psb_event *ev)
     if (!m.ptr)
         return;
     const char *s = skip_sp(m.ptr, m.ptr + m.len), *e = m.ptr + m.len;
+    if (opts->core_labels_only)
+        return; /* what is left adds only device keys as labels */
     if (huawei && key_at(s, e)) { /* USG: "vsys=public, protocol=17, ..." */
         kv_scan(ev, s, e, false, true, NULL);
         return;

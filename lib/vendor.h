@@ -43,6 +43,24 @@
 
 #include "pasban/parse.h"
 
+/* Character classes of the hot loops, one table lookup instead of a chain of
+ * comparisons (psb_ctype is in vendor.c). */
+enum {
+    PSB_CT_KEY = 1,     /* key=value key: letter, digit, '_', '.', '-' */
+    PSB_CT_HOST = 2,    /* Cisco host name: the same set */
+    PSB_CT_HOST3164 = 4, /* RFC 3164 HOSTNAME: letter, digit, '.', '-', '_', ':' */
+    PSB_CT_VEND = 8,    /* ends an unquoted key=value value: ' ', '\t', ',' */
+    PSB_CT_KEY0 = 16,   /* may start a key: letter, '_' */
+    PSB_CT_TAGEND = 32, /* ends a TAG: ' ', '\t', ':', '[' */
+    PSB_CT_HEX = 64,    /* hexadecimal digit */
+};
+extern const unsigned char psb_ctype[256];
+
+static inline bool psb_ct(char c, unsigned cls)
+{
+    return (psb_ctype[(unsigned char)c] & cls) != 0;
+}
+
 /* Character classes of the BSD header, shared by rfc3164.c and vendor.c. */
 static inline bool is_sp(char c)
 {
@@ -107,8 +125,9 @@ size_t psb_vendor_kv_message(const psb_parse_opts *opts, psb_event *ev, const ch
                              const char *end, bool ts_free);
 
 /* Palo Alto CSV ("1,2026/11/10 11:50:48,0123456789,TRAFFIC,drop,..."): labels and
- * message. Returns 1 when p was such a line, else 0 and nothing changed. */
-int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end);
+ * message (the column labels only when columns). Returns 1 when p was such a line,
+ * else 0 and nothing changed. */
+int psb_vendor_paloalto(psb_event *ev, const char *p, const char *end, bool columns);
 
 /* After the TAG is known: Cisco and Huawei codes in the TAG, Junos mnemonics at the
  * start of the message, Huawei "(Key=Value, ...)" lists and leading key=value runs

@@ -25,6 +25,31 @@ enum psb_format {
 #define PSB_MAX_MESSAGE 65536   /* default and largest message size, bytes */
 #define PSB_MAX_JSON_DEPTH 32   /* nesting of a JSON event */
 
+/* Memory a caller may lend the RFC 3164 parser across lines (one per thread,
+ * zero-initialised): consecutive lines share the receive day and mostly the
+ * date, so the calendar conversions of the year inference repeat. */
+typedef struct psb_time_cache {
+    bool have_year;
+    int64_t local_day; /* receive day (in the configured zone) of year */
+    int64_t year;
+    bool have[2];   /* per parity of the year: ymd -> days */
+    int64_t ymd[2]; /* year * 512 + month * 32 + day */
+    int64_t days[2];
+    /* The last BSD timestamp: the bytes its parse looked at, how many it took,
+     * and the fields it gave (year, mon, day, hour, min, sec, ms, has_zone, zone). */
+    size_t bsd_len; /* 0 = none */
+    size_t bsd_used;
+    char bsd_text[32];
+    int64_t bsd_ts[9];
+    /* The last year inference: its input fields, receive time and zone, result. */
+    bool res_have;
+    int64_t res_ts[9];
+    int64_t res_received_ms;
+    int32_t res_tz;
+    int res_rc;
+    int64_t res_ms;
+} psb_time_cache;
+
 typedef struct psb_parse_opts {
     int format;                 /* enum psb_format */
     int64_t received_ms;        /* event.created; RFC 3164 year inference */
@@ -37,6 +62,12 @@ typedef struct psb_parse_opts {
      * organization.id, observer.ip and error.message are taken from the body.
      * Otherwise the pipeline sets them and a body cannot claim them. */
     bool own_events;
+    psb_time_cache *time_cache; /* optional (NULL: none); see psb_time_cache */
+    /* The caller reads no labels.* but vendor, mnemonic, sequence and clock_sync
+     * (the correlator, when no rule names another): the parser may then leave the
+     * others out where they cost most (Palo Alto columns, key=value runs and
+     * Huawei lists inside a message). Every other field is the same. */
+    bool core_labels_only;
 } psb_parse_opts;
 
 /* Parse msg according to opts->format into ev (which is reset first).
