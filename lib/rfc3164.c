@@ -416,6 +416,10 @@ static void apply_cisco(const psb_cisco_hdr *c, const psb_parse_opts *opts, psb_
                                            : PSB_STR_LIT("ntp_lost"));
     if (psb_str_is_set(c->hostname) && !psb_str_is_set(ev->hostname))
         ev->hostname = c->hostname;
+    if (psb_str_is_set(c->node))
+        psb_event_add_label(ev, PSB_STR_LIT("node"), c->node);
+    if (psb_str_is_set(c->process))
+        psb_event_add_label(ev, PSB_STR_LIT("process"), c->process);
 }
 
 /* Everything after the header: a vendor body or "TAG[pid]: MSG". */
@@ -427,6 +431,23 @@ static void parse_body(const psb_parse_opts *opts, const char *p, const char *en
         p = skip_sp(p + 1, end);
     if (p == end)
         return;
+    if (!headered && !is_digit(*p)) { /* NX-OS origin-id: "n9k-1 : 2021 Mar  1 ...: %VSHD-..." */
+        const char *w = p;
+        while (w < end && psb_ct(*w, PSB_CT_HOST))
+            w++;
+        const char *k = skip_sp(w, end);
+        if (w > p && k + 1 < end && *k == ':' && is_sp(k[1])) {
+            const char *r = skip_sp(k + 1, end);
+            psb_cisco_hdr c;
+            const char *q = r < end && is_digit(*r) ? psb_vendor_cisco_header(r, end, &c) : NULL;
+            if (q && c.has_time) {
+                if (!psb_str_is_set(c.hostname))
+                    c.hostname = psb_str_make(p, (size_t)(w - p));
+                apply_cisco(&c, opts, ev);
+                p = q;
+            }
+        }
+    }
     if (is_digit(*p) || *p == '*' || *p == '.') {
         psb_cisco_hdr c;
         const char *q = psb_vendor_cisco_header(p, end, &c);
@@ -461,6 +482,8 @@ static void parse_body(const psb_parse_opts *opts, const char *p, const char *en
             tag_end = p;
         }
     }
+    if (*s == '%' && p + 1 < end && *p == ' ' && p[1] == ':') /* XR: "%CODE : text" */
+        p++;
     bool colon = p < end && *p == ':';
     if (tag_end == s || (!headered && !colon && !pid.ptr && p != end)) {
         /* No TAG: the text is all message. */

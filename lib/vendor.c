@@ -146,6 +146,17 @@ const char *psb_vendor_cisco_header(const char *p, const char *end, psb_cisco_hd
         } else {
             q = s;
         }
+        /* IOS XR: the card that logged, glued to its time ("RP/0/RSP0/CPU0:Mar  1"). */
+        s = q;
+        bool slash = false;
+        while (q < end && (is_alpha(*q) || is_digit(*q) || *q == '/')) {
+            slash |= *q == '/';
+            q++;
+        }
+        if (slash && q < end && *q == ':')
+            c->node = slice(s, q++);
+        else
+            q = s;
         if (q < end && *q == '%') /* no timestamps configured */
             return q;
     }
@@ -153,8 +164,15 @@ const char *psb_vendor_cisco_header(const char *p, const char *end, psb_cisco_hd
         c->flag = *q;
         q++;
     }
+    /* NX-OS writes the year first: "2021 Mar  1 10:11:12 UTC: %VSHD-...". */
+    int year = 0;
+    if (end - q > 5 && is_digit(q[0]) && is_digit(q[1]) && is_digit(q[2]) && is_digit(q[3]) &&
+        q[4] == ' ' && is_alpha(q[5])) {
+        year = (q[0] - '0') * 1000 + (q[1] - '0') * 100 + (q[2] - '0') * 10 + (q[3] - '0');
+        q += 5;
+    }
     const char *t = q;
-    if (!counters && !c->flag) { /* only an uptime: "00:00:46: %LINK-3-UPDOWN: ..." */
+    if (!counters && !c->flag && !year) { /* only an uptime: "00:00:46: %LINK-3-UPDOWN: ..." */
         t = uptime(q, end);
         if (!t || (t = skip_sp(t, end)) >= end || *t != '%')
             return NULL;
@@ -163,6 +181,11 @@ const char *psb_vendor_cisco_header(const char *p, const char *end, psb_cisco_hd
     if (psb_rfc3164_parse_bsd_time(&t, end, &c->ts) == 0 ||
         psb_rfc3164_parse_iso_time(&t, end, &c->ts) == 0) {
         c->has_time = true;
+        if (year) {
+            if (c->ts.year || year < 1970 || year > 2200)
+                return NULL;
+            c->ts.year = year;
+        }
         if (t + 1 < end && *t == ' ' && is_alpha(t[1])) { /* a zone name in any case: "gmt:" */
             const char *z = t + 1;
             while (z < end && (is_alpha(*z) || is_digit(*z)) && z - t <= 6)
@@ -173,7 +196,7 @@ const char *psb_vendor_cisco_header(const char *p, const char *end, psb_cisco_hd
         if (t >= end || *t != ':')
             return NULL;
         q = t + 1;
-    } else if ((t = uptime(q, end)) != NULL) {
+    } else if (!year && (t = uptime(q, end)) != NULL) {
         q = t;
     } else {
         return NULL;
@@ -181,6 +204,26 @@ const char *psb_vendor_cisco_header(const char *p, const char *end, psb_cisco_hd
     q = skip_sp(q, end);
     if (q < end && *q == '%')
         return q;
+    if (psb_str_is_set(c->node)) { /* IOS XR: "exec[65870]: %SECURITY-LOGIN-..." */
+        const char *s = q;
+        while (q < end && host_char(*q))
+            q++;
+        const char *pe = q;
+        if (q < end && *q == '[') {
+            while (++q < end && is_digit(*q))
+                ;
+            if (q >= end || *q != ']')
+                return NULL;
+            q++;
+        }
+        if (pe == s || q >= end || *q != ':')
+            return NULL;
+        q = skip_sp(q + 1, end);
+        if (q >= end || *q != '%')
+            return NULL;
+        c->process = slice(s, pe);
+        return q;
+    }
     /* "*Oct 07 03:10:04: mydevice.com %CRYPTO-4-...": a hostname before the code. */
     const char *s = q;
     while (q < end && host_char(*q))

@@ -7,11 +7,13 @@
  * copies) and never remove what the 3164 parse found, except where noted.
  *
  * Label vocabulary (labels.<name> in the event JSON):
- *   vendor      cisco_ios, cisco_asa (ASA, PIX, FWSM), cisco_ftd, huawei_vrp, juniper,
- *               fortinet, paloalto. Set only when the dialect is recognised for sure.
+ *   vendor      cisco_ios (IOS, IOS XE, IOS XR, NX-OS), cisco_asa (ASA, PIX, FWSM),
+ *               cisco_ftd, huawei_vrp, juniper, fortinet, paloalto. Set only when the dialect is recognised for sure.
  *   mnemonic    the device's message code without leading '%' signs:
  *               Cisco "SYS-5-CONFIG_I", "ASA-6-302013"; Huawei "SHELL/5/CMDRECORD";
  *               Junos "RT_FLOW_SESSION_DENY", "UI_COMMIT".
+ *   node, process  IOS XR: the card ("RP/0/RSP0/CPU0") and the process ("exec")
+ *               written before the code.
  *   sequence    Cisco's sequence number (the last of "45: 000012:"), or Huawei's
  *               "[n]" serial after the code (which is therefore not a process id).
  *   clock_sync  Cisco clock flag: "not_authoritative" ('*': the clock was never set
@@ -105,6 +107,8 @@ int psb_rfc3164_resolve_time(const psb_ts *ts, const psb_parse_opts *opts, int64
 typedef struct psb_cisco_hdr {
     psb_str sequence; /* last counter, or unset */
     psb_str hostname; /* origin-id, or the hostname just before the mnemonic */
+    psb_str node;     /* IOS XR: the card that logged ("RP/0/RSP0/CPU0"), or unset */
+    psb_str process;  /* IOS XR: the process before the code ("exec"), or unset */
     char flag;        /* '*', '.' or 0 */
     bool has_time;
     psb_ts ts;
@@ -112,7 +116,9 @@ typedef struct psb_cisco_hdr {
 
 /* If p starts a Cisco IOS prefix (counters or a clock flag, then a time or uptime,
  * then ':' and a %MNEMONIC), fill *c and return where the %MNEMONIC starts;
- * otherwise return NULL and p stays as it was. */
+ * otherwise return NULL and p stays as it was. Also IOS XR ("123: RP/0/RSP0/CPU0:
+ * Mar  1 10:11:12.123 UTC: exec[65870]: %SECURITY-LOGIN-4-AUTHEN_FAILED : ...")
+ * and NX-OS, whose time starts with the year ("2021 Mar  1 10:11:12 UTC: %VSHD-..."). */
 const char *psb_vendor_cisco_header(const char *p, const char *end, psb_cisco_hdr *c);
 
 /* 1 if p starts with "key=" (a key=value device line rather than a TAG). */

@@ -127,6 +127,58 @@ static void test_cisco_ios(void **state)
     assert_field("message", "list 101 denied udp 10.0.0.1(137) -> 10.0.0.2(137), 1 packet");
 }
 
+/* IOS XR and NX-OS: the same codes, other headers. */
+static void test_cisco_iosxr_nxos(void **state)
+{
+    (void)state;
+    /* XR: counter, the card glued to its time, the process before the code, " : ". */
+    parse_ok("<189>123: RP/0/RSP0/CPU0:Mar  1 10:11:12.123 UTC: exec[65870]: "
+             "%SECURITY-LOGIN-4-AUTHEN_FAILED : Failed authentication attempt by user 'admin' "
+             "from '203.0.113.9' on 'vty0'");
+    assert_field("process.name", "%SECURITY-LOGIN-4-AUTHEN_FAILED");
+    assert_field("labels.mnemonic", "SECURITY-LOGIN-4-AUTHEN_FAILED");
+    assert_field("labels.vendor", "cisco_ios");
+    assert_field("labels.node", "RP/0/RSP0/CPU0");
+    assert_field("labels.process", "exec");
+    assert_field("labels.sequence", "123");
+    assert_field("message", "Failed authentication attempt by user 'admin' from '203.0.113.9' on "
+                            "'vty0'");
+    assert_time("2026-03-01T10:11:12.123Z");
+
+    /* Relayed behind a BSD header: the relay's hostname, the device's time. */
+    parse_ok("<189>Mar  1 10:11:13 asr9k-1 456: RP/0/RSP0/CPU0:Mar  1 10:11:12.500 UTC: "
+             "config[65738]: %MGBL-CONFIG-6-DB_COMMIT : Configuration committed by user 'noc'.");
+    assert_field("host.hostname", "asr9k-1");
+    assert_field("labels.mnemonic", "MGBL-CONFIG-6-DB_COMMIT");
+    assert_field("labels.process", "config");
+    assert_field("message", "Configuration committed by user 'noc'.");
+    assert_time("2026-03-01T10:11:12.500Z");
+
+    /* NX-OS: ": " after PRI, the year first. */
+    parse_ok("<189>: 2025 Mar  1 10:11:12 UTC: %ETHPORT-5-IF_DOWN_LINK_FAILURE: Interface "
+             "Ethernet1/1 is down (Link failure)");
+    assert_field("labels.mnemonic", "ETHPORT-5-IF_DOWN_LINK_FAILURE");
+    assert_field("message", "Interface Ethernet1/1 is down (Link failure)");
+    assert_time("2025-03-01T10:11:12.000Z");
+    assert_absent("host.hostname");
+
+    /* NX-OS with its origin-id before the year, no BSD header. */
+    parse_ok("<189>n9k-1 : 2025 Mar  1 10:11:12 UTC: %VSHD-5-VSHD_SYSLOG_CONFIG_I: Configured "
+             "from vty by admin on 10.1.1.1@pts/0");
+    assert_field("host.hostname", "n9k-1");
+    assert_field("process.name", "%VSHD-5-VSHD_SYSLOG_CONFIG_I");
+    assert_field("message", "Configured from vty by admin on 10.1.1.1@pts/0");
+    assert_time("2025-03-01T10:11:12.000Z");
+
+    /* Look-alikes stay what they were: a year with no code after it, a path that is
+     * no card (no time follows). */
+    parse_ok("<13>web1 : 2025 Mar  1 10:11:12 backup finished");
+    assert_absent("labels.vendor");
+    assert_int_equal(ev->timestamp_ms, at(RECV));
+    parse_ok("<13>12: usr/local/bin:started");
+    assert_absent("labels.node");
+}
+
 static void test_cisco_asa_and_pix(void **state)
 {
     (void)state;
@@ -385,6 +437,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cisco_ios),
+        cmocka_unit_test(test_cisco_iosxr_nxos),
         cmocka_unit_test(test_cisco_asa_and_pix),
         cmocka_unit_test(test_huawei_vrp),
         cmocka_unit_test(test_juniper),
