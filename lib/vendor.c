@@ -571,24 +571,42 @@ static bool junos_facility(const char *s, size_t n)
     return false;
 }
 
-/* "RT_FLOW_SESSION_DENY: ..." at the start of the message. */
-static bool junos_labels(psb_event *ev)
+/* Length of a Junos code at s ("RT_FLOW_SESSION_DENY": upper-case words joined by
+ * '_'), 0 if there is none; *fac_len gets the length of its first word. */
+static size_t junos_code(const char *s, const char *e, size_t *fac_len)
 {
-    psb_str m = ev->message;
-    const char *s = m.ptr, *e = m.ptr + m.len, *q = s, *us = NULL;
-    if (!s || m.len < 4 || !is_upper(*s))
-        return false;
+    const char *q = s, *us = NULL;
+    if (e - s < 4 || !is_upper(*s))
+        return 0;
     while (q < e && (is_upper(*q) || is_digit(*q) || *q == '_')) {
         if (*q == '_' && !us)
             us = q;
         q++;
     }
-    if (!us || us + 1 >= q || q[-1] == '_' || q >= e || *q != ':' || (q + 1 < e && !is_sp(q[1])))
-        return false;
-    if (junos_facility(s, (size_t)(us - s)))
+    if (!us || us + 1 >= q || q[-1] == '_')
+        return 0;
+    *fac_len = (size_t)(us - s);
+    return (size_t)(q - s);
+}
+
+/* "RT_FLOW_SESSION_DENY: ..." at the start of the message, or the code as the TAG
+ * ("mx1 PFE_FW_SYSLOG_IP: FW: ..."; only with a facility Junos is known to use). */
+static bool junos_labels(psb_event *ev)
+{
+    psb_str m = ev->message, t = ev->appname;
+    size_t fl = 0, n = m.ptr ? junos_code(m.ptr, m.ptr + m.len, &fl) : 0;
+    if (n && n < m.len && m.ptr[n] == ':' && (n + 1 == m.len || is_sp(m.ptr[n + 1]))) {
+        if (junos_facility(m.ptr, fl))
+            LABEL(ev, "vendor", PSB_STR_LIT("juniper"));
+        LABEL(ev, "mnemonic", psb_str_make(m.ptr, n));
+        return true;
+    }
+    if (t.ptr && junos_code(t.ptr, t.ptr + t.len, &fl) == t.len && junos_facility(t.ptr, fl)) {
         LABEL(ev, "vendor", PSB_STR_LIT("juniper"));
-    LABEL(ev, "mnemonic", slice(s, q));
-    return true;
+        LABEL(ev, "mnemonic", t);
+        return true;
+    }
+    return false;
 }
 
 /* Huawei's "... (Task=VT0, Ip=10.1.1.1, User=admin, Command="display version")". */
@@ -665,8 +683,8 @@ void psb_vendor_after_tag(const psb_parse_opts *opts, psb_event *ev)
             ev->message = c < e ? slice(c, e) : PSB_STR_NULL;
             cisco_labels(ev);
         }
-    } else if (ev->message.ptr) {
-        if (junos_sd(opts, ev))
+    } else {
+        if (ev->message.ptr && junos_sd(opts, ev))
             return;
         junos_labels(ev);
     }

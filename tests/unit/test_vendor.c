@@ -293,6 +293,19 @@ static void test_juniper(void **state)
     assert_absent("labels.vendor");
     parse_ok("<13>Nov 23 10:00:00 mail postfix/smtpd[1]: NOQUEUE: reject: RCPT from x");
     assert_absent("labels.mnemonic");
+
+    /* The code as the TAG: MX firewall-filter "then syslog" records. */
+    parse_ok("<14>Mar 10 08:00:00 pe-mx-1 PFE_FW_SYSLOG_IP: FW: ge-0/0/0.0    D  tcp "
+             "198.51.100.7 203.0.113.1 44321    22 (1 packets)");
+    assert_field("labels.vendor", "juniper");
+    assert_field("labels.mnemonic", "PFE_FW_SYSLOG_IP");
+    assert_field("process.name", "PFE_FW_SYSLOG_IP");
+    assert_field("message", "FW: ge-0/0/0.0    D  tcp 198.51.100.7 203.0.113.1 44321    22 (1 "
+                            "packets)");
+    /* ... but only with a facility Junos uses. */
+    parse_ok("<14>Mar 10 08:00:00 h MY_DAEMON: started");
+    assert_absent("labels.vendor");
+    assert_absent("labels.mnemonic");
 }
 
 static void test_fortinet(void **state)
