@@ -41,6 +41,8 @@ typedef struct cor_daemon_opts {
     const char *topic_out;           /* default "pasban.incidents" */
     const char *topic_updates;       /* default "pasban.incident-updates" */
     const char *topic_kpi;           /* default "pasban.kpi" */
+    const char *topic_state;         /* default "pasban.state" */
+    const char *instance;            /* stable name; NULL: host name [+ ":" http port] */
     const char *http;                /* ADDR:PORT of the API, dashboard and /metrics, or NULL */
     const char *web_root;            /* dashboard files, or NULL: cor_http_default_web_root */
     long kpi_interval_ms;            /* KPI records published at most this often; 0: 10 s */

@@ -389,24 +389,29 @@ static void unmark_dirty(cor_engine *e, group *g)
     g->dirty = 0;
 }
 
+/* The record of g (under its current source) is to go. */
+static void tomb_add(cor_engine *e, const group *g)
+{
+    if (e->n_tombs == e->cap_tombs) {
+        e->cap_tombs = e->cap_tombs ? e->cap_tombs * 2 : 64;
+        e->tombs = psb_xrealloc(e->tombs, e->cap_tombs * sizeof(*e->tombs));
+    }
+    struct tomb *t = &e->tombs[e->n_tombs++];
+    t->src = g->src;
+    t->rule_id = psb_xstrdup(e->rs->rules[g->rule]->id);
+    t->key = psb_xmalloc(g->key_len ? g->key_len : 1);
+    memcpy(t->key, g->key, g->key_len);
+    t->key_len = g->key_len;
+}
+
 /* Free g; a tombstone is due if a record of it went out (tomb) -- not when a
  * rebalance drops it: its record stays for the next owner. */
 static void group_remove_(cor_engine *e, group *g, bool tomb)
 {
     rule_state *rs = &e->rules[g->rule];
     unmark_dirty(e, g);
-    if (tomb && g->persisted) {
-        if (e->n_tombs == e->cap_tombs) {
-            e->cap_tombs = e->cap_tombs ? e->cap_tombs * 2 : 64;
-            e->tombs = psb_xrealloc(e->tombs, e->cap_tombs * sizeof(*e->tombs));
-        }
-        struct tomb *t = &e->tombs[e->n_tombs++];
-        t->src = g->src;
-        t->rule_id = psb_xstrdup(e->rs->rules[g->rule]->id);
-        t->key = psb_xmalloc(g->key_len ? g->key_len : 1);
-        memcpy(t->key, g->key, g->key_len);
-        t->key_len = g->key_len;
-    }
+    if (tomb && g->persisted)
+        tomb_add(e, g);
     list_unlink(rs, g);
     group **pp = &e->buckets[g->hash & (e->n_buckets - 1)];
     while (*pp != g)
@@ -576,6 +581,11 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
     group *g = group_find(e, r, h);
     *created = false;
     if (g) {
+        if (g->src != e->src && g->persisted) {
+            /* Its events now come from another source: the record moves there. */
+            tomb_add(e, g);
+            g->persisted = false;
+        }
         g->src = e->src;
         mark_dirty(e, g);
         return g;
