@@ -660,39 +660,74 @@ static void smap_free(smap *m)
     memset(m, 0, sizeof(*m));
 }
 
-/* Read the state of events partition p back (its state partition from the start
- * to its end, read_committed) and import it. 0, or -1 (the end was not reached:
- * a transaction still open past COR_DAEMON_RESTORE_MS, the broker gone). */
-static int restore_partition(daemon_ctx *d, int32_t p)
+/* The events partition a state key belongs to ("<group>/<p>/..."), or -1. */
+static int32_t key_partition(const daemon_ctx *d, const char *k, size_t kl, size_t *rest)
+{
+    size_t gl = strlen(d->o->group_id);
+    if (kl < gl + 3 || memcmp(k, d->o->group_id, gl) != 0 || k[gl] != '/')
+        return -1;
+    size_t i = gl + 1;
+    long p = 0;
+    while (i < kl && k[i] >= '0' && k[i] <= '9' && p < COR_DAEMON_MAX_PARTS * 1000L)
+        p = p * 10 + (k[i++] - '0');
+    if (i == gl + 1 || i >= kl || k[i] != '/')
+        return -1;
+    *rest = i + 1;
+    return (int32_t)p;
+}
+
+static bool in_set(const int32_t *ps, size_t n, int32_t p)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ps[i] == p)
+            return true;
+    return false;
+}
+
+/* Read the state of events partitions ps back -- their state partitions from the
+ * start to the end, read_committed, side by side -- and import it. 0, or -1 (an
+ * end not reached: a transaction still open past COR_DAEMON_RESTORE_MS, the
+ * broker gone). */
+static int restore_set(daemon_ctx *d, const int32_t *ps, size_t n)
 {
     int rc = -1;
     smap m = {0};
-    cor_buf pre = {0};
-    state_prefix(d, p, &pre);
-    rd_kafka_topic_partition_list_t *a = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(a, d->o->topic_state, p % d->n_state_parts)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
+    int64_t *wm = psb_xcalloc(n, sizeof(*wm));
+    for (size_t i = 0; i < n; i++)
+        wm[i] = INT64_MIN;
+    rd_kafka_topic_partition_list_t *a = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++) {
+        int32_t sp = ps[i] % d->n_state_parts;
+        if (!rd_kafka_topic_partition_list_find(a, d->o->topic_state, sp))
+            rd_kafka_topic_partition_list_add(a, d->o->topic_state, sp)->offset =
+                RD_KAFKA_OFFSET_BEGINNING;
+    }
+    int open = a->cnt;
     rd_kafka_resp_err_t err = rd_kafka_assign(d->sreader, a);
-    rd_kafka_topic_partition_list_destroy(a);
     if (err) {
         logf_(d->o, "restore: assign %s: %s", d->o->topic_state, rd_kafka_err2str(err));
         goto out;
     }
     int64_t until = psb_now_ms() + COR_DAEMON_RESTORE_MS;
     size_t read = 0;
-    int64_t wm = INT64_MIN;
-    for (;;) {
+    while (open > 0) {
         if (psb_now_ms() > until) {
-            logf_(d->o, "restore: the end of %s[%d] not reached in %d s", d->o->topic_state,
-                  (int)(p % d->n_state_parts), COR_DAEMON_RESTORE_MS / 1000);
+            logf_(d->o, "restore: the end of %s not reached in %d s", d->o->topic_state,
+                  COR_DAEMON_RESTORE_MS / 1000);
             goto out;
         }
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(d->sreader, 200);
         if (!msg)
             continue;
         if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rd_kafka_topic_partition_t *x =
+                rd_kafka_topic_partition_list_find(a, d->o->topic_state, msg->partition);
+            if (x && x->offset != -1000) {
+                x->offset = -1000; /* its end reached once */
+                open--;
+            }
             rd_kafka_message_destroy(msg);
-            break;
+            continue;
         }
         if (msg->err) {
             logf_(d->o, "restore: %s", rd_kafka_message_errstr(msg));
@@ -700,15 +735,19 @@ static int restore_partition(daemon_ctx *d, int32_t p)
             continue;
         }
         read++;
-        if (msg->key && msg->key_len >= pre.len && memcmp(msg->key, pre.p, pre.len) == 0) {
-            const char *k = (const char *)msg->key + pre.len;
-            size_t kl = msg->key_len - pre.len;
+        size_t rest;
+        int32_t p = msg->key ? key_partition(d, msg->key, msg->key_len, &rest) : -1;
+        if (p >= 0 && in_set(ps, n, p)) {
+            const char *k = (const char *)msg->key + rest;
+            size_t kl = msg->key_len - rest;
             if (kl == 3 && memcmp(k, "#wm", 3) == 0) {
                 char t[24];
-                size_t n = msg->len < sizeof(t) - 1 ? msg->len : sizeof(t) - 1;
-                memcpy(t, msg->payload ? msg->payload : "", n);
-                t[n] = '\0';
-                wm = strtoll(t, NULL, 10);
+                size_t l = msg->len < sizeof(t) - 1 ? msg->len : sizeof(t) - 1;
+                memcpy(t, msg->payload ? msg->payload : "", l);
+                t[l] = '\0';
+                for (size_t i = 0; i < n; i++)
+                    if (ps[i] == p)
+                        wm[i] = strtoll(t, NULL, 10);
             } else {
                 smap_put(&m, msg->key, msg->key_len, msg->payload, msg->len);
             }
@@ -725,27 +764,27 @@ static int restore_partition(daemon_ctx *d, int32_t p)
             imported++;
         } else if (r > 0) {
             ignored++;
-        } else {
-            if (refused++ < 5)
-                logf_(d->o, "restore: %s", why);
+        } else if (refused++ < 5) {
+            logf_(d->o, "restore: %s", why);
         }
     }
-    if (wm != INT64_MIN)
-        cor_engine_raise_watermark(d->e, wm);
+    for (size_t i = 0; i < n; i++)
+        if (wm[i] != INT64_MIN)
+            cor_engine_raise_watermark(d->e, wm[i]);
     d->state_restored += imported;
     d->state_ignored += ignored;
     d->state_refused += refused;
-    d->restores++;
+    d->restores += n;
     logf_(d->o,
-          "restore: %s[%d] partition %d: %zu groups imported (%zu ignored: rules gone, %zu "
-          "refused) from %zu records",
-          d->o->topic_state, (int)(p % d->n_state_parts), (int)p, imported, ignored, refused,
-          read);
+          "restore: %zu partitions: %zu groups imported (%zu ignored: rules gone, %zu refused) "
+          "from %zu records of %s",
+          n, imported, ignored, refused, read, d->o->topic_state);
     rc = 0;
 out:
     rd_kafka_assign(d->sreader, NULL);
+    rd_kafka_topic_partition_list_destroy(a);
     smap_free(&m);
-    cor_buf_free(&pre);
+    free(wm);
     return rc;
 }
 
@@ -795,14 +834,16 @@ static void drop_parts(daemon_ctx *d, const rd_kafka_topic_partition_list_t *gon
  * consistent can be kept: the daemon stops (a supervisor restarts it). */
 static void restore_parts(daemon_ctx *d, const rd_kafka_topic_partition_list_t *parts)
 {
-    for (int i = 0; i < parts->cnt && !d->broken; i++) {
-        if (strcmp(parts->elems[i].topic, d->o->topic_in) != 0)
-            continue;
-        if (restore_partition(d, parts->elems[i].partition) != 0) {
-            logf_(d->o, "cannot restore the window state: stopping");
-            d->broken = true;
-        }
+    int32_t *ps = psb_xcalloc((size_t)parts->cnt + 1, sizeof(*ps));
+    size_t n = 0;
+    for (int i = 0; i < parts->cnt; i++)
+        if (strcmp(parts->elems[i].topic, d->o->topic_in) == 0)
+            ps[n++] = parts->elems[i].partition;
+    if (n && !d->broken && restore_set(d, ps, n) != 0) {
+        logf_(d->o, "cannot restore the window state: stopping");
+        d->broken = true;
     }
+    free(ps);
 }
 
 static void take_error(daemon_ctx *d, const char *what, rd_kafka_error_t *e)
@@ -1329,6 +1370,7 @@ int cor_daemon_run(const cor_daemon_opts *o)
         set(sc, "enable.auto.commit", "false", err, sizeof(err)) ||
         set(sc, "enable.auto.offset.store", "false", err, sizeof(err)) ||
         set(sc, "enable.partition.eof", "true", err, sizeof(err)) ||
+        set(sc, "fetch.wait.max.ms", "10", err, sizeof(err)) ||
         set(sc, "isolation.level", "read_committed", err, sizeof(err))) {
         logf_(o, "state reader config: %s", err);
         if (sc)
