@@ -82,8 +82,8 @@ static int check(cor_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "%d: expected an object", r->line);
         return -1;
     }
-    static const char *const top[] = {"kafka",  "rules", "http", "web_root",
-                                      "tokens", "kpi",   "api",  "instance", NULL};
+    static const char *const top[] = {"kafka", "rules", "http",     "web_root", "tokens",
+                                      "kpi",   "api",   "instance", NULL};
     if (known_keys(r, top, "", err, errlen) < 0 ||
         get_str(r, "rules", "", &c->rules, err, errlen) < 0 ||
         get_str(r, "http", "", &c->http, err, errlen) < 0 ||
@@ -103,8 +103,8 @@ static int check(cor_config *c, char *err, size_t errlen)
             return -1;
         const cor_jnode *t = cor_json_get(k, "topics");
         if (t) {
-            static const char *const tk[] = {"events", "incidents", "updates", "kpi", "state",
-                                             NULL};
+            static const char *const tk[] = {"events", "incidents", "updates",
+                                             "kpi",    "state",     NULL};
             if (t->type != COR_JOBJ) {
                 snprintf(err, errlen, "%d: kafka.topics: expected an object", t->line);
                 return -1;

@@ -31,7 +31,7 @@ typedef struct cor_config {
     /* Borrowed from root; NULL when absent. */
     const char *brokers, *group, *rules, *http, *web_root;
     const char *topic_events, *topic_incidents, *topic_updates, *topic_kpi, *topic_state;
-    const char *instance; /* a stable name of this instance (transactional.id) */
+    const char *instance;        /* a stable name of this instance (transactional.id) */
     const cor_jnode *properties; /* object: librdkafka property -> string/number/bool */
     const cor_jnode *tokens;     /* array */
     const cor_jnode *kpi;        /* object */

@@ -65,7 +65,7 @@ typedef struct pub_gen {
 #define OPQ_INCIDENT ((void *)(uintptr_t)1)
 #define OPQ_STATE ((void *)(uintptr_t)3) /* a state record: fails its transaction */
 
-#define COR_DAEMON_TXN_MS 500          /* a transaction is committed at least this often */
+#define COR_DAEMON_TXN_MS 500           /* a transaction is committed at least this often */
 #define COR_DAEMON_TXN_TIMEOUT_MS 30000 /* waits on the transaction coordinator */
 /* A restore waits this long for the state partition's end: an open transaction of a
  * killed instance holds the end back until transaction.timeout.ms (default here
@@ -87,22 +87,22 @@ typedef struct daemon_ctx {
     cor_engine *e;
     cor_kpi *kpi;
     cor_incstore *store;
-    rd_kafka_t *prod;          /* updates and KPI records (not transactional) */
-    rd_kafka_t *txp;           /* transactional: incidents and state records */
-    rd_kafka_t *sreader;       /* reads a state partition back (read_committed) */
-    int n_state_parts;         /* partitions of the state topic */
-    bool in_txn;               /* a transaction is open */
-    bool broken;               /* a fatal error: nothing more is committed */
-    bool need_rewind;          /* after an abort: back to the committed offsets and state */
-    int64_t txn_since;         /* when the open transaction began (wall clock) */
-    uint64_t txn_events;       /* events processed in it: uncounted if it aborts */
-    int32_t *touched;          /* events partitions with events in the open transaction */
+    rd_kafka_t *prod;    /* updates and KPI records (not transactional) */
+    rd_kafka_t *txp;     /* transactional: incidents and state records */
+    rd_kafka_t *sreader; /* reads a state partition back (read_committed) */
+    int n_state_parts;   /* partitions of the state topic */
+    bool in_txn;         /* a transaction is open */
+    bool broken;         /* a fatal error: nothing more is committed */
+    bool need_rewind;    /* after an abort: back to the committed offsets and state */
+    int64_t txn_since;   /* when the open transaction began (wall clock) */
+    uint64_t txn_events; /* events processed in it: uncounted if it aborts */
+    int32_t *touched;    /* events partitions with events in the open transaction */
     size_t n_touched;
     cor_buf skey;              /* a state record's key */
     rd_kafka_t *cons;          /* the group consumer of the events, for /metrics */
     rd_kafka_topic_t *upd_rkt; /* the updates topic, with its short delivery timeout */
     cor_http *http;
-    bool stopping; /* no more updates taken */
+    bool stopping;                            /* no more updates taken */
     rd_kafka_topic_partition_list_t *revoked; /* eager rebalance: revoked, not yet reassigned */
     bool revoked_clean;                       /* ...and their offsets were committed */
     pub_gen *pub;
@@ -426,11 +426,9 @@ static int produce_state(daemon_ctx *d, int32_t p, const cor_buf *key, const cha
 {
     for (;;) {
         rd_kafka_resp_err_t err = rd_kafka_producev(
-            d->txp, RD_KAFKA_V_TOPIC(d->o->topic_state),
-            RD_KAFKA_V_PARTITION(p % d->n_state_parts), RD_KAFKA_V_KEY(key->p, key->len),
-            RD_KAFKA_V_VALUE((void *)(uintptr_t)v, v ? n : 0),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(OPQ_STATE),
-            RD_KAFKA_V_END);
+            d->txp, RD_KAFKA_V_TOPIC(d->o->topic_state), RD_KAFKA_V_PARTITION(p % d->n_state_parts),
+            RD_KAFKA_V_KEY(key->p, key->len), RD_KAFKA_V_VALUE((void *)(uintptr_t)v, v ? n : 0),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(OPQ_STATE), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
             return 0;
         if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
@@ -451,8 +449,8 @@ typedef struct state_out {
     int rc;
 } state_out;
 
-static void on_state(void *arg, int32_t src, const char *rule_id, const char *key,
-                     size_t key_len, const char *rec, size_t rec_len)
+static void on_state(void *arg, int32_t src, const char *rule_id, const char *key, size_t key_len,
+                     const char *rec, size_t rec_len)
 {
     state_out *so = arg;
     daemon_ctx *d = so->d;
@@ -942,8 +940,8 @@ typedef struct carry_arg {
     size_t n;
 } carry_arg;
 
-static void on_carry(void *arg, int32_t src, const char *rule_id, const char *key,
-                     size_t key_len, const char *rec, size_t rec_len)
+static void on_carry(void *arg, int32_t src, const char *rule_id, const char *key, size_t key_len,
+                     const char *rec, size_t rec_len)
 {
     carry_arg *c = arg;
     char why[256];
@@ -1357,7 +1355,8 @@ int cor_daemon_run(const cor_daemon_opts *o)
         goto out;
     }
     rd_kafka_poll_set_consumer(reader);
-    if (assign_whole(&d, reader) != 0 || (d.n_state_parts = topic_partitions(&d, o->topic_state)) == 0) {
+    if (assign_whole(&d, reader) != 0 ||
+        (d.n_state_parts = topic_partitions(&d, o->topic_state)) == 0) {
         if (stop_flag) {
             logf_(o, "stopped during start-up");
             rc = 0;

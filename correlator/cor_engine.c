@@ -86,15 +86,15 @@ typedef struct group {
     struct group *prev, *next;
     cor_incident *incident; /* the last one raised: suppressed events count on it */
     int64_t newest;
-    uint32_t hash;    /* low 32 bits of the key's hash: bucket and quick compare */
+    uint32_t hash; /* low 32 bits of the key's hash: bucket and quick compare */
     uint32_t key_len;
-    uint32_t rule;    /* index in the rule set */
-    int32_t src;      /* the source (events partition) of its last event (state records) */
-    uint32_t dirty;   /* 1 + its place in the engine's dirty list; 0: not changed since */
-    bool fired;       /* absence: raised and waiting for its suppress time to pass */
-    bool stub;        /* its incident is an imported stand-in the group owns */
-    bool persisted;   /* a state record of it was exported or imported: a free tombstones */
-    char key[];       /* operator and by values, length-prefixed (see build_key) */
+    uint32_t rule;  /* index in the rule set */
+    int32_t src;    /* the source (events partition) of its last event (state records) */
+    uint32_t dirty; /* 1 + its place in the engine's dirty list; 0: not changed since */
+    bool fired;     /* absence: raised and waiting for its suppress time to pass */
+    bool stub;      /* its incident is an imported stand-in the group owns */
+    bool persisted; /* a state record of it was exported or imported: a free tombstones */
+    char key[];     /* operator and by values, length-prefixed (see build_key) */
 } group;
 
 static size_t kind_off(size_t key_len)
@@ -186,14 +186,14 @@ struct cor_engine {
     size_t ids_cap, ids_n;
     int64_t id_horizon;
     /* state records (cor_engine_export_dirty) */
-    int32_t src;        /* the source of the event being processed */
-    group **dirty;      /* changed since the last export */
+    int32_t src;   /* the source of the event being processed */
+    group **dirty; /* changed since the last export */
     size_t n_dirty, cap_dirty;
     struct tomb *tombs; /* freed since the last export, after a record of them was out */
     size_t n_tombs, cap_tombs;
-    size_t *by_id;      /* open addressing over rule ids: index + 1, 0 empty */
+    size_t *by_id; /* open addressing over rule ids: index + 1, 0 empty */
     size_t by_id_cap;
-    cor_buf rec;        /* the record being written */
+    cor_buf rec; /* the record being written */
     cor_state_counts counts;
 };
 
@@ -605,7 +605,7 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
     size_t off = kind_off(e->key.len);
     size_t kind = r->kind == COR_KIND_SEQUENCE
                       ? sizeof(seq_state) + seq_slots(r) * sizeof(seq_partial) + extra
-                  : r->kind == COR_KIND_ABSENCE  ? sizeof(abs_state) + extra
+                  : r->kind == COR_KIND_ABSENCE   ? sizeof(abs_state) + extra
                   : r->kind == COR_KIND_THRESHOLD ? sizeof(thr_state) + extra
                                                   : 0;
     g = psb_xcalloc(1, off + kind);
@@ -794,7 +794,6 @@ static uint32_t evidence_len(const psb_event *ev)
 {
     return ev->original.len > EVIDENCE_MAX_LEN ? EVIDENCE_MAX_LEN : (uint32_t)ev->original.len;
 }
-
 
 /* Arena bytes of an entry: its original, and for a distinct rule the value's length
  * and the value. */
@@ -1132,7 +1131,7 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
         }
         seq_partial *p1 = seq_prefix(seq(g), 1);
         if (p1->valid && p1->t0 > t)
-            return; /* the most recent start by time (a late first step does not replace it) */
+            return;    /* the most recent start by time (a late first step does not replace it) */
         p1->valid = 0; /* its events are not kept through a compaction */
         g = seq_reserve(e, g, r, sizeof(uint32_t) + olen);
         p1 = seq_prefix(seq(g), 1);

@@ -78,8 +78,8 @@ typedef struct cor_state_counts {
     uint64_t tombstones; /* groups freed after a record of them went out */
     uint64_t cut;        /* records whose originals were cut to fit */
     uint64_t imported;
-    uint64_t ignored;    /* their rule is gone, or changed kind or shape */
-    uint64_t refused;    /* malformed, truncated, wrong version */
+    uint64_t ignored; /* their rule is gone, or changed kind or shape */
+    uint64_t refused; /* malformed, truncated, wrong version */
 } cor_state_counts;
 
 /* A record (rec, rec_len) of the group (rule_id, key) whose last event came from

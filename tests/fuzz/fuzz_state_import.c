@@ -25,7 +25,8 @@ static const char gen_rules[] =
     " {\"id\": \"G-DIST\", \"where\": {\"message\": \"^port src=(?<k>\\\\S+) p=(?<p>\\\\d+)\"},"
     "  \"threshold\": {\"count\": 3, \"within\": \"20s\", \"by\": [\"k\"], \"distinct\": \"p\"},"
     "  \"suppress\": \"2s\"},"
-    " {\"id\": \"G-SEQ\", \"within\": \"30s\", \"by\": [\"k\"], \"suppress\": \"3s\", \"sequence\": ["
+    " {\"id\": \"G-SEQ\", \"within\": \"30s\", \"by\": [\"k\"], \"suppress\": \"3s\", "
+    "\"sequence\": ["
     "   {\"where\": {\"message\": \"^fail user=\\\\S+ src=(?<k>\\\\S+)\"}},"
     "   {\"where\": {\"message\": \"^fail user=\\\\S+ src=(?<k>\\\\S+)\"}},"
     "   {\"where\": {\"message\": \"^ok user=\\\\S+ src=(?<k>\\\\S+)\"}}]},"
@@ -43,7 +44,8 @@ static const char gen_rules[] =
     "  \"absence\": {\"within\": \"8s\", \"by\": [\"h\"]}},"
     " {\"id\": \"G-ONE\", \"where\": {\"message\": \"^ok user=(?<u>\\\\S+)\"}, \"by\": [\"u\"],"
     "  \"suppress\": \"4s\"},"
-    " {\"id\": \"G-ANY\", \"where\": {\"message\": \"^port src=(?<k>\\\\S+) p=1$\"}, \"by\": [\"k\"]}"
+    " {\"id\": \"G-ANY\", \"where\": {\"message\": \"^port src=(?<k>\\\\S+) p=1$\"}, \"by\": "
+    "[\"k\"]}"
     "]}";
 
 typedef struct last {

@@ -92,8 +92,8 @@ typedef struct topic {
     size_t records, tombstones;
 } topic;
 
-static void on_record(void *arg, int32_t src, const char *rule_id, const char *key,
-                      size_t key_len, const char *rec, size_t rec_len)
+static void on_record(void *arg, int32_t src, const char *rule_id, const char *key, size_t key_len,
+                      const char *rec, size_t rec_len)
 {
     (void)src;
     topic *t = arg;
@@ -224,7 +224,8 @@ static const char gen_rules[] =
     " {\"id\": \"G-DIST\", \"where\": {\"message\": \"^port src=(?<k>\\\\S+) p=(?<p>\\\\d+)\"},"
     "  \"threshold\": {\"count\": 3, \"within\": \"20s\", \"by\": [\"k\"], \"distinct\": \"p\"},"
     "  \"suppress\": \"2s\"},"
-    " {\"id\": \"G-SEQ\", \"within\": \"30s\", \"by\": [\"k\"], \"suppress\": \"3s\", \"sequence\": ["
+    " {\"id\": \"G-SEQ\", \"within\": \"30s\", \"by\": [\"k\"], \"suppress\": \"3s\", "
+    "\"sequence\": ["
     "   {\"where\": {\"message\": \"^fail user=\\\\S+ src=(?<k>\\\\S+)\"}},"
     "   {\"where\": {\"message\": \"^fail user=\\\\S+ src=(?<k>\\\\S+)\"}},"
     "   {\"where\": {\"message\": \"^ok user=\\\\S+ src=(?<k>\\\\S+)\"}}]},"
@@ -242,7 +243,8 @@ static const char gen_rules[] =
     "  \"absence\": {\"within\": \"8s\", \"by\": [\"h\"]}},"
     " {\"id\": \"G-ONE\", \"where\": {\"message\": \"^ok user=(?<u>\\\\S+)\"}, \"by\": [\"u\"],"
     "  \"suppress\": \"4s\"},"
-    " {\"id\": \"G-ANY\", \"where\": {\"message\": \"^port src=(?<k>\\\\S+) p=1$\"}, \"by\": [\"k\"]}"
+    " {\"id\": \"G-ANY\", \"where\": {\"message\": \"^port src=(?<k>\\\\S+) p=1$\"}, \"by\": "
+    "[\"k\"]}"
     "]}";
 
 static uint64_t rnd(uint64_t *s)
@@ -371,8 +373,8 @@ typedef struct one {
     char rule[80];
 } one;
 
-static void keep_last(void *arg, int32_t src, const char *rule_id, const char *key,
-                      size_t key_len, const char *rec, size_t rec_len)
+static void keep_last(void *arg, int32_t src, const char *rule_id, const char *key, size_t key_len,
+                      const char *rec, size_t rec_len)
 {
     (void)src, (void)key, (void)key_len;
     one *o = arg;
@@ -564,9 +566,8 @@ static void test_drop_sources_no_tombstones(void **state)
 static void test_big_record_is_cut_to_fit(void **state)
 {
     (void)state;
-    cor_ruleset *rs = load_text(
-        "{\"rules\": [{\"id\": \"BIG\", \"where\": {\"message\": \"^big\"},"
-        " \"threshold\": {\"count\": 1000, \"within\": \"1h\"}}]}");
+    cor_ruleset *rs = load_text("{\"rules\": [{\"id\": \"BIG\", \"where\": {\"message\": \"^big\"},"
+                                " \"threshold\": {\"count\": 1000, \"within\": \"1h\"}}]}");
     cor_engine *e = cor_engine_new(rs, NULL);
     psb_event *ev = psb_event_new();
     char *text = psb_xmalloc(20000);
