@@ -71,6 +71,7 @@ typedef struct pub_gen {
  * killed instance holds the end back until transaction.timeout.ms (default here
  * 10 s) aborts it, unless the instance comes back first and fences it. */
 #define COR_DAEMON_RESTORE_MS 60000
+#define COR_DAEMON_MAX_ABORTS 5   /* aborts in a row before the daemon gives up */
 #define COR_DAEMON_MAX_PARTS 4096 /* partitions of the events topic tracked per batch */
 
 typedef struct daemon_ctx {
@@ -96,6 +97,7 @@ typedef struct daemon_ctx {
     bool need_rewind;    /* after an abort: back to the committed offsets and state */
     int64_t txn_since;   /* when the open transaction began (wall clock) */
     uint64_t txn_events; /* events processed in it: uncounted if it aborts */
+    int aborts_in_row;   /* aborts since the last commit */
     int32_t *touched;    /* events partitions with events in the open transaction */
     size_t n_touched;
     cor_buf skey;              /* a state record's key */
@@ -498,6 +500,7 @@ static void txn_abort(daemon_ctx *d)
     rd_kafka_error_t *e = rd_kafka_abort_transaction(d->txp, COR_DAEMON_TXN_TIMEOUT_MS);
     d->in_txn = false;
     d->txn_aborted++;
+    d->aborts_in_row++;
     d->events -= d->txn_events; /* read again after the rewind */
     d->txn_events = 0;
     d->need_rewind = true;
@@ -546,6 +549,7 @@ static int txn_commit(daemon_ctx *d, rd_kafka_t *cons)
     }
     d->in_txn = false;
     d->txn_committed++;
+    d->aborts_in_row = 0;
     return 0;
 error:
     if (rd_kafka_error_is_fatal(e)) {
@@ -821,11 +825,12 @@ static void drop_parts(daemon_ctx *d, const rd_kafka_topic_partition_list_t *gon
     size_t n = cor_engine_drop_sources(d->e, drop_if_in, &a);
     d->groups_dropped += n;
     char t[512];
-    if (gone)
+    if (gone) {
         parts_text(gone, t, sizeof(t));
-    else
-        snprintf(t, sizeof(t), "all");
-    logf_(d->o, "rebalance: dropped %zu groups of the partitions gone (%s)", n, t);
+        logf_(d->o, "rebalance: dropped %zu groups of the partitions gone (%s)", n, t);
+    } else {
+        logf_(d->o, "rewind: dropped %zu groups; reading them back from %s", n, d->o->topic_state);
+    }
 }
 
 /* Restore the state of each events partition of parts. On failure nothing
@@ -978,6 +983,13 @@ static int rewind_all(daemon_ctx *d, rd_kafka_t *cons)
 {
     txn_abort(d); /* anything begun since is read again too */
     d->need_rewind = false;
+    /* The same batch failing again and again (an incident past message.max.bytes,
+     * a topic that refuses writes) is not retried for ever. */
+    if (d->aborts_in_row >= COR_DAEMON_MAX_ABORTS) {
+        logf_(d->o, "%d transactions aborted in a row", d->aborts_in_row);
+        return -1;
+    }
+    rd_kafka_poll(d->txp, 200 * d->aborts_in_row); /* a pause that grows */
     rd_kafka_topic_partition_list_t *parts = NULL;
     if (rd_kafka_assignment(cons, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return -1;
