@@ -14,6 +14,7 @@
 #    topic; B joins the group and takes partitions (their windows read back from
 #    the state topic); the other half arrives. Want: each operator's threshold
 #    once with count 4, whichever instance raises it.
+# 3. A batch that can never commit is aborted a few times, then the daemon exits 1.
 # And on the incidents topic read read_committed: no incident id twice.
 set -euo pipefail
 B="${PASBAN_BIN:-build/bin}/pasban-correlator"
@@ -193,4 +194,20 @@ for p in "$a" "$b"; do
   [ "$rc" -eq 0 ] || fail "rebalance: an instance exited $rc"
 done
 pids=()
+
+# ---- 3. a batch that can never commit (an incident past message.max.bytes) ----
+# Aborted, rewound and tried again a few times, then exit 1: nothing of it
+# committed, not retried for ever.
+EV3=test-eo-px-$run
+"$TOOLS/kafka_create_topic" "$K" "$EV3" 1 || fail "cannot create $EV3"
+conf px "$EV3" "test-eo-px-$run"
+sed -i 's/"session.timeout.ms": "6000"/"session.timeout.ms": "6000", "message.max.bytes": "3000"/' "$T/px.conf"
+send "$EV3" op-a 0 "fail from 192.0.2.200 $(printf 'x%.0s' $(seq 4000))"
+rc=0
+timeout 60 "$B" -c "$T/px.conf" --instance px --kpi-interval 3600 2>>"$T/log-px" || rc=$?
+[ "$rc" -eq 1 ] || fail "poison batch: exit $rc, want 1"
+grep -q 'transactions aborted in a row' "$T/log-px" || fail "poison batch: no give-up in the log"
+incidents "$EV3-inc" "$T/inc3"
+[ ! -s "$T/inc3" ] || fail "poison batch: incidents committed: $(cat "$T/inc3")"
+echo "poison batch: $(grep -c 'transaction aborted' "$T/log-px") aborts, exit 1, nothing committed"
 echo "test_correlator_exactly_once: ok ($(($(date +%s) - t0)) s)"
