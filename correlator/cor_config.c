@@ -82,12 +82,13 @@ static int check(cor_config *c, char *err, size_t errlen)
         snprintf(err, errlen, "%d: expected an object", r->line);
         return -1;
     }
-    static const char *const top[] = {"kafka",  "rules", "http", "web_root",
-                                      "tokens", "kpi",   "api",  NULL};
+    static const char *const top[] = {"kafka", "rules", "http",     "web_root", "tokens",
+                                      "kpi",   "api",   "instance", NULL};
     if (known_keys(r, top, "", err, errlen) < 0 ||
         get_str(r, "rules", "", &c->rules, err, errlen) < 0 ||
         get_str(r, "http", "", &c->http, err, errlen) < 0 ||
-        get_str(r, "web_root", "", &c->web_root, err, errlen) < 0)
+        get_str(r, "web_root", "", &c->web_root, err, errlen) < 0 ||
+        get_str(r, "instance", "", &c->instance, err, errlen) < 0)
         return -1;
     const cor_jnode *k = cor_json_get(r, "kafka");
     if (k) {
@@ -102,7 +103,8 @@ static int check(cor_config *c, char *err, size_t errlen)
             return -1;
         const cor_jnode *t = cor_json_get(k, "topics");
         if (t) {
-            static const char *const tk[] = {"events", "incidents", "updates", "kpi", NULL};
+            static const char *const tk[] = {"events", "incidents", "updates",
+                                             "kpi",    "state",     NULL};
             if (t->type != COR_JOBJ) {
                 snprintf(err, errlen, "%d: kafka.topics: expected an object", t->line);
                 return -1;
@@ -111,7 +113,8 @@ static int check(cor_config *c, char *err, size_t errlen)
                 get_str(t, "events", "kafka.topics.", &c->topic_events, err, errlen) < 0 ||
                 get_str(t, "incidents", "kafka.topics.", &c->topic_incidents, err, errlen) < 0 ||
                 get_str(t, "updates", "kafka.topics.", &c->topic_updates, err, errlen) < 0 ||
-                get_str(t, "kpi", "kafka.topics.", &c->topic_kpi, err, errlen) < 0)
+                get_str(t, "kpi", "kafka.topics.", &c->topic_kpi, err, errlen) < 0 ||
+                get_str(t, "state", "kafka.topics.", &c->topic_state, err, errlen) < 0)
                 return -1;
         }
         const cor_jnode *p = cor_json_get(k, "properties");

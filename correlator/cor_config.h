@@ -2,9 +2,10 @@
  * comments (design.md, "Command line"). Example: correlator/pasban-correlator.conf.
  *
  *   {"kafka": {"brokers": "127.0.0.1:9092", "group": "pasban-correlator",
- *              "topics": {"events": ..., "incidents": ..., "updates": ..., "kpi": ...},
+ *              "topics": {"events": ..., "incidents": ..., "updates": ..., "kpi": ...,
+ *                         "state": ...},
  *              "properties": {"security.protocol": "ssl", ...}},  // librdkafka, as is
- *    "rules": "rules/",
+ *    "rules": "rules/", "instance": "corr-1",   // transactional.id = group + "/" + instance
  *    "http": "127.0.0.1:9108", "web_root": "/usr/share/pasban/web",
  *    "tokens": [{"token": "...", "operator": "op-a"}, {"token": "...", "role": "regulator"}],
  *    "api": {"at_max_future": "5m"},  // how far past the server's clock an update's "at" may be
@@ -29,7 +30,8 @@ typedef struct cor_config {
     cor_jnode *root;
     /* Borrowed from root; NULL when absent. */
     const char *brokers, *group, *rules, *http, *web_root;
-    const char *topic_events, *topic_incidents, *topic_updates, *topic_kpi;
+    const char *topic_events, *topic_incidents, *topic_updates, *topic_kpi, *topic_state;
+    const char *instance;        /* a stable name of this instance (transactional.id) */
     const cor_jnode *properties; /* object: librdkafka property -> string/number/bool */
     const cor_jnode *tokens;     /* array */
     const cor_jnode *kpi;        /* object */

@@ -1,4 +1,5 @@
-/* cor_daemon.c -- consume events, produce incidents, commit after delivery. */
+/* cor_daemon.c -- consume events; produce incidents, window state and offsets in
+ * one Kafka transaction per batch. */
 #include "cor_daemon.h"
 
 #include <event2/event.h>
@@ -8,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cor_config.h"
 #include "cor_http.h"
@@ -61,36 +63,48 @@ typedef struct pub_gen {
  * record, OPQ_INCIDENT an incident (it holds back the commit), an even value
  * the update of HTTP ticket value / 2 (tickets start at 1). */
 #define OPQ_INCIDENT ((void *)(uintptr_t)1)
+#define OPQ_STATE ((void *)(uintptr_t)3) /* a state record: fails its transaction */
 
-/* The partitions of the events topic an operator's events came from, as a mask
- * of partition % 64 (a collision only drops more). */
-typedef struct op_parts {
-    char *op; /* NULL: empty slot */
-    size_t len;
-    uint64_t mask;
-} op_parts;
+#define COR_DAEMON_TXN_MS 500           /* a transaction is committed at least this often */
+#define COR_DAEMON_TXN_TIMEOUT_MS 30000 /* waits on the transaction coordinator */
+/* A restore waits this long for the state partition's end: an open transaction of a
+ * killed instance holds the end back until transaction.timeout.ms (default here
+ * 10 s) aborts it, unless the instance comes back first and fences it. */
+#define COR_DAEMON_RESTORE_MS 60000
+#define COR_DAEMON_MAX_ABORTS 5   /* aborts in a row before the daemon gives up */
+#define COR_DAEMON_MAX_PARTS 4096 /* partitions of the events topic tracked per batch */
 
 typedef struct daemon_ctx {
     const cor_daemon_opts *o;
     long outstanding; /* incidents produced, not yet delivered */
-    long failed;      /* deliveries of incidents that failed */
-    bool uncommitted; /* events consumed since the last commit */
+    long failed;      /* deliveries of incidents or state records that failed */
     uint64_t events, parse_failures, reloads, reloads_refused;
     uint64_t incidents_read, incidents_refused, updates_applied, updates_refused;
     uint64_t kpi_published, kpi_imported, kpi_refused, side_failed;
     uint64_t updates_over_limit, rebalances, groups_dropped;
+    uint64_t txn_committed, txn_aborted, state_written, state_tombstones, state_too_large;
+    uint64_t state_restored, state_ignored, state_refused, restores;
     const cor_ruleset *rs; /* in use, for /metrics */
     cor_engine *e;
     cor_kpi *kpi;
     cor_incstore *store;
-    rd_kafka_t *prod;
+    rd_kafka_t *prod;    /* updates and KPI records (not transactional) */
+    rd_kafka_t *txp;     /* transactional: incidents and state records */
+    rd_kafka_t *sreader; /* reads a state partition back (read_committed) */
+    int n_state_parts;   /* partitions of the state topic */
+    bool in_txn;         /* a transaction is open */
+    bool broken;         /* a fatal error: nothing more is committed */
+    bool need_rewind;    /* after an abort: back to the committed offsets and state */
+    int64_t txn_since;   /* when the open transaction began (wall clock) */
+    uint64_t txn_events; /* events processed in it: uncounted if it aborts */
+    int aborts_in_row;   /* aborts since the last commit */
+    int32_t *touched;    /* events partitions with events in the open transaction */
+    size_t n_touched;
+    cor_buf skey;              /* a state record's key */
     rd_kafka_t *cons;          /* the group consumer of the events, for /metrics */
     rd_kafka_topic_t *upd_rkt; /* the updates topic, with its short delivery timeout */
     cor_http *http;
-    bool stopping; /* no more updates taken */
-    op_parts *ops; /* open addressing, cap a power of 2 */
-    size_t ops_cap, n_ops;
-    bool ops_full;                            /* an operator went untracked: drop all */
+    bool stopping;                            /* no more updates taken */
     rd_kafka_topic_partition_list_t *revoked; /* eager rebalance: revoked, not yet reassigned */
     bool revoked_clean;                       /* ...and their offsets were committed */
     pub_gen *pub;
@@ -114,7 +128,8 @@ static void metrics(void *arg, cor_buf *b)
 {
     daemon_ctx *d = arg;
     char line[512];
-    put_counter(b, "pasban_correlator_events_total", "Events consumed.", d->events);
+    put_counter(b, "pasban_correlator_events_total",
+                "Events consumed (those of aborted transactions, read again, once).", d->events);
     put_counter(b, "pasban_correlator_parse_failures_total", "Events that did not parse.",
                 d->parse_failures);
     snprintf(line, sizeof(line),
@@ -161,8 +176,32 @@ static void metrics(void *arg, cor_buf *b)
     put_counter(b, "pasban_correlator_rebalances_total",
                 "Rebalances of the events consumer group seen by this instance.", d->rebalances);
     put_counter(b, "pasban_correlator_groups_dropped_total",
-                "Groups dropped because their operator's partition went to another instance.",
+                "Groups dropped because their partition went to another instance (their state "
+                "stays in the state topic for it).",
                 d->groups_dropped);
+    snprintf(line, sizeof(line),
+             "# HELP pasban_correlator_transactions_total Kafka transactions (incidents, state "
+             "records, offsets) committed and aborted.\n"
+             "# TYPE pasban_correlator_transactions_total counter\n"
+             "pasban_correlator_transactions_total{result=\"committed\"} %llu\n"
+             "pasban_correlator_transactions_total{result=\"aborted\"} %llu\n",
+             (unsigned long long)d->txn_committed, (unsigned long long)d->txn_aborted);
+    cor_buf_puts(b, line);
+    put_counter(b, "pasban_correlator_state_records_written_total",
+                "Group state records produced to the state topic.", d->state_written);
+    put_counter(b, "pasban_correlator_state_tombstones_written_total",
+                "Tombstones produced to the state topic for groups freed.", d->state_tombstones);
+    put_counter(b, "pasban_correlator_state_records_too_large_total",
+                "State records Kafka's message size refused (their group is not kept).",
+                d->state_too_large);
+    put_counter(b, "pasban_correlator_state_restores_total",
+                "Partitions whose window state was read back from the state topic.", d->restores);
+    put_counter(b, "pasban_correlator_state_records_restored_total",
+                "Group state records imported from the state topic.", d->state_restored);
+    put_counter(b, "pasban_correlator_state_records_ignored_total",
+                "State records of rules no longer loaded (or changed kind).", d->state_ignored);
+    put_counter(b, "pasban_correlator_state_records_refused_total",
+                "State records refused as malformed.", d->state_refused);
     static const char *const names[] = {"matches",      "incidents", "suppressed",
                                         "limit_errors", "late",      "evicted"};
     static const char *const help[] = {
@@ -212,11 +251,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 {
     (void)rk;
     daemon_ctx *d = opaque;
-    if (m->_private == OPQ_INCIDENT) {
-        d->outstanding--;
+    if (m->_private == OPQ_INCIDENT || m->_private == OPQ_STATE) {
+        if (m->_private == OPQ_INCIDENT)
+            d->outstanding--;
         if (m->err) {
-            d->failed++;
-            logf_(d->o, "incident not delivered: %s", rd_kafka_err2str(m->err));
+            d->failed++; /* its transaction cannot commit */
+            logf_(d->o, "%s not delivered: %s",
+                  m->_private == OPQ_INCIDENT ? "incident" : "state record",
+                  rd_kafka_err2str(m->err));
         }
         return;
     }
@@ -235,14 +277,21 @@ static int set(rd_kafka_conf_t *c, const char *k, const char *v, char *err, size
     return rd_kafka_conf_set(c, k, v, err, errlen) == RD_KAFKA_CONF_OK ? 0 : -1;
 }
 
+enum { CONF_CONSUMER, CONF_PRODUCER, CONF_TXN };
+
 /* The config file's librdkafka properties, then the brokers. What the daemon's
- * guarantees rest on (idempotence, manual commits) is set after, by the caller. */
-static rd_kafka_conf_t *base_conf(const cor_daemon_opts *o, bool producer, char *err, size_t errlen)
+ * guarantees rest on (idempotence, manual commits, isolation) is set after, by the
+ * caller. transactional.id and transaction.timeout.ms go to the transactional
+ * producer only: the other producer's records (updates, KPIs) must not wait for a
+ * batch. */
+static rd_kafka_conf_t *base_conf(const cor_daemon_opts *o, int kind, char *err, size_t errlen)
 {
     rd_kafka_conf_t *c = rd_kafka_conf_new();
-    /* Defaults the config file may change. */
-    if (producer && (set(c, "compression.codec", "lz4", err, errlen) < 0 ||
-                     set(c, "linger.ms", "5", err, errlen) < 0)) {
+    /* Defaults the config file may change. A killed instance's open transaction
+     * holds back read_committed readers of its partitions until this timeout. */
+    if ((kind != CONF_CONSUMER && (set(c, "compression.codec", "lz4", err, errlen) < 0 ||
+                                   set(c, "linger.ms", "5", err, errlen) < 0)) ||
+        (kind == CONF_TXN && set(c, "transaction.timeout.ms", "10000", err, errlen) < 0)) {
         rd_kafka_conf_destroy(c);
         return NULL;
     }
@@ -250,6 +299,9 @@ static rd_kafka_conf_t *base_conf(const cor_daemon_opts *o, bool producer, char 
     size_t n = cor_config_property(o->config, 0, &k, &v);
     for (size_t i = 0; i < n; i++) {
         cor_config_property(o->config, i, &k, &v);
+        if (kind != CONF_TXN &&
+            (strcmp(k, "transactional.id") == 0 || strcmp(k, "transaction.timeout.ms") == 0))
+            continue;
         char why[400];
         if (set(c, k, v, why, sizeof(why)) < 0) {
             snprintf(err, errlen, "kafka.properties.%s: %s", k, why);
@@ -317,20 +369,216 @@ static int publish_update(void *arg, const cor_inc_update *u, const char *op, ui
     return 0;
 }
 
-/* Produce every incident raised since the last call; trigger is the event just
- * processed (NULL after a reload or at the end): its receive time gives the
- * detection latency. 0, or -1 when the producer refused one (its offsets must
- * then not be committed). */
+/* ---- transactions ---- */
+
+static void txn_log_error(daemon_ctx *d, const char *what, rd_kafka_error_t *e)
+{
+    logf_(d->o, "transaction: %s: %s%s", what, rd_kafka_error_string(e),
+          rd_kafka_error_is_fatal(e) ? " (fatal)" : "");
+}
+
+/* Open a transaction if none is. -1 on a fatal error (e.g. fenced: another
+ * instance runs with this transactional.id). */
+static int txn_open(daemon_ctx *d)
+{
+    if (d->in_txn)
+        return 0;
+    if (d->broken)
+        return -1;
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(d->txp);
+    if (e) {
+        txn_log_error(d, "begin", e);
+        rd_kafka_error_destroy(e);
+        d->broken = true;
+        return -1;
+    }
+    d->in_txn = true;
+    d->txn_since = psb_now_ms();
+    d->txn_events = 0;
+    d->n_touched = 0;
+    return 0;
+}
+
+static void note_partition(daemon_ctx *d, int32_t p)
+{
+    for (size_t i = 0; i < d->n_touched; i++)
+        if (d->touched[i] == p)
+            return;
+    if (d->n_touched >= COR_DAEMON_MAX_PARTS)
+        return;
+    if (!d->touched)
+        d->touched = psb_xcalloc(COR_DAEMON_MAX_PARTS, sizeof(*d->touched));
+    d->touched[d->n_touched++] = p;
+}
+
+/* "<group>/<partition>/": every state record of the consumer group and events
+ * partition starts so (a state topic may serve several groups). */
+static void state_prefix(daemon_ctx *d, int32_t p, cor_buf *b)
+{
+    char n[24];
+    b->len = 0;
+    cor_buf_puts(b, d->o->group_id);
+    snprintf(n, sizeof(n), "/%d/", (int)p);
+    cor_buf_puts(b, n);
+}
+
+/* Produce one record (value NULL: a tombstone) to the state partition of events
+ * partition p. 0; 1 when Kafka's size limit refused it (counted, skipped); -1. */
+static int produce_state(daemon_ctx *d, int32_t p, const cor_buf *key, const char *v, size_t n)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            d->txp, RD_KAFKA_V_TOPIC(d->o->topic_state), RD_KAFKA_V_PARTITION(p % d->n_state_parts),
+            RD_KAFKA_V_KEY(key->p, key->len), RD_KAFKA_V_VALUE((void *)(uintptr_t)v, v ? n : 0),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(OPQ_STATE), RD_KAFKA_V_END);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return 0;
+        if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+            if (d->state_too_large++ < 10)
+                logf_(d->o, "state record of %zu bytes refused (message.max.bytes)", n);
+            return 1;
+        }
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            logf_(d->o, "produce to %s: %s", d->o->topic_state, rd_kafka_err2str(err));
+            return -1;
+        }
+        rd_kafka_poll(d->txp, 100);
+    }
+}
+
+typedef struct state_out {
+    daemon_ctx *d;
+    int rc;
+} state_out;
+
+static void on_state(void *arg, int32_t src, const char *rule_id, const char *key, size_t key_len,
+                     const char *rec, size_t rec_len)
+{
+    state_out *so = arg;
+    daemon_ctx *d = so->d;
+    if (so->rc < 0 || src < 0)
+        return;
+    state_prefix(d, src, &d->skey);
+    cor_buf_puts(&d->skey, rule_id);
+    cor_buf_putc(&d->skey, '/');
+    cor_buf_put(&d->skey, key, key_len);
+    if (produce_state(d, src, &d->skey, rec, rec_len) < 0)
+        so->rc = -1;
+    else if (rec)
+        d->state_written++;
+    else
+        d->state_tombstones++;
+}
+
+/* The changed groups, the tombstones, and the watermark of every partition the
+ * transaction read from ("<group>/<p>/#wm", decimal ms). */
+static int produce_state_changes(daemon_ctx *d)
+{
+    state_out so = {d, 0};
+    cor_engine_export_dirty(d->e, on_state, &so);
+    if (so.rc < 0 || !cor_engine_has_watermark(d->e))
+        return so.rc;
+    char wm[24];
+    int n = snprintf(wm, sizeof(wm), "%lld", (long long)cor_engine_watermark(d->e));
+    for (size_t i = 0; i < d->n_touched; i++) {
+        state_prefix(d, d->touched[i], &d->skey);
+        cor_buf_puts(&d->skey, "#wm");
+        if (produce_state(d, d->touched[i], &d->skey, wm, (size_t)n) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Abort the open transaction and make the loop go back to the committed offsets
+ * and state. librdkafka 2.0.2 can turn an abort that overtakes an in-flight
+ * AddPartitionsToTxn into a fatal error (issue 4849): flush first. */
+static void txn_abort(daemon_ctx *d)
+{
+    if (!d->in_txn)
+        return;
+    rd_kafka_flush(d->txp, 10000);
+    rd_kafka_error_t *e = rd_kafka_abort_transaction(d->txp, COR_DAEMON_TXN_TIMEOUT_MS);
+    d->in_txn = false;
+    d->txn_aborted++;
+    d->aborts_in_row++;
+    d->events -= d->txn_events; /* read again after the rewind */
+    d->txn_events = 0;
+    d->need_rewind = true;
+    d->failed = 0;
+    d->outstanding = 0;
+    cor_engine_clear_dirty(d->e);
+    if (e) {
+        txn_log_error(d, "abort", e);
+        rd_kafka_error_destroy(e);
+        d->broken = true;
+        return;
+    }
+    logf_(d->o, "transaction aborted: back to the committed offsets and state");
+}
+
+/* Commit the open transaction: state records, then the consumer's positions as
+ * the group's offsets, then the commit. 0 committed (or nothing open); -1 aborted
+ * (the loop rewinds) or broken. */
+static int txn_commit(daemon_ctx *d, rd_kafka_t *cons)
+{
+    if (!d->in_txn)
+        return d->broken ? -1 : 0;
+    rd_kafka_error_t *e = NULL;
+    rd_kafka_topic_partition_list_t *pos = NULL;
+    if (produce_state_changes(d) != 0)
+        goto abort;
+    if (rd_kafka_assignment(cons, &pos) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        goto abort;
+    rd_kafka_position(cons, pos); /* partitions without a position are skipped */
+    rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(cons);
+    e = rd_kafka_send_offsets_to_transaction(d->txp, pos, md, COR_DAEMON_TXN_TIMEOUT_MS);
+    rd_kafka_consumer_group_metadata_destroy(md);
+    rd_kafka_topic_partition_list_destroy(pos);
+    if (e) {
+        txn_log_error(d, "send offsets", e);
+        goto error;
+    }
+    for (int tries = 0;; tries++) {
+        e = rd_kafka_commit_transaction(d->txp, COR_DAEMON_TXN_TIMEOUT_MS);
+        if (!e)
+            break;
+        txn_log_error(d, "commit", e);
+        if (!rd_kafka_error_is_retriable(e) || tries == 5)
+            goto error;
+        rd_kafka_error_destroy(e);
+    }
+    d->in_txn = false;
+    d->txn_committed++;
+    d->aborts_in_row = 0;
+    return 0;
+error:
+    if (rd_kafka_error_is_fatal(e)) {
+        rd_kafka_error_destroy(e);
+        d->broken = true;
+        return -1;
+    }
+    rd_kafka_error_destroy(e);
+abort:
+    txn_abort(d);
+    return -1;
+}
+
+/* Produce every incident raised since the last call, in the open transaction;
+ * trigger is the event just processed (NULL after a reload or at the end): its
+ * receive time gives the detection latency. 0, or -1 (the transaction must be
+ * aborted). */
 static int produce_new(daemon_ctx *d, const psb_event *trigger, cor_buf *b)
 {
     cor_incident *const *inc;
     size_t n = cor_engine_take(d->e, &inc);
+    if (n && txn_open(d) != 0)
+        return -1;
     for (size_t i = 0; i < n; i++) {
         b->len = 0;
         cor_incident_write(inc[i], b);
         for (;;) {
             rd_kafka_resp_err_t err = rd_kafka_producev(
-                d->prod, RD_KAFKA_V_TOPIC(d->o->topic_out), RD_KAFKA_V_KEY(inc[i]->id, 32),
+                d->txp, RD_KAFKA_V_TOPIC(d->o->topic_out), RD_KAFKA_V_KEY(inc[i]->id, 32),
                 RD_KAFKA_V_VALUE(b->p, b->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                 RD_KAFKA_V_OPAQUE(OPQ_INCIDENT), RD_KAFKA_V_END);
             if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -341,7 +589,7 @@ static int produce_new(daemon_ctx *d, const psb_event *trigger, cor_buf *b)
                 logf_(d->o, "produce: %s", rd_kafka_err2str(err));
                 return -1;
             }
-            rd_kafka_poll(d->prod, 100); /* queue full: wait for deliveries */
+            rd_kafka_poll(d->txp, 100); /* queue full: wait for deliveries */
         }
         int64_t now = psb_now_ms();
         if (trigger && trigger->created_ms > 0 && trigger->created_ms <= now)
@@ -351,75 +599,198 @@ static int produce_new(daemon_ctx *d, const psb_event *trigger, cor_buf *b)
     return 0;
 }
 
-/* Commit what was consumed once everything produced has been delivered. */
-static void maybe_commit(daemon_ctx *d, rd_kafka_t *cons, bool wait)
-{
-    rd_kafka_poll(d->prod, 0);
-    if (wait)
-        rd_kafka_flush(d->prod, 10000);
-    if (!d->uncommitted || d->outstanding > 0 || d->failed > 0)
-        return;
-    rd_kafka_resp_err_t err = rd_kafka_commit(cons, NULL, 0);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        logf_(d->o, "commit: %s", rd_kafka_err2str(err));
-    else
-        d->uncommitted = false;
-}
+/* ---- window state: restore ---- */
 
-/* ---- rebalances of the events consumer ---- */
+/* The last value per key of a state partition (a compacted topic may still hold
+ * older ones, and tombstones). Open addressing; cap a power of 2. */
+typedef struct skv {
+    char *k; /* NULL: empty */
+    size_t kl;
+    char *v; /* NULL: a tombstone */
+    size_t vl;
+} skv;
 
-static op_parts *ops_slot(op_parts *t, size_t cap, const char *op, size_t len)
+typedef struct smap {
+    skv *t;
+    size_t cap, n;
+} smap;
+
+static skv *smap_slot(skv *t, size_t cap, const char *k, size_t kl)
 {
-    size_t i = (size_t)psb_hash_bytes(op, len, PSB_HASH_SEED) & (cap - 1);
-    while (t[i].op && !(t[i].len == len && memcmp(t[i].op, op, len) == 0))
+    size_t i = (size_t)psb_hash_bytes(k, kl, PSB_HASH_SEED) & (cap - 1);
+    while (t[i].k && !(t[i].kl == kl && memcmp(t[i].k, k, kl) == 0))
         i = (i + 1) & (cap - 1);
     return &t[i];
 }
 
-/* An event of op came from partition: its groups live on that partition. */
-static void ops_note(daemon_ctx *d, psb_str op, int32_t partition)
+static void smap_put(smap *m, const char *k, size_t kl, const char *v, size_t vl)
 {
-    if (!d->ops) {
-        d->ops_cap = 64;
-        d->ops = psb_xcalloc(d->ops_cap, sizeof(op_parts));
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 1024;
+        skv *t = psb_xcalloc(cap, sizeof(*t));
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->t[i].k)
+                *smap_slot(t, cap, m->t[i].k, m->t[i].kl) = m->t[i];
+        free(m->t);
+        m->t = t;
+        m->cap = cap;
     }
-    op_parts *x = ops_slot(d->ops, d->ops_cap, op.ptr, op.len);
-    if (!x->op) {
-        if (d->n_ops >= COR_DAEMON_MAX_OPERATORS) {
-            d->ops_full = true;
-            return;
-        }
-        if ((d->n_ops + 1) * 2 > d->ops_cap) {
-            size_t cap = d->ops_cap * 2;
-            op_parts *t = psb_xcalloc(cap, sizeof(op_parts));
-            for (size_t i = 0; i < d->ops_cap; i++)
-                if (d->ops[i].op)
-                    *ops_slot(t, cap, d->ops[i].op, d->ops[i].len) = d->ops[i];
-            free(d->ops);
-            d->ops = t;
-            d->ops_cap = cap;
-            x = ops_slot(d->ops, d->ops_cap, op.ptr, op.len);
-        }
-        x->op = psb_xstrndup(op.ptr, op.len);
-        x->len = op.len;
-        d->n_ops++;
+    skv *x = smap_slot(m->t, m->cap, k, kl);
+    if (!x->k) {
+        x->k = psb_xmalloc(kl ? kl : 1);
+        memcpy(x->k, k, kl);
+        x->kl = kl;
+        m->n++;
     }
-    x->mask |= 1ULL << ((uint32_t)partition % 64);
+    free(x->v);
+    x->v = NULL;
+    x->vl = 0;
+    if (v) {
+        x->v = psb_xmalloc(vl ? vl : 1);
+        memcpy(x->v, v, vl);
+        x->vl = vl;
+    }
 }
 
-typedef struct drop_arg {
-    daemon_ctx *d;
-    uint64_t mask; /* partitions lost, % 64 */
-} drop_arg;
-
-static bool drop_if_lost(void *arg, const char *org, size_t len)
+static void smap_free(smap *m)
 {
-    drop_arg *a = arg;
-    if (a->d->ops_full || !org || !a->d->ops)
-        return true; /* cannot tell: the conservative answer */
-    const op_parts *x = ops_slot(a->d->ops, a->d->ops_cap, org, len);
-    return x->op && (x->mask & a->mask);
+    for (size_t i = 0; i < m->cap; i++) {
+        free(m->t[i].k);
+        free(m->t[i].v);
+    }
+    free(m->t);
+    memset(m, 0, sizeof(*m));
 }
+
+/* The events partition a state key belongs to ("<group>/<p>/..."), or -1. */
+static int32_t key_partition(const daemon_ctx *d, const char *k, size_t kl, size_t *rest)
+{
+    size_t gl = strlen(d->o->group_id);
+    if (kl < gl + 3 || memcmp(k, d->o->group_id, gl) != 0 || k[gl] != '/')
+        return -1;
+    size_t i = gl + 1;
+    long p = 0;
+    while (i < kl && k[i] >= '0' && k[i] <= '9' && p < COR_DAEMON_MAX_PARTS * 1000L)
+        p = p * 10 + (k[i++] - '0');
+    if (i == gl + 1 || i >= kl || k[i] != '/')
+        return -1;
+    *rest = i + 1;
+    return (int32_t)p;
+}
+
+static bool in_set(const int32_t *ps, size_t n, int32_t p)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ps[i] == p)
+            return true;
+    return false;
+}
+
+/* Read the state of events partitions ps back -- their state partitions from the
+ * start to the end, read_committed, side by side -- and import it. 0, or -1 (an
+ * end not reached: a transaction still open past COR_DAEMON_RESTORE_MS, the
+ * broker gone). */
+static int restore_set(daemon_ctx *d, const int32_t *ps, size_t n)
+{
+    int rc = -1;
+    smap m = {0};
+    int64_t *wm = psb_xcalloc(n, sizeof(*wm));
+    for (size_t i = 0; i < n; i++)
+        wm[i] = INT64_MIN;
+    rd_kafka_topic_partition_list_t *a = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++) {
+        int32_t sp = ps[i] % d->n_state_parts;
+        if (!rd_kafka_topic_partition_list_find(a, d->o->topic_state, sp))
+            rd_kafka_topic_partition_list_add(a, d->o->topic_state, sp)->offset =
+                RD_KAFKA_OFFSET_BEGINNING;
+    }
+    int open = a->cnt;
+    rd_kafka_resp_err_t err = rd_kafka_assign(d->sreader, a);
+    if (err) {
+        logf_(d->o, "restore: assign %s: %s", d->o->topic_state, rd_kafka_err2str(err));
+        goto out;
+    }
+    int64_t until = psb_now_ms() + COR_DAEMON_RESTORE_MS;
+    size_t read = 0;
+    while (open > 0) {
+        if (psb_now_ms() > until) {
+            logf_(d->o, "restore: the end of %s not reached in %d s", d->o->topic_state,
+                  COR_DAEMON_RESTORE_MS / 1000);
+            goto out;
+        }
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(d->sreader, 200);
+        if (!msg)
+            continue;
+        if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rd_kafka_topic_partition_t *x =
+                rd_kafka_topic_partition_list_find(a, d->o->topic_state, msg->partition);
+            if (x && x->offset != -1000) {
+                x->offset = -1000; /* its end reached once */
+                open--;
+            }
+            rd_kafka_message_destroy(msg);
+            continue;
+        }
+        if (msg->err) {
+            logf_(d->o, "restore: %s", rd_kafka_message_errstr(msg));
+            rd_kafka_message_destroy(msg);
+            continue;
+        }
+        read++;
+        size_t rest;
+        int32_t p = msg->key ? key_partition(d, msg->key, msg->key_len, &rest) : -1;
+        if (p >= 0 && in_set(ps, n, p)) {
+            const char *k = (const char *)msg->key + rest;
+            size_t kl = msg->key_len - rest;
+            if (kl == 3 && memcmp(k, "#wm", 3) == 0) {
+                char t[24];
+                size_t l = msg->len < sizeof(t) - 1 ? msg->len : sizeof(t) - 1;
+                memcpy(t, msg->payload ? msg->payload : "", l);
+                t[l] = '\0';
+                for (size_t i = 0; i < n; i++)
+                    if (ps[i] == p)
+                        wm[i] = strtoll(t, NULL, 10);
+            } else {
+                smap_put(&m, msg->key, msg->key_len, msg->payload, msg->len);
+            }
+        }
+        rd_kafka_message_destroy(msg);
+    }
+    size_t imported = 0, ignored = 0, refused = 0;
+    for (size_t i = 0; i < m.cap; i++) {
+        if (!m.t[i].k || !m.t[i].v)
+            continue;
+        char why[256];
+        int r = cor_engine_import(d->e, m.t[i].v, m.t[i].vl, why, sizeof(why));
+        if (r == 0) {
+            imported++;
+        } else if (r > 0) {
+            ignored++;
+        } else if (refused++ < 5) {
+            logf_(d->o, "restore: %s", why);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (wm[i] != INT64_MIN)
+            cor_engine_raise_watermark(d->e, wm[i]);
+    d->state_restored += imported;
+    d->state_ignored += ignored;
+    d->state_refused += refused;
+    d->restores += n;
+    logf_(d->o,
+          "restore: %zu partitions: %zu groups imported (%zu ignored: rules gone, %zu refused) "
+          "from %zu records of %s",
+          n, imported, ignored, refused, read, d->o->topic_state);
+    rc = 0;
+out:
+    rd_kafka_assign(d->sreader, NULL);
+    rd_kafka_topic_partition_list_destroy(a);
+    smap_free(&m);
+    free(wm);
+    return rc;
+}
+
+/* ---- rebalances of the events consumer ---- */
 
 static void parts_text(const rd_kafka_topic_partition_list_t *p, char *out, size_t len)
 {
@@ -432,44 +803,50 @@ static void parts_text(const rd_kafka_topic_partition_list_t *p, char *out, size
         snprintf(out, len, "none");
 }
 
-/* The windows of partitions that went to another instance are dropped: that
- * instance reads their events from the committed offsets, and were they kept
- * here they would meet that partition's events again if it ever came back. */
-static void drop_lost(daemon_ctx *d, const rd_kafka_topic_partition_list_t *lost)
+typedef struct drop_arg {
+    const daemon_ctx *d;
+    const rd_kafka_topic_partition_list_t *parts; /* NULL: every source */
+} drop_arg;
+
+static bool drop_if_in(void *arg, int32_t src)
 {
-    drop_arg a = {d, 0};
-    for (int i = 0; i < lost->cnt; i++)
-        if (strcmp(lost->elems[i].topic, d->o->topic_in) == 0)
-            a.mask |= 1ULL << ((uint32_t)lost->elems[i].partition % 64);
-    if (!a.mask || !d->e)
-        return;
-    size_t n = cor_engine_drop_groups(d->e, drop_if_lost, &a);
-    d->groups_dropped += n;
-    char t[512];
-    parts_text(lost, t, sizeof(t));
-    logf_(d->o, "rebalance: dropped %zu groups of the partitions gone (%s)", n, t);
+    const drop_arg *a = arg;
+    return !a->parts ||
+           rd_kafka_topic_partition_list_find(a->parts, a->d->o->topic_in, src) != NULL;
 }
 
-/* Before partitions go: every incident delivered, then the offsets of what was
- * processed committed synchronously, so whoever reads them next starts after
- * it. true when that worked. */
-static bool commit_before_revoke(daemon_ctx *d, rd_kafka_t *cons)
+/* The groups of partitions gone elsewhere are dropped: their state is in the state
+ * topic, where the next owner reads it. */
+static void drop_parts(daemon_ctx *d, const rd_kafka_topic_partition_list_t *gone)
 {
-    if (d->prod)
-        rd_kafka_flush(d->prod, 10000);
-    if (d->outstanding > 0 || d->failed > 0) {
-        logf_(d->o, "rebalance: incidents not delivered; offsets not committed");
-        return false;
+    if (!d->e || (gone && gone->cnt == 0))
+        return;
+    drop_arg a = {d, gone};
+    size_t n = cor_engine_drop_sources(d->e, drop_if_in, &a);
+    d->groups_dropped += n;
+    char t[512];
+    if (gone) {
+        parts_text(gone, t, sizeof(t));
+        logf_(d->o, "rebalance: dropped %zu groups of the partitions gone (%s)", n, t);
+    } else {
+        logf_(d->o, "rewind: dropped %zu groups; reading them back from %s", n, d->o->topic_state);
     }
-    if (!d->uncommitted)
-        return true;
-    rd_kafka_resp_err_t err = rd_kafka_commit(cons, NULL, 0);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-        logf_(d->o, "rebalance: commit: %s", rd_kafka_err2str(err));
-        return false;
+}
+
+/* Restore the state of each events partition of parts. On failure nothing
+ * consistent can be kept: the daemon stops (a supervisor restarts it). */
+static void restore_parts(daemon_ctx *d, const rd_kafka_topic_partition_list_t *parts)
+{
+    int32_t *ps = psb_xcalloc((size_t)parts->cnt + 1, sizeof(*ps));
+    size_t n = 0;
+    for (int i = 0; i < parts->cnt; i++)
+        if (strcmp(parts->elems[i].topic, d->o->topic_in) == 0)
+            ps[n++] = parts->elems[i].partition;
+    if (n && !d->broken && restore_set(d, ps, n) != 0) {
+        logf_(d->o, "cannot restore the window state: stopping");
+        d->broken = true;
     }
-    d->uncommitted = false;
-    return true;
+    free(ps);
 }
 
 static void take_error(daemon_ctx *d, const char *what, rd_kafka_error_t *e)
@@ -482,7 +859,9 @@ static void take_error(daemon_ctx *d, const char *what, rd_kafka_error_t *e)
 
 /* Eager assignors (range, roundrobin: librdkafka's default) revoke every
  * partition and then assign the new set, mostly the same partitions; a
- * cooperative one (cooperative-sticky) revokes and assigns only what moves. */
+ * cooperative one (cooperative-sticky) revokes and assigns only what moves.
+ * Before partitions go, the open transaction commits (incidents, state, offsets);
+ * a partition that arrives has its state read back before its first event. */
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -492,13 +871,19 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     parts_text(parts, t, sizeof(t));
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         bool lost = rd_kafka_assignment_lost(rk);
-        bool clean = !lost && commit_before_revoke(d, rk);
+        bool clean;
+        if (lost) {
+            txn_abort(d); /* their events will be read again by the next owner */
+            clean = false;
+        } else {
+            clean = txn_commit(d, rk) == 0;
+        }
         logf_(d->o, "rebalance: revoked %s; %s", t,
-              clean  ? "processed offsets committed"
+              clean  ? "transaction committed (incidents, state, offsets)"
               : lost ? "assignment lost: their uncommitted events will be read again"
-                     : "offsets not committed: their uncommitted events will be read again");
+                     : "transaction not committed: their uncommitted events will be read again");
         if (coop) {
-            drop_lost(d, parts); /* never handed back in the same rebalance */
+            drop_parts(d, parts); /* never handed back in the same rebalance */
             take_error(d, "incremental unassign", rd_kafka_incremental_unassign(rk, parts));
         } else {
             /* Which of them come back is known at the assignment. */
@@ -510,9 +895,12 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
     } else if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         d->rebalances++;
+        /* The state partitions must not hold an open transaction of ours. */
+        txn_commit(d, rk);
+        rd_kafka_topic_partition_list_t *fresh = rd_kafka_topic_partition_list_new(8);
         if (d->revoked) {
-            /* Gone elsewhere, or read again from older offsets (the windows
-             * would take those events a second time): dropped. */
+            /* Gone elsewhere, or read again from older offsets: dropped. Handed
+             * back after a clean commit: kept as they are. */
             rd_kafka_topic_partition_list_t *gone = rd_kafka_topic_partition_list_new(8);
             for (int i = 0; i < d->revoked->cnt; i++) {
                 const rd_kafka_topic_partition_t *r = &d->revoked->elems[i];
@@ -520,23 +908,112 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                     !rd_kafka_topic_partition_list_find(parts, r->topic, r->partition))
                     rd_kafka_topic_partition_list_add(gone, r->topic, r->partition);
             }
-            drop_lost(d, gone);
+            drop_parts(d, gone);
             rd_kafka_topic_partition_list_destroy(gone);
+        }
+        for (int i = 0; i < parts->cnt; i++) {
+            const rd_kafka_topic_partition_t *p = &parts->elems[i];
+            bool kept = d->revoked && d->revoked_clean &&
+                        rd_kafka_topic_partition_list_find(d->revoked, p->topic, p->partition);
+            if (!kept)
+                rd_kafka_topic_partition_list_add(fresh, p->topic, p->partition);
+        }
+        if (d->revoked) {
             rd_kafka_topic_partition_list_destroy(d->revoked);
             d->revoked = NULL;
         }
         logf_(d->o, "rebalance: assigned %s", t);
+        restore_parts(d, fresh);
+        rd_kafka_topic_partition_list_destroy(fresh);
         if (coop)
             take_error(d, "incremental assign", rd_kafka_incremental_assign(rk, parts));
         else
             rd_kafka_assign(rk, parts);
     } else {
         logf_(d->o, "rebalance: %s", rd_kafka_err2str(err));
+        txn_abort(d);
         if (coop)
             take_error(d, "incremental unassign", rd_kafka_incremental_unassign(rk, parts));
         else
             rd_kafka_assign(rk, NULL);
     }
+}
+
+typedef struct carry_arg {
+    daemon_ctx *d;
+    cor_engine *to;
+    size_t n;
+} carry_arg;
+
+static void on_carry(void *arg, int32_t src, const char *rule_id, const char *key, size_t key_len,
+                     const char *rec, size_t rec_len)
+{
+    carry_arg *c = arg;
+    char why[256];
+    int r = cor_engine_import(c->to, rec, rec_len, why, sizeof(why));
+    if (r == 0) {
+        c->n++;
+        return;
+    }
+    if (r < 0) {
+        logf_(c->d->o, "reload: %s", why);
+        return;
+    }
+    /* The rule is gone (or changed kind): its record goes too. */
+    c->d->state_ignored++;
+    state_out so = {c->d, 0};
+    if (txn_open(c->d) == 0)
+        on_state(&so, src, rule_id, key, key_len, NULL, 0);
+}
+
+/* A reload keeps the windows of the rules it keeps (by id): every group of the old
+ * engine is carried into the new one through its record. */
+static size_t carry_over(daemon_ctx *d, cor_engine *to)
+{
+    carry_arg c = {d, to, 0};
+    cor_engine_export_all(d->e, on_carry, &c);
+    if (cor_engine_has_watermark(d->e))
+        cor_engine_raise_watermark(to, cor_engine_watermark(d->e));
+    return c.n;
+}
+
+/* After an abort: every group of this instance dropped, the consumer back at the
+ * committed offsets, the state of each assigned partition read back. */
+static int rewind_all(daemon_ctx *d, rd_kafka_t *cons)
+{
+    txn_abort(d); /* anything begun since is read again too */
+    d->need_rewind = false;
+    /* The same batch failing again and again (an incident past message.max.bytes,
+     * a topic that refuses writes) is not retried for ever. */
+    if (d->aborts_in_row >= COR_DAEMON_MAX_ABORTS) {
+        logf_(d->o, "%d transactions aborted in a row", d->aborts_in_row);
+        return -1;
+    }
+    rd_kafka_poll(d->txp, 200 * d->aborts_in_row); /* a pause that grows */
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(cons, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    drop_parts(d, NULL);
+    int rc = -1;
+    rd_kafka_resp_err_t err = rd_kafka_committed(cons, parts, COR_DAEMON_TXN_TIMEOUT_MS);
+    if (err) {
+        logf_(d->o, "rewind: committed offsets: %s", rd_kafka_err2str(err));
+        goto out;
+    }
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].offset < 0)
+            parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING; /* auto.offset.reset */
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(cons, parts, COR_DAEMON_TXN_TIMEOUT_MS);
+    if (e) {
+        logf_(d->o, "rewind: seek: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        goto out;
+    }
+    restore_parts(d, parts);
+    rc = d->broken ? -1 : 0;
+out:
+    rd_kafka_topic_partition_list_destroy(parts);
+    return rc;
 }
 
 /* ---- the topics every instance reads whole ---- */
@@ -656,30 +1133,35 @@ static size_t read_whole(daemon_ctx *d, rd_kafka_t *reader)
 /* Assign every partition of the three topics to the reader, from the start.
  * A topic the broker does not know yet is asked for through the producer
  * (which lets a broker that auto-creates topics create it). */
+static int topic_partitions(daemon_ctx *d, const char *name)
+{
+    int np = 0;
+    for (int tries = 0; tries < 20 && np == 0 && !stop_flag; tries++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(d->prod, name, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(d->prod, 0, rkt, &md, 5000);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && !md->topics[0].err)
+            np = md->topics[0].partition_cnt;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+        if (np == 0)
+            rd_kafka_poll(d->prod, 500);
+    }
+    if (np == 0 && !stop_flag)
+        logf_(d->o, "topic %s: no partitions (does it exist?)", name);
+    return np;
+}
+
 static int assign_whole(daemon_ctx *d, rd_kafka_t *reader)
 {
     const char *names[3] = {d->o->topic_out, d->o->topic_updates, d->o->topic_kpi};
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
     int rc = -1;
     for (size_t t = 0; t < 3; t++) {
-        int np = 0;
-        for (int tries = 0; tries < 20 && np == 0 && !stop_flag; tries++) {
-            rd_kafka_topic_t *rkt = rd_kafka_topic_new(d->prod, names[t], NULL);
-            const struct rd_kafka_metadata *md = NULL;
-            rd_kafka_resp_err_t e = rd_kafka_metadata(d->prod, 0, rkt, &md, 5000);
-            if (e == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && !md->topics[0].err)
-                np = md->topics[0].partition_cnt;
-            if (md)
-                rd_kafka_metadata_destroy(md);
-            rd_kafka_topic_destroy(rkt);
-            if (np == 0)
-                rd_kafka_poll(d->prod, 500);
-        }
-        if (np == 0) {
-            if (!stop_flag)
-                logf_(d->o, "topic %s: no partitions (does it exist?)", names[t]);
+        int np = topic_partitions(d, names[t]);
+        if (np == 0)
             goto out;
-        }
         for (int i = 0; i < np; i++)
             rd_kafka_topic_partition_list_add(parts, names[t], i)->offset =
                 RD_KAFKA_OFFSET_BEGINNING;
@@ -744,6 +1226,29 @@ static void publish_kpi(daemon_ctx *d)
     cor_buf_free(&b);
 }
 
+/* transactional.id: the one given in kafka.properties, else GROUP/INSTANCE, the
+ * instance by default the host name and the --http port (two instances on one host
+ * must differ: the later one would fence the other). */
+static void instance_txid(const cor_daemon_opts *o, const char *given, char *out, size_t len)
+{
+    if (given) {
+        snprintf(out, len, "%s", given);
+        return;
+    }
+    char inst[320];
+    if (o->instance) {
+        snprintf(inst, sizeof(inst), "%s", o->instance);
+    } else {
+        char host[256];
+        if (gethostname(host, sizeof(host)) != 0)
+            snprintf(host, sizeof(host), "localhost");
+        host[sizeof(host) - 1] = '\0';
+        const char *port = o->http ? strrchr(o->http, ':') : NULL;
+        snprintf(inst, sizeof(inst), "%s%s", host, port ? port : "");
+    }
+    snprintf(out, len, "%s/%s", o->group_id, inst);
+}
+
 /* "ADDR:PORT" (the last colon splits, so "[::1]:9108" works without brackets
  * being stripped: evhttp takes "::1"). */
 static int split_addr(const char *s, char *host, size_t hostlen, uint16_t *port)
@@ -798,7 +1303,7 @@ int cor_daemon_run(const cor_daemon_opts *o)
     d.e = cor_engine_new(rs, &o->engine);
     d.rs = rs;
 
-    rd_kafka_conf_t *pc = base_conf(o, true, err, sizeof(err));
+    rd_kafka_conf_t *pc = base_conf(o, CONF_PRODUCER, err, sizeof(err));
     if (!pc || set(pc, "enable.idempotence", "true", err, sizeof(err))) {
         logf_(o, "producer config: %s", err);
         if (pc)
@@ -825,7 +1330,7 @@ int cor_daemon_run(const cor_daemon_opts *o)
         logf_(o, "topic %s: %s", o->topic_updates, rd_kafka_err2str(rd_kafka_last_error()));
         goto out;
     }
-    rd_kafka_conf_t *cc = base_conf(o, false, err, sizeof(err));
+    rd_kafka_conf_t *cc = base_conf(o, CONF_CONSUMER, err, sizeof(err));
     if (!cc || set(cc, "group.id", o->group_id, err, sizeof(err)) ||
         set(cc, "enable.auto.commit", "false", err, sizeof(err)) ||
         set(cc, "auto.offset.reset", "earliest", err, sizeof(err))) {
@@ -845,10 +1350,12 @@ int cor_daemon_run(const cor_daemon_opts *o)
     d.cons = cons;
     /* The reader takes partitions by assignment, never joins a group and never
      * commits: every instance reads the three topics whole, from the start. */
-    rd_kafka_conf_t *rc_ = base_conf(o, false, err, sizeof(err));
+    rd_kafka_conf_t *rc_ = base_conf(o, CONF_CONSUMER, err, sizeof(err));
     if (!rc_ || set(rc_, "group.id", "pasban-correlator-reader", err, sizeof(err)) ||
         set(rc_, "enable.auto.commit", "false", err, sizeof(err)) ||
-        set(rc_, "enable.auto.offset.store", "false", err, sizeof(err))) {
+        set(rc_, "enable.auto.offset.store", "false", err, sizeof(err)) ||
+        /* incidents are produced in transactions: an aborted one is never read */
+        set(rc_, "isolation.level", "read_committed", err, sizeof(err))) {
         logf_(o, "reader config: %s", err);
         if (rc_)
             rd_kafka_conf_destroy(rc_);
@@ -860,13 +1367,79 @@ int cor_daemon_run(const cor_daemon_opts *o)
         goto out;
     }
     rd_kafka_poll_set_consumer(reader);
-    if (assign_whole(&d, reader) != 0) {
+    if (assign_whole(&d, reader) != 0 ||
+        (d.n_state_parts = topic_partitions(&d, o->topic_state)) == 0) {
         if (stop_flag) {
             logf_(o, "stopped during start-up");
             rc = 0;
         }
         goto out;
     }
+    /* The state reader: one state partition at a time, by assignment, to its end. */
+    rd_kafka_conf_t *sc = base_conf(o, CONF_CONSUMER, err, sizeof(err));
+    if (!sc || set(sc, "group.id", "pasban-correlator-state", err, sizeof(err)) ||
+        set(sc, "enable.auto.commit", "false", err, sizeof(err)) ||
+        set(sc, "enable.auto.offset.store", "false", err, sizeof(err)) ||
+        set(sc, "enable.partition.eof", "true", err, sizeof(err)) ||
+        set(sc, "fetch.wait.max.ms", "10", err, sizeof(err)) ||
+        set(sc, "isolation.level", "read_committed", err, sizeof(err))) {
+        logf_(o, "state reader config: %s", err);
+        if (sc)
+            rd_kafka_conf_destroy(sc);
+        goto out;
+    }
+    d.sreader = rd_kafka_new(RD_KAFKA_CONSUMER, sc, err, sizeof(err));
+    if (!d.sreader) {
+        logf_(o, "state reader: %s", err);
+        goto out;
+    }
+    rd_kafka_poll_set_consumer(d.sreader);
+    /* The transactional producer. transactional.id: kafka.properties', else
+     * GROUP/INSTANCE -- stable across restarts, so a restarted instance fences its
+     * killed predecessor and aborts its open transaction at once. */
+    rd_kafka_conf_t *tc = base_conf(o, CONF_TXN, err, sizeof(err));
+    char txid[512];
+    const char *given = NULL, *pk, *pv;
+    size_t nprops = cor_config_property(o->config, 0, &pk, &pv);
+    for (size_t i = 0; i < nprops; i++) {
+        cor_config_property(o->config, i, &pk, &pv);
+        if (strcmp(pk, "transactional.id") == 0)
+            given = pv;
+    }
+    if (!tc) {
+        logf_(o, "transactional producer config: %s", err);
+        goto out;
+    }
+    instance_txid(o, given, txid, sizeof(txid));
+    if (set(tc, "transactional.id", txid, err, sizeof(err))) {
+        logf_(o, "transactional producer config: %s", err);
+        rd_kafka_conf_destroy(tc);
+        goto out;
+    }
+    rd_kafka_conf_set_dr_msg_cb(tc, on_delivery);
+    rd_kafka_conf_set_opaque(tc, &d);
+    d.txp = rd_kafka_new(RD_KAFKA_PRODUCER, tc, err, sizeof(err));
+    if (!d.txp) {
+        logf_(o, "transactional producer: %s", err);
+        goto out;
+    }
+    for (;;) {
+        rd_kafka_error_t *te = rd_kafka_init_transactions(d.txp, 5000);
+        if (!te)
+            break;
+        bool retry = rd_kafka_error_is_retriable(te) && !stop_flag;
+        txn_log_error(&d, "init", te);
+        rd_kafka_error_destroy(te);
+        if (!retry) {
+            if (stop_flag) {
+                logf_(o, "stopped during start-up");
+                rc = 0;
+            }
+            goto out;
+        }
+    }
+    logf_(o, "transactional.id %s; window state in %s (%d partitions)", txid, o->topic_state,
+          d.n_state_parts);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, o->topic_in, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t serr = rd_kafka_subscribe(cons, topics);
@@ -916,11 +1489,17 @@ int cor_daemon_run(const cor_daemon_opts *o)
     logf_(o, "consuming %s as group %s, incidents to %s; reading %s, %s, %s whole", o->topic_in,
           o->group_id, o->topic_out, o->topic_out, o->topic_updates, o->topic_kpi);
 
-    int64_t last_commit = psb_now_ms(), last_kpi = last_commit;
+    int64_t last_forget = psb_now_ms(), last_kpi = last_forget;
     int64_t kpi_every = o->kpi_interval_ms > 0 ? o->kpi_interval_ms : 10000;
-    uint64_t seen = 0;
     rc = 0;
     while (!stop_flag) {
+        if (d.need_rewind && !d.broken && rewind_all(&d, cons) != 0)
+            d.broken = true;
+        if (d.broken) {
+            logf_(o, "cannot go on without losing or doubling incidents: stopping");
+            rc = 1;
+            break;
+        }
         if (reload_flag) {
             reload_flag = 0;
             /* Built aside; swapped in whole, or not at all. */
@@ -931,29 +1510,37 @@ int cor_daemon_run(const cor_daemon_opts *o)
                       nrs ? "a rule was refused, see above" : "rules unreadable", rs->n_rules);
                 cor_ruleset_free(nrs);
             } else {
-                if (produce_new(&d, NULL, &b) != 0) {
-                    rc = 1;
-                    break;
-                }
-                maybe_commit(&d, cons, true);
+                if (produce_new(&d, NULL, &b) != 0)
+                    txn_abort(&d);
+                txn_commit(&d, cons);
+                cor_engine *ne = cor_engine_new(nrs, &o->engine);
+                size_t carried = carry_over(&d, ne);
                 cor_engine_free(d.e);
                 cor_ruleset_free(rs);
                 rs = nrs;
-                d.e = cor_engine_new(rs, &o->engine);
+                d.e = ne;
                 d.rs = rs;
                 d.reloads++;
-                logf_(o, "reloaded: %zu rules", rs->n_rules);
+                logf_(o, "reloaded: %zu rules (%zu groups carried over)", rs->n_rules, carried);
+                continue;
             }
         }
         size_t side = read_whole(&d, reader);
         /* Short waits while the whole-read topics still have data, so startup
          * catches up on them quickly. */
         rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, side ? 0 : 100);
+        bool got = false;
+        if (m && d.need_rewind) {
+            /* an abort during this poll (rebalance): it is read again after the rewind */
+            rd_kafka_message_destroy(m);
+            continue;
+        }
         if (m) {
             if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                     logf_(o, "consume: %s", rd_kafka_message_errstr(m));
-            } else {
+            } else if (txn_open(&d) == 0) {
+                got = true;
                 psb_parse_opts po;
                 memset(&po, 0, sizeof(po));
                 po.received_ms = psb_now_ms();
@@ -968,31 +1555,29 @@ int cor_daemon_run(const cor_daemon_opts *o)
                  * an untagged event belongs to the collector's default name. */
                 if (!ev->organization_id.ptr)
                     ev->organization_id = PSB_STR_LIT("unassigned");
-                ops_note(&d, ev->organization_id, m->partition);
+                note_partition(&d, m->partition);
+                cor_engine_set_source(d.e, m->partition);
                 d.events++;
+                d.txn_events++;
                 cor_kpi_on_psb_event(d.kpi, ev);
                 cor_engine_process(d.e, ev);
-                d.uncommitted = true;
-                seen++;
             }
             rd_kafka_message_destroy(m);
-            if (produce_new(&d, ev, &b) != 0) {
-                rc = 1;
-                break;
-            }
+            if (got && produce_new(&d, ev, &b) != 0)
+                txn_abort(&d);
         }
         rd_kafka_poll(d.prod, 0); /* delivery reports answer held HTTP requests */
+        rd_kafka_poll(d.txp, 0);
         if (base)
             event_base_loop(base, EVLOOP_NONBLOCK);
-        if (d.failed) {
-            rc = 1; /* at least once: stop before committing past a lost incident */
-            break;
-        }
         int64_t now = psb_now_ms();
-        if (!m || now - last_commit >= 1000) {
-            maybe_commit(&d, cons, false);
-            last_commit = now;
+        /* Idle, or the batch is old enough: incidents become visible to
+         * read_committed readers at the commit. */
+        if (d.in_txn && (!got || now - d.txn_since >= COR_DAEMON_TXN_MS))
+            txn_commit(&d, cons);
+        if (now - last_forget >= 1000) {
             cor_engine_forget(d.e);
+            last_forget = now;
         }
         if (now - last_kpi >= kpi_every) {
             publish_kpi(&d);
@@ -1002,6 +1587,8 @@ int cor_daemon_run(const cor_daemon_opts *o)
     d.stopping = true; /* the API takes no more updates */
     if (rc == 0) {
         if (produce_new(&d, NULL, &b) != 0)
+            txn_abort(&d);
+        if (txn_commit(&d, cons) != 0)
             rc = 1;
         publish_kpi(&d);
         /* Deliveries answer the held HTTP requests: keep the loop turning. */
@@ -1011,11 +1598,10 @@ int cor_daemon_run(const cor_daemon_opts *o)
             if (base)
                 event_base_loop(base, EVLOOP_NONBLOCK);
         }
-        maybe_commit(&d, cons, true);
-        if (d.failed || d.outstanding)
-            rc = 1;
+    } else {
+        txn_abort(&d);
     }
-    logf_(o, "stopping after %llu events", (unsigned long long)seen);
+    logf_(o, "stopping after %llu events", (unsigned long long)d.events);
 out:
     d.stopping = true;
     if (cons) {
@@ -1025,6 +1611,15 @@ out:
     if (reader) {
         rd_kafka_consumer_close(reader);
         rd_kafka_destroy(reader);
+    }
+    if (d.sreader) {
+        rd_kafka_consumer_close(d.sreader);
+        rd_kafka_destroy(d.sreader);
+    }
+    if (d.txp) {
+        if (d.in_txn)
+            txn_abort(&d);
+        rd_kafka_destroy(d.txp);
     }
     if (d.prod)
         rd_kafka_flush(d.prod, 5000);
@@ -1056,9 +1651,8 @@ out:
     for (size_t i = 0; i < d.n_pub; i++)
         free(d.pub[i].op);
     free(d.pub);
-    for (size_t i = 0; i < d.ops_cap; i++)
-        free(d.ops[i].op);
-    free(d.ops);
+    free(d.touched);
+    cor_buf_free(&d.skey);
     if (d.revoked)
         rd_kafka_topic_partition_list_destroy(d.revoked);
     cor_buf_free(&b);

@@ -1,21 +1,23 @@
 /* cor_daemon.h -- pasban-correlator as a Kafka consumer (design.md, "Kafka").
  *
  * One consumer in group `group_id` on `topic_in` (Pasban event JSON, or raw
- * lines), the engine in event time, each new incident produced to `topic_out`
- * with key = incident id (idempotent producer, acks=all). Offsets are committed
- * only when every incident produced so far has been delivered: at least once.
- * SIGHUP loads the rules aside and swaps them in whole when the new set loads
- * without a refused rule; otherwise the old set stays and the reason is logged.
- * SIGTERM/SIGINT stop after a final flush and commit; a SIGHUP during start-up
- * is kept and reloads once the loop runs.
+ * lines), the engine in event time. Exactly once: per batch one Kafka
+ * transaction (transactional.id: kafka.properties', else group/instance) holds
+ * the batch's incidents (to `topic_out`, key = incident id), the state records of
+ * the groups it changed and tombstones of those it freed (to `topic_state`,
+ * partition = the events partition, key "group/partition/rule-id/group-key"), and
+ * the consumer's offsets; an error aborts it (flush first: librdkafka bug 4849)
+ * and the loop rewinds to the committed offsets and state. SIGHUP loads the rules
+ * aside and swaps them in whole when the new set loads without a refused rule,
+ * carrying the windows of rules kept over by id; otherwise the old set stays and
+ * the reason is logged. SIGTERM/SIGINT stop after a final commit; a SIGHUP
+ * during start-up is kept and reloads once the loop runs.
  *
  * Rebalances (a rebalance callback, eager or cooperative assignors): before
- * partitions are revoked the producer is flushed and the processed offsets are
- * committed synchronously, so the next owner starts after what was processed
- * and nothing is read twice. The groups (windows, chains, suppression) of the
- * operators whose events came from a partition that went elsewhere -- or whose
- * offsets could not be committed, so they will be read again -- are dropped.
- * The next owner starts those windows empty (no state topic yet).
+ * partitions are revoked the open transaction commits; the groups of partitions
+ * that went elsewhere are dropped (their records stay for the next owner), and
+ * every partition assigned has its state read back from `topic_state` (from the
+ * start to the end, read_committed) before its first event.
  *
  * A second consumer, outside the group, reads `topic_out`, `topic_updates` and
  * `topic_kpi` whole from the start into the incident store and the KPI engine,
@@ -41,6 +43,8 @@ typedef struct cor_daemon_opts {
     const char *topic_out;           /* default "pasban.incidents" */
     const char *topic_updates;       /* default "pasban.incident-updates" */
     const char *topic_kpi;           /* default "pasban.kpi" */
+    const char *topic_state;         /* default "pasban.state" */
+    const char *instance;            /* stable name; NULL: host name [+ ":" http port] */
     const char *http;                /* ADDR:PORT of the API, dashboard and /metrics, or NULL */
     const char *web_root;            /* dashboard files, or NULL: cor_http_default_web_root */
     long kpi_interval_ms;            /* KPI records published at most this often; 0: 10 s */
@@ -55,8 +59,9 @@ typedef struct cor_daemon_opts {
 void cor_daemon_signals(void);
 
 /* Runs until SIGTERM/SIGINT. Returns the exit code: 0, or 1 on a fatal error
- * (rules unreadable, Kafka client creation, an incident that could not be
- * delivered -- its offsets are then not committed). */
+ * (rules unreadable, Kafka client creation, a transaction that could not be
+ * committed or aborted, fenced by another instance, a restore that could not
+ * read its state partition to the end). */
 int cor_daemon_run(const cor_daemon_opts *o);
 
 #endif

@@ -77,6 +77,7 @@ typedef struct seq_state {
 typedef struct abs_state {
     int64_t first_seen, last_seen;
     long count;
+    uint64_t order; /* the event that set last_seen: ties at import keep arrival order */
     uint32_t olen, ocap;
 } abs_state;
 
@@ -85,11 +86,15 @@ typedef struct group {
     struct group *prev, *next;
     cor_incident *incident; /* the last one raised: suppressed events count on it */
     int64_t newest;
-    uint32_t hash;    /* low 32 bits of the key's hash: bucket and quick compare */
+    uint32_t hash; /* low 32 bits of the key's hash: bucket and quick compare */
     uint32_t key_len;
-    uint32_t rule;    /* index in the rule set */
-    bool fired;       /* absence: raised and waiting for its suppress time to pass */
-    char key[];       /* operator and by values, length-prefixed (see build_key) */
+    uint32_t rule;  /* index in the rule set */
+    int32_t src;    /* the source (events partition) of its last event (state records) */
+    uint32_t dirty; /* 1 + its place in the engine's dirty list; 0: not changed since */
+    bool fired;     /* absence: raised and waiting for its suppress time to pass */
+    bool stub;      /* its incident is an imported stand-in the group owns */
+    bool persisted; /* a state record of it was exported or imported: a free tombstones */
+    char key[];     /* operator and by values, length-prefixed (see build_key) */
 } group;
 
 static size_t kind_off(size_t key_len)
@@ -151,6 +156,14 @@ typedef struct id_slot {
 
 #define ID_HORIZON_EXTRA_MS (3600 * 1000LL)
 
+/* A group freed after a record of it went out: its tombstone, due at the next export. */
+struct tomb {
+    int32_t src;
+    char *rule_id;
+    char *key;
+    size_t key_len;
+};
+
 struct cor_engine {
     const cor_ruleset *rs;
     cor_matcher *m;
@@ -172,6 +185,16 @@ struct cor_engine {
     id_slot *ids;
     size_t ids_cap, ids_n;
     int64_t id_horizon;
+    /* state records (cor_engine_export_dirty) */
+    int32_t src;   /* the source of the event being processed */
+    group **dirty; /* changed since the last export */
+    size_t n_dirty, cap_dirty;
+    struct tomb *tombs; /* freed since the last export, after a record of them was out */
+    size_t n_tombs, cap_tombs;
+    size_t *by_id; /* open addressing over rule ids: index + 1, 0 empty */
+    size_t by_id_cap;
+    cor_buf rec; /* the record being written */
+    cor_state_counts counts;
 };
 
 cor_engine *cor_engine_new(const cor_ruleset *rs, const cor_engine_opts *opts)
@@ -200,7 +223,30 @@ cor_engine *cor_engine_new(const cor_ruleset *rs, const cor_engine_opts *opts)
     }
     e->ids_cap = 1024;
     e->ids = psb_xcalloc(e->ids_cap, sizeof(*e->ids));
+    e->by_id_cap = 16;
+    while (e->by_id_cap < rs->n_rules * 2)
+        e->by_id_cap *= 2;
+    e->by_id = psb_xcalloc(e->by_id_cap, sizeof(*e->by_id));
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        const char *id = rs->rules[i]->id;
+        size_t j = psb_hash_bytes(id, strlen(id), PSB_HASH_SEED) & (e->by_id_cap - 1);
+        while (e->by_id[j])
+            j = (j + 1) & (e->by_id_cap - 1);
+        e->by_id[j] = i + 1;
+    }
     return e;
+}
+
+/* The rule of that id in the set, or NULL. */
+static const cor_rule *rule_by_id(const cor_engine *e, const char *id, size_t len)
+{
+    size_t j = psb_hash_bytes(id, len, PSB_HASH_SEED) & (e->by_id_cap - 1);
+    for (; e->by_id[j]; j = (j + 1) & (e->by_id_cap - 1)) {
+        const cor_rule *r = e->rs->rules[e->by_id[j] - 1];
+        if (strlen(r->id) == len && memcmp(r->id, id, len) == 0)
+            return r;
+    }
+    return NULL;
 }
 
 static void window_clear(group *g)
@@ -221,9 +267,20 @@ static void seq_clear(group *g, const cor_rule *r)
 
 static void group_free(group *g)
 {
-    if (g->incident && g->incident->owner == g)
+    if (g->stub)
+        cor_incident_free(g->incident);
+    else if (g->incident && g->incident->owner == g)
         g->incident->owner = NULL;
     free(g);
+}
+
+static void tombs_clear(cor_engine *e)
+{
+    for (size_t i = 0; i < e->n_tombs; i++) {
+        free(e->tombs[i].rule_id);
+        free(e->tombs[i].key);
+    }
+    e->n_tombs = 0;
 }
 
 void cor_engine_free(cor_engine *e)
@@ -245,6 +302,11 @@ void cor_engine_free(cor_engine *e)
     free(e->rules);
     free(e->absence_rules);
     free(e->ids);
+    free(e->dirty);
+    tombs_clear(e);
+    free(e->tombs);
+    free(e->by_id);
+    cor_buf_free(&e->rec);
     cor_buf_free(&e->key);
     cor_buf_free(&e->json);
     cor_matcher_free(e->m);
@@ -304,9 +366,52 @@ static void list_insert_by_time(rule_state *rs, group *g)
         rs->head = g;
 }
 
-static void group_remove(cor_engine *e, group *g)
+static void mark_dirty(cor_engine *e, group *g)
+{
+    if (g->dirty)
+        return;
+    if (e->n_dirty == e->cap_dirty) {
+        e->cap_dirty = e->cap_dirty ? e->cap_dirty * 2 : 256;
+        e->dirty = psb_xrealloc(e->dirty, e->cap_dirty * sizeof(*e->dirty));
+    }
+    e->dirty[e->n_dirty++] = g;
+    g->dirty = (uint32_t)e->n_dirty;
+}
+
+static void unmark_dirty(cor_engine *e, group *g)
+{
+    if (!g->dirty)
+        return;
+    size_t i = g->dirty - 1;
+    group *last = e->dirty[--e->n_dirty];
+    e->dirty[i] = last;
+    last->dirty = (uint32_t)(i + 1);
+    g->dirty = 0;
+}
+
+/* The record of g (under its current source) is to go. */
+static void tomb_add(cor_engine *e, const group *g)
+{
+    if (e->n_tombs == e->cap_tombs) {
+        e->cap_tombs = e->cap_tombs ? e->cap_tombs * 2 : 64;
+        e->tombs = psb_xrealloc(e->tombs, e->cap_tombs * sizeof(*e->tombs));
+    }
+    struct tomb *t = &e->tombs[e->n_tombs++];
+    t->src = g->src;
+    t->rule_id = psb_xstrdup(e->rs->rules[g->rule]->id);
+    t->key = psb_xmalloc(g->key_len ? g->key_len : 1);
+    memcpy(t->key, g->key, g->key_len);
+    t->key_len = g->key_len;
+}
+
+/* Free g; a tombstone is due if a record of it went out (tomb) -- not when a
+ * rebalance drops it: its record stays for the next owner. */
+static void group_remove_(cor_engine *e, group *g, bool tomb)
 {
     rule_state *rs = &e->rules[g->rule];
+    unmark_dirty(e, g);
+    if (tomb && g->persisted)
+        tomb_add(e, g);
     list_unlink(rs, g);
     group **pp = &e->buckets[g->hash & (e->n_buckets - 1)];
     while (*pp != g)
@@ -315,6 +420,11 @@ static void group_remove(cor_engine *e, group *g)
     rs->n_groups--;
     e->n_groups--;
     group_free(g);
+}
+
+static void group_remove(cor_engine *e, group *g)
+{
+    group_remove_(e, g, true);
 }
 
 /* Resize g's block. realloc may move it: the bucket chain, the rule's list and the
@@ -347,6 +457,8 @@ static group *group_realloc(cor_engine *e, group *g, size_t size)
     }
     if (owns)
         n->incident->owner = n;
+    if (n->dirty)
+        e->dirty[n->dirty - 1] = n;
     return n;
 }
 
@@ -468,8 +580,16 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
     uint64_t h = psb_hash_bytes(e->key.p, e->key.len, PSB_HASH_SEED + r->index);
     group *g = group_find(e, r, h);
     *created = false;
-    if (g)
+    if (g) {
+        if (g->src != e->src && g->persisted) {
+            /* Its events now come from another source: the record moves there. */
+            tomb_add(e, g);
+            g->persisted = false;
+        }
+        g->src = e->src;
+        mark_dirty(e, g);
         return g;
+    }
     rule_state *rs = &e->rules[r->index];
     if (rs->n_groups >= e->max_groups) {
         /* The cap keeps memory bounded under a flood of distinct sources: the
@@ -485,7 +605,7 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
     size_t off = kind_off(e->key.len);
     size_t kind = r->kind == COR_KIND_SEQUENCE
                       ? sizeof(seq_state) + seq_slots(r) * sizeof(seq_partial) + extra
-                  : r->kind == COR_KIND_ABSENCE  ? sizeof(abs_state) + extra
+                  : r->kind == COR_KIND_ABSENCE   ? sizeof(abs_state) + extra
                   : r->kind == COR_KIND_THRESHOLD ? sizeof(thr_state) + extra
                                                   : 0;
     g = psb_xcalloc(1, off + kind);
@@ -494,11 +614,13 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
     memcpy(g->key, e->key.p, e->key.len);
     g->key_len = (uint32_t)e->key.len;
     g->newest = INT64_MIN;
+    g->src = e->src;
     g->hnext = e->buckets[h & (e->n_buckets - 1)];
     e->buckets[h & (e->n_buckets - 1)] = g;
     rs->n_groups++;
     if (++e->n_groups > e->n_buckets)
         rehash(e);
+    mark_dirty(e, g);
     *created = true;
     return g;
 }
@@ -574,10 +696,14 @@ static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, in
     decode_key(r, key, key_len, inc, &e->json);
     incident_set_unique_id(e, inc, key, key_len);
     if (g) {
-        if (g->incident && g->incident->owner == g)
+        if (g->stub)
+            cor_incident_free(g->incident);
+        else if (g->incident && g->incident->owner == g)
             g->incident->owner = NULL;
+        g->stub = false;
         g->incident = inc;
         inc->owner = g;
+        mark_dirty(e, g);
     }
     if (e->n_incidents == e->cap_incidents) {
         e->cap_incidents = e->cap_incidents ? e->cap_incidents * 2 : 64;
@@ -668,7 +794,6 @@ static uint32_t evidence_len(const psb_event *ev)
 {
     return ev->original.len > EVIDENCE_MAX_LEN ? EVIDENCE_MAX_LEN : (uint32_t)ev->original.len;
 }
-
 
 /* Arena bytes of an entry: its original, and for a distinct rule the value's length
  * and the value. */
@@ -1006,7 +1131,7 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
         }
         seq_partial *p1 = seq_prefix(seq(g), 1);
         if (p1->valid && p1->t0 > t)
-            return; /* the most recent start by time (a late first step does not replace it) */
+            return;    /* the most recent start by time (a late first step does not replace it) */
         p1->valid = 0; /* its events are not kept through a compaction */
         g = seq_reserve(e, g, r, sizeof(uint32_t) + olen);
         p1 = seq_prefix(seq(g), 1);
@@ -1103,6 +1228,7 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
         if (t >= s->last_seen) {
             list_unlink(rs, g);
             s->last_seen = t;
+            s->order = e->event_seq;
             g = abs_set_last(e, g, ev);
             list_insert_by_time(rs, g);
         }
@@ -1114,6 +1240,7 @@ static void on_absence(cor_engine *e, const psb_event *ev, const cor_rule *r,
     }
     s->first_seen = s->last_seen = t;
     s->count = 1;
+    s->order = e->event_seq;
     g = abs_set_last(e, g, ev);
     list_insert_by_time(rs, g);
 }
@@ -1130,6 +1257,7 @@ static void fire_absences(cor_engine *e, int64_t w)
             group *g = rs->head;
             abs_state *s = absn(g);
             int64_t at = w;
+            mark_dirty(e, g);
             if (g->incident && at < g->incident->suppress_until) {
                 g->incident->suppressed++;
                 cor_matcher_stats(e->m)[r->index].suppressed++;
@@ -1272,7 +1400,7 @@ size_t cor_engine_drop_groups(cor_engine *e, bool (*drop)(void *arg, const char 
             psb_str org;
             bool has = key_item(g->key, g->key_len, &pos, &org);
             if (drop(arg, has ? org.ptr : NULL, has ? org.len : 0)) {
-                group_remove(e, g);
+                group_remove_(e, g, false);
                 n++;
             }
             g = next;
@@ -1296,4 +1424,613 @@ size_t cor_engine_groups(const cor_engine *e)
 int64_t cor_engine_watermark(const cor_engine *e)
 {
     return e->watermark;
+}
+
+/* ---- state records ----
+ *
+ * Little-endian, fixed widths, every length checked on import:
+ *   "PSST" u8 version u8 kind u8 flags (1 incident, 2 fired, 4 distinct) u8 0
+ *   i32 src, u8 rule id length + id, u32 key length + key, i64 newest
+ *   incident: i64 first_seen, i64 suppress_until, u32 id ordinal
+ *   threshold: u32 n, n x (i64 t, u32 len + original [, u32 len + distinct value])
+ *   sequence: u8 prefixes, each u8 valid [, i64 t0, i64 tmax, u8 n, n x (u32 len + original)]
+ *   absence: i64 first_seen, i64 last_seen, i64 count, u64 arrival order,
+ *            u32 len + last original
+ * and nothing after. */
+
+#define ST_INCIDENT 1
+#define ST_FIRED 2
+#define ST_DISTINCT 4
+
+void cor_engine_set_source(cor_engine *e, int32_t src)
+{
+    e->src = src;
+}
+
+static void put_u32(cor_buf *b, uint32_t v)
+{
+    char x[4] = {(char)v, (char)(v >> 8), (char)(v >> 16), (char)(v >> 24)};
+    cor_buf_put(b, x, 4);
+}
+
+static void put_i64(cor_buf *b, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    put_u32(b, (uint32_t)u);
+    put_u32(b, (uint32_t)(u >> 32));
+}
+
+/* An original, cut to cut bytes; *total and *n sum what is there before the cut. */
+typedef struct orig_acc {
+    size_t cut;
+    size_t total, n;
+    bool was_cut;
+} orig_acc;
+
+static void put_orig(cor_buf *b, const char *p, size_t len, orig_acc *acc)
+{
+    acc->total += len;
+    acc->n++;
+    if (len > acc->cut) {
+        len = acc->cut;
+        acc->was_cut = true;
+    }
+    put_u32(b, (uint32_t)len);
+    cor_buf_put(b, p, len);
+}
+
+/* The id ordinal so far of the basis of g's last incident. */
+static unsigned basis_ordinal(const cor_engine *e, const cor_rule *r, const group *g)
+{
+    cor_incident tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.rule = r;
+    tmp.first_seen = g->incident->first_seen;
+    cor_incident_set_id(&tmp, g->key, g->key_len, 0);
+    uint64_t h = psb_hash_bytes(tmp.id, 32, PSB_HASH_SEED);
+    h = h ? h : 1;
+    const id_slot *s = id_slot_find(e->ids, e->ids_cap, h);
+    return s->h ? s->n : 0;
+}
+
+static void write_record(cor_engine *e, group *g, orig_acc *acc)
+{
+    const cor_rule *r = e->rs->rules[g->rule];
+    cor_buf *b = &e->rec;
+    b->len = 0;
+    uint8_t flags = (uint8_t)((g->incident ? ST_INCIDENT : 0) | (g->fired ? ST_FIRED : 0) |
+                              (r->distinct ? ST_DISTINCT : 0));
+    char head[8] = {'P', 'S', 'S', 'T', COR_STATE_VERSION, (char)r->kind, (char)flags, 0};
+    cor_buf_put(b, head, sizeof(head));
+    put_u32(b, (uint32_t)g->src);
+    size_t il = strlen(r->id);
+    cor_buf_putc(b, (char)il);
+    cor_buf_put(b, r->id, il);
+    put_u32(b, g->key_len);
+    cor_buf_put(b, g->key, g->key_len);
+    put_i64(b, g->newest);
+    if (g->incident) {
+        put_i64(b, g->incident->first_seen);
+        put_i64(b, g->incident->suppress_until);
+        put_u32(b, basis_ordinal(e, r, g));
+    }
+    if (r->kind == COR_KIND_THRESHOLD) {
+        thr_state *w = thr(g);
+        const wentry *win = thr_win(w);
+        const char *a = thr_arena(w);
+        put_u32(b, w->n);
+        for (size_t i = 0; i < w->n; i++) {
+            put_i64(b, win[i].t);
+            put_orig(b, a + win[i].off, win[i].len, acc);
+            if (r->distinct) {
+                psb_str d = entry_dv(a, &win[i]);
+                put_u32(b, (uint32_t)d.len);
+                cor_buf_put(b, d.ptr, d.len);
+            }
+        }
+    } else if (r->kind == COR_KIND_SEQUENCE) {
+        seq_state *q = seq(g);
+        const char *a = seq_arena(q, r);
+        cor_buf_putc(b, (char)seq_slots(r));
+        for (size_t k = 1; k <= seq_slots(r); k++) {
+            const seq_partial *p = seq_prefix(q, k);
+            cor_buf_putc(b, (char)(p->valid ? 1 : 0));
+            if (!p->valid)
+                continue;
+            put_i64(b, p->t0);
+            put_i64(b, p->tmax);
+            cor_buf_putc(b, (char)p->n_ev);
+            for (size_t i = 0; i < p->n_ev; i++) {
+                uint32_t l;
+                memcpy(&l, a + p->ev[i], sizeof(l));
+                put_orig(b, a + p->ev[i] + sizeof(l), l, acc);
+            }
+        }
+    } else if (r->kind == COR_KIND_ABSENCE) {
+        const abs_state *s = absn(g);
+        put_i64(b, s->first_seen);
+        put_i64(b, s->last_seen);
+        put_i64(b, s->count);
+        put_i64(b, (int64_t)s->order);
+        put_orig(b, (const char *)(s + 1), s->olen, acc);
+    }
+}
+
+/* g's record in e->rec, its originals cut evenly if it would be too big. */
+static void export_group(cor_engine *e, group *g, cor_state_fn fn, void *arg)
+{
+    orig_acc acc = {SIZE_MAX, 0, 0, false};
+    write_record(e, g, &acc);
+    if (e->rec.len > COR_STATE_MAX_RECORD && acc.n) {
+        size_t fixed = e->rec.len - acc.total;
+        size_t room = fixed < COR_STATE_MAX_RECORD ? COR_STATE_MAX_RECORD - fixed : 0;
+        orig_acc cut = {room / acc.n, 0, 0, false};
+        write_record(e, g, &cut);
+        if (cut.was_cut)
+            e->counts.cut++;
+    }
+    g->persisted = true;
+    e->counts.exported++;
+    fn(arg, g->src, e->rs->rules[g->rule]->id, g->key, g->key_len, e->rec.p, e->rec.len);
+}
+
+size_t cor_engine_export_dirty(cor_engine *e, cor_state_fn fn, void *arg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->n_tombs; i++, n++) {
+        const struct tomb *t = &e->tombs[i];
+        fn(arg, t->src, t->rule_id, t->key, t->key_len, NULL, 0);
+    }
+    e->counts.tombstones += e->n_tombs;
+    tombs_clear(e);
+    for (size_t i = 0; i < e->n_dirty; i++, n++) {
+        group *g = e->dirty[i];
+        g->dirty = 0;
+        export_group(e, g, fn, arg);
+    }
+    e->n_dirty = 0;
+    return n;
+}
+
+size_t cor_engine_export_all(cor_engine *e, cor_state_fn fn, void *arg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < e->rs->n_rules; i++) {
+        for (group *g = e->rules[i].head; g; g = g->next, n++)
+            export_group(e, g, fn, arg);
+        for (group *g = e->rules[i].fhead; g; g = g->next, n++)
+            export_group(e, g, fn, arg);
+    }
+    return n;
+}
+
+void cor_engine_clear_dirty(cor_engine *e)
+{
+    tombs_clear(e);
+    for (size_t i = 0; i < e->n_dirty; i++)
+        e->dirty[i]->dirty = 0;
+    e->n_dirty = 0;
+}
+
+/* ---- import ---- */
+
+typedef struct rd {
+    const unsigned char *p;
+    size_t n, pos;
+    const char *why; /* the first thing that was wrong */
+} rd;
+
+static bool rd_need(rd *r, size_t k, const char *what)
+{
+    if (r->why)
+        return false;
+    if (k > r->n - r->pos) {
+        r->why = what;
+        return false;
+    }
+    return true;
+}
+
+static uint8_t rd_u8(rd *r, const char *what)
+{
+    return rd_need(r, 1, what) ? r->p[r->pos++] : 0;
+}
+
+static uint32_t rd_u32(rd *r, const char *what)
+{
+    if (!rd_need(r, 4, what))
+        return 0;
+    const unsigned char *p = r->p + r->pos;
+    r->pos += 4;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int64_t rd_i64(rd *r, const char *what)
+{
+    uint64_t lo = rd_u32(r, what);
+    uint64_t hi = rd_u32(r, what);
+    return (int64_t)(lo | hi << 32);
+}
+
+/* A u32 length and that many bytes, at most max. */
+static psb_str rd_bytes(rd *r, size_t max, const char *what)
+{
+    uint32_t l = rd_u32(r, what);
+    if (r->why)
+        return PSB_STR_NULL;
+    if (l > max) {
+        r->why = what;
+        return PSB_STR_NULL;
+    }
+    if (!rd_need(r, l, what))
+        return PSB_STR_NULL;
+    psb_str s = psb_str_make((const char *)r->p + r->pos, l);
+    r->pos += l;
+    return s;
+}
+
+/* The key has the operator and exactly the rule's by items, as build_key writes them. */
+static bool key_valid(const cor_rule *r, const char *key, size_t len)
+{
+    size_t pos = 0;
+    for (size_t i = 0; i < 1 + r->n_by; i++) {
+        if (pos >= len)
+            return false;
+        if (key[pos] == '-') {
+            pos++;
+            continue;
+        }
+        size_t n = 0, digits = 0;
+        while (pos < len && key[pos] >= '0' && key[pos] <= '9') {
+            n = n * 10 + (size_t)(key[pos++] - '0');
+            if (n > len || ++digits > 20)
+                return false;
+        }
+        if (!digits || pos >= len || key[pos] != ':')
+            return false;
+        pos++;
+        if (n > len - pos)
+            return false;
+        pos += n;
+    }
+    return pos == len;
+}
+
+static int refuse(cor_engine *e, char *err, size_t errlen, const char *pre, const char *what)
+{
+    e->counts.refused++;
+    snprintf(err, errlen, "state record: %s%s", pre, what);
+    return -1;
+}
+
+/* Keep the id basis of an imported incident, so a repeat still gets the next ordinal. */
+static void ids_note(cor_engine *e, const cor_rule *r, const group *g, unsigned ordinal)
+{
+    cor_incident tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.rule = r;
+    tmp.first_seen = g->incident->first_seen;
+    cor_incident_set_id(&tmp, g->key, g->key_len, 0);
+    uint64_t h = psb_hash_bytes(tmp.id, 32, PSB_HASH_SEED);
+    h = h ? h : 1;
+    id_slot *s = id_slot_find(e->ids, e->ids_cap, h);
+    if (s->h) {
+        if (ordinal > s->n)
+            s->n = ordinal;
+        return;
+    }
+    if ((e->ids_n + 1) * 2 > e->ids_cap) {
+        ids_rebuild(e);
+        s = id_slot_find(e->ids, e->ids_cap, h);
+    }
+    s->h = h;
+    s->first_seen = tmp.first_seen;
+    s->n = ordinal;
+    e->ids_n++;
+}
+
+/* Watched absence groups by last_seen, ties in the order their events came. */
+static void abs_insert_imported(rule_state *rs, group *g)
+{
+    const abs_state *s = absn(g);
+    group *p = rs->tail;
+    while (p && (absn(p)->last_seen > s->last_seen ||
+                 (absn(p)->last_seen == s->last_seen && absn(p)->order > s->order)))
+        p = p->prev;
+    g->prev = p;
+    g->next = p ? p->next : rs->head;
+    if (g->next)
+        g->next->prev = g;
+    else
+        rs->tail = g;
+    if (p)
+        p->next = g;
+    else
+        rs->head = g;
+}
+
+/* Fired absence groups are ordered by suppress time (the order they fired in). */
+static void fired_insert(rule_state *rs, group *g)
+{
+    group *p = rs->ftail;
+    while (p && suppress_until(p) > suppress_until(g))
+        p = p->prev;
+    g->prev = p;
+    g->next = p ? p->next : rs->fhead;
+    if (g->next)
+        g->next->prev = g;
+    else
+        rs->ftail = g;
+    if (p)
+        p->next = g;
+    else
+        rs->fhead = g;
+}
+
+int cor_engine_import(cor_engine *e, const char *rec, size_t len, char *err, size_t errlen)
+{
+    rd r = {(const unsigned char *)rec, len, 0, NULL};
+    if (len < 8 || memcmp(rec, "PSST", 4) != 0)
+        return refuse(e, err, errlen, "", "not a state record (no PSST header)");
+    if ((unsigned char)rec[4] != COR_STATE_VERSION)
+        return refuse(e, err, errlen, "", "unknown version");
+    r.pos = 8;
+    unsigned kind = (unsigned char)rec[5], flags = (unsigned char)rec[6];
+    if (kind > COR_KIND_ABSENCE || flags & ~7u || rec[7])
+        return refuse(e, err, errlen, "", "bad kind or flags");
+    int32_t src = (int32_t)rd_u32(&r, "source");
+    uint8_t il = rd_u8(&r, "rule id");
+    if (!rd_need(&r, il, "rule id") || il == 0)
+        return refuse(e, err, errlen, "truncated or empty ", "rule id");
+    const char *rid = rec + r.pos;
+    r.pos += il;
+    psb_str key = rd_bytes(&r, len, "key");
+    int64_t newest = rd_i64(&r, "newest");
+    int64_t inc_first = 0, inc_until = 0;
+    uint32_t ordinal = 0;
+    if (flags & ST_INCIDENT) {
+        inc_first = rd_i64(&r, "incident");
+        inc_until = rd_i64(&r, "incident");
+        ordinal = rd_u32(&r, "incident");
+    }
+    if (r.why)
+        return refuse(e, err, errlen, "truncated at its ", r.why);
+    const cor_rule *rule = rule_by_id(e, rid, il);
+    /* A rule that is gone, or changed so that its state means something else: the
+     * record is of no use to this set. */
+    if (!rule || rule->kind != (int)kind ||
+        (kind == COR_KIND_THRESHOLD && !(flags & ST_DISTINCT) != !rule->distinct) ||
+        (kind == COR_KIND_SINGLE && rule->suppress_ms == 0)) {
+        e->counts.ignored++;
+        snprintf(err, errlen, "state record of rule %.*s: %s", (int)il, rid,
+                 rule ? "the rule changed kind or shape" : "no such rule");
+        return 1;
+    }
+    if (!key_valid(rule, key.ptr, key.len))
+        return refuse(e, err, errlen, "", "malformed group key");
+    if ((flags & ST_FIRED) && kind != COR_KIND_ABSENCE)
+        return refuse(e, err, errlen, "", "fired flag on a non-absence group");
+
+    /* Parse the kind's state whole before anything changes. */
+    size_t kind_size = 0, n_items = 0, first_kept = 0;
+    size_t seq_n = seq_slots(rule);
+    int64_t abs_first = 0, abs_last = 0, abs_count = 0;
+    size_t body = r.pos;
+    if (kind == COR_KIND_THRESHOLD) {
+        uint32_t n = rd_u32(&r, "window");
+        int64_t prev = INT64_MIN;
+        size_t bytes = 0;
+        for (uint32_t i = 0; i < n && !r.why; i++) {
+            int64_t t = rd_i64(&r, "window entry");
+            psb_str o = rd_bytes(&r, EVIDENCE_MAX_LEN, "window entry");
+            psb_str d = (flags & ST_DISTINCT) ? rd_bytes(&r, EVIDENCE_MAX_LEN, "distinct value")
+                                              : PSB_STR_NULL;
+            if (r.why)
+                break;
+            if (t < prev)
+                return refuse(e, err, errlen, "", "window entries out of order");
+            prev = t;
+            bytes += o.len + ((flags & ST_DISTINCT) ? sizeof(uint32_t) + d.len : 0);
+        }
+        n_items = n;
+        /* A window longer than this engine keeps loses its oldest, as it would have. */
+        first_kept = n > e->max_window ? n - e->max_window : 0;
+        if (!r.why && bytes > THR_ARENA_MAX)
+            return refuse(e, err, errlen, "", "window too large");
+        kind_size = sizeof(thr_state) + (n - first_kept) * sizeof(wentry) + bytes;
+    } else if (kind == COR_KIND_SEQUENCE) {
+        uint8_t slots = rd_u8(&r, "sequence");
+        if (!r.why && slots != seq_n) {
+            e->counts.ignored++;
+            snprintf(err, errlen, "state record of rule %s: %s", rule->id,
+                     "the rule changed kind or shape");
+            return 1;
+        }
+        size_t bytes = 0;
+        for (size_t k = 1; k <= seq_n && !r.why; k++) {
+            uint8_t valid = rd_u8(&r, "sequence prefix");
+            if (r.why)
+                break;
+            if (valid > 1)
+                return refuse(e, err, errlen, "", "bad sequence prefix");
+            if (!valid)
+                continue;
+            rd_i64(&r, "sequence prefix");
+            rd_i64(&r, "sequence prefix");
+            uint8_t nev = rd_u8(&r, "sequence prefix");
+            if (!r.why && (nev > SEQ_KEEP || nev > k))
+                return refuse(e, err, errlen, "", "too many sequence events");
+            for (size_t i = 0; i < nev && !r.why; i++)
+                bytes += sizeof(uint32_t) + rd_bytes(&r, EVIDENCE_MAX_LEN, "sequence event").len;
+        }
+        if (!r.why && bytes > UINT32_MAX / 2)
+            return refuse(e, err, errlen, "", "sequence too large");
+        kind_size = sizeof(seq_state) + seq_n * sizeof(seq_partial) + bytes;
+    } else if (kind == COR_KIND_ABSENCE) {
+        abs_first = rd_i64(&r, "absence");
+        abs_last = rd_i64(&r, "absence");
+        abs_count = rd_i64(&r, "absence");
+        rd_i64(&r, "absence");
+        psb_str o = rd_bytes(&r, EVIDENCE_MAX_LEN, "absence evidence");
+        if (!r.why && (abs_count < 1 || abs_count > LONG_MAX || abs_first > abs_last))
+            return refuse(e, err, errlen, "", "bad absence counts or times");
+        kind_size = sizeof(abs_state) + o.len;
+    }
+    if (r.why)
+        return refuse(e, err, errlen, "truncated at its ", r.why);
+    if (r.pos != len)
+        return refuse(e, err, errlen, "", "bytes after the end");
+
+    /* Replace a group of the same rule and key. */
+    e->key.len = 0;
+    cor_buf_put(&e->key, key.ptr, key.len);
+    uint64_t h = psb_hash_bytes(key.ptr, key.len, PSB_HASH_SEED + rule->index);
+    group *old = group_find(e, rule, h);
+    if (old)
+        group_remove_(e, old, false);
+    rule_state *rs = &e->rules[rule->index];
+    if (rs->n_groups >= e->max_groups) {
+        group *victim = rs->fhead ? rs->fhead : rs->head;
+        if (victim) {
+            cor_matcher_stats(e->m)[rule->index].evicted++;
+            group_remove(e, victim);
+        }
+    }
+    size_t off = kind_off(key.len);
+    group *g = psb_xcalloc(1, off + kind_size);
+    g->rule = (uint32_t)rule->index;
+    g->hash = (uint32_t)h;
+    memcpy(g->key, key.ptr, key.len);
+    g->key_len = (uint32_t)key.len;
+    g->newest = newest;
+    g->src = src;
+    g->persisted = true;
+    g->fired = (flags & ST_FIRED) != 0;
+
+    r.pos = body;
+    if (kind == COR_KIND_THRESHOLD) {
+        thr_state *w = thr(g);
+        uint32_t n = rd_u32(&r, "window");
+        w->cap = (uint32_t)(n - first_kept);
+        wentry *win = thr_win(w);
+        char *a = thr_arena(w);
+        for (uint32_t i = 0; i < n; i++) {
+            int64_t t = rd_i64(&r, "");
+            psb_str o = rd_bytes(&r, EVIDENCE_MAX_LEN, "");
+            psb_str d = (flags & ST_DISTINCT) ? rd_bytes(&r, EVIDENCE_MAX_LEN, "") : PSB_STR_NULL;
+            if (i < first_kept)
+                continue;
+            wentry *x = &win[w->n];
+            x->t = t;
+            x->off = w->alen;
+            x->len = (uint32_t)o.len;
+            memcpy(a + w->alen, o.ptr, o.len);
+            w->alen += (uint32_t)o.len;
+            if (flags & ST_DISTINCT) {
+                /* counted once per value, as on_threshold does */
+                bool again = false;
+                for (size_t j = 0; j < w->n && !again; j++) {
+                    psb_str v = entry_dv(a, &win[j]);
+                    again = v.len == d.len && (d.len == 0 || memcmp(v.ptr, d.ptr, d.len) == 0);
+                }
+                uint32_t l = (uint32_t)d.len;
+                memcpy(a + w->alen, &l, sizeof(l));
+                memcpy(a + w->alen + sizeof(l), d.ptr, d.len);
+                w->alen += (uint32_t)(sizeof(l) + d.len);
+                w->distinct += !again;
+            }
+            w->n++;
+        }
+        w->acap = w->alen;
+        (void)n_items;
+    } else if (kind == COR_KIND_SEQUENCE) {
+        seq_state *q = seq(g);
+        rd_u8(&r, "");
+        char *a = seq_arena(q, rule);
+        for (size_t k = 1; k <= seq_n; k++) {
+            seq_partial *p = seq_prefix(q, k);
+            if (!rd_u8(&r, ""))
+                continue;
+            p->valid = 1;
+            p->t0 = rd_i64(&r, "");
+            p->tmax = rd_i64(&r, "");
+            p->n_ev = rd_u8(&r, "");
+            for (size_t i = 0; i < p->n_ev; i++) {
+                psb_str o = rd_bytes(&r, EVIDENCE_MAX_LEN, "");
+                uint32_t l = (uint32_t)o.len;
+                p->ev[i] = q->alen;
+                memcpy(a + q->alen, &l, sizeof(l));
+                memcpy(a + q->alen + sizeof(l), o.ptr, o.len);
+                q->alen += (uint32_t)(sizeof(l) + o.len);
+            }
+        }
+        q->acap = q->alen;
+    } else if (kind == COR_KIND_ABSENCE) {
+        abs_state *s = absn(g);
+        s->first_seen = rd_i64(&r, "");
+        s->last_seen = rd_i64(&r, "");
+        s->count = (long)rd_i64(&r, "");
+        s->order = (uint64_t)rd_i64(&r, "");
+        psb_str o = rd_bytes(&r, EVIDENCE_MAX_LEN, "");
+        s->olen = s->ocap = (uint32_t)o.len;
+        memcpy(s + 1, o.ptr, o.len);
+    }
+    if (flags & ST_INCIDENT) {
+        cor_incident *inc = psb_xcalloc(1, sizeof(*inc));
+        inc->rule = rule;
+        inc->first_seen = inc->last_seen = inc->detected_at = inc_first;
+        inc->suppress_until = inc_until;
+        inc->owner = g;
+        g->incident = inc;
+        g->stub = true;
+        ids_note(e, rule, g, ordinal);
+    }
+    g->hnext = e->buckets[h & (e->n_buckets - 1)];
+    e->buckets[h & (e->n_buckets - 1)] = g;
+    rs->n_groups++;
+    if (++e->n_groups > e->n_buckets)
+        rehash(e);
+    if (kind == COR_KIND_ABSENCE && g->fired)
+        fired_insert(rs, g);
+    else if (kind == COR_KIND_ABSENCE)
+        abs_insert_imported(rs, g);
+    else
+        list_append(rs, g);
+    e->counts.imported++;
+    return 0;
+}
+
+void cor_engine_raise_watermark(cor_engine *e, int64_t t)
+{
+    if (!e->have_watermark || t > e->watermark) {
+        e->watermark = t;
+        e->have_watermark = true;
+    }
+}
+
+bool cor_engine_has_watermark(const cor_engine *e)
+{
+    return e->have_watermark;
+}
+
+size_t cor_engine_drop_sources(cor_engine *e, bool (*drop)(void *arg, int32_t src), void *arg)
+{
+    size_t n = 0;
+    for (size_t b = 0; b < e->n_buckets; b++) {
+        group *g = e->buckets[b];
+        while (g) {
+            group *next = g->hnext;
+            if (drop(arg, g->src)) {
+                group_remove_(e, g, false);
+                n++;
+            }
+            g = next;
+        }
+    }
+    return n;
+}
+
+const cor_state_counts *cor_engine_state_counts(const cor_engine *e)
+{
+    return &e->counts;
 }

@@ -56,9 +56,58 @@ void cor_engine_forget(cor_engine *e);
 /* Free every group (window, partial chains, suppression) whose operator --
  * organization.id, len bytes; NULL for none -- drop() says to drop. The daemon
  * calls it for the operators of partitions a rebalance took away. Returns the
- * number of groups freed. */
+ * number of groups freed (no tombstones). */
 size_t cor_engine_drop_groups(cor_engine *e, bool (*drop)(void *arg, const char *org, size_t len),
                               void *arg);
+
+/* ---- state records: the daemon's changelog (pasban.state) ----
+ *
+ * One record holds one group's state: its rule (by id, so a record survives a
+ * reload that renumbers the rules), key, source, newest event, its last incident's
+ * suppression and id ordinal, and its kind's state with the originals kept as
+ * evidence (threshold window entries, sequence prefixes, the absence group's last
+ * event). Format: correlator/README.md ("State records"). */
+
+#define COR_STATE_VERSION 1
+/* A record past this keeps each original cut so it fits (counted `cut`): Kafka's
+ * default message size is 1 MB. */
+#define COR_STATE_MAX_RECORD (512u << 10)
+
+typedef struct cor_state_counts {
+    uint64_t exported;   /* records written */
+    uint64_t tombstones; /* groups freed after a record of them went out */
+    uint64_t cut;        /* records whose originals were cut to fit */
+    uint64_t imported;
+    uint64_t ignored; /* their rule is gone, or changed kind or shape */
+    uint64_t refused; /* malformed, truncated, wrong version */
+} cor_state_counts;
+
+/* A record (rec, rec_len) of the group (rule_id, key) whose last event came from
+ * src; rec NULL: a tombstone, the group is gone. */
+typedef void (*cor_state_fn)(void *arg, int32_t src, const char *rule_id, const char *key,
+                             size_t key_len, const char *rec, size_t rec_len);
+
+/* The source (the daemon: the events partition) of the events fed next; 0 at start. */
+void cor_engine_set_source(cor_engine *e, int32_t src);
+/* Tombstones of the groups freed, then records of the groups changed, since the last
+ * call (or the last cor_engine_clear_dirty); returns how many were handed to fn. */
+size_t cor_engine_export_dirty(cor_engine *e, cor_state_fn fn, void *arg);
+/* A record of every group, in each rule's order of last touch. */
+size_t cor_engine_export_all(cor_engine *e, cor_state_fn fn, void *arg);
+/* Forget what changed (after an aborted transaction). */
+void cor_engine_clear_dirty(cor_engine *e);
+/* Rebuild a group from a record; a group of the same rule and key is replaced.
+ * 0 imported; 1 ignored (no rule of that id in the set, or it changed kind or
+ * shape: counted); -1 refused (malformed: err says why; nothing changes). */
+int cor_engine_import(cor_engine *e, const char *rec, size_t len, char *err, size_t errlen);
+/* Raise the watermark to t (a restored one); it never goes back. Absences fire
+ * when the next event moves it. */
+void cor_engine_raise_watermark(cor_engine *e, int64_t t);
+bool cor_engine_has_watermark(const cor_engine *e);
+/* Free, without tombstones, every group whose source drop() says to drop (their
+ * records stay for whoever takes the source). Returns the number freed. */
+size_t cor_engine_drop_sources(cor_engine *e, bool (*drop)(void *arg, int32_t src), void *arg);
+const cor_state_counts *cor_engine_state_counts(const cor_engine *e);
 
 cor_matcher *cor_engine_matcher(cor_engine *e);
 /* Per-rule counters (indexed by rule->index). */

@@ -18,7 +18,8 @@ static const char usage_text[] =
     "  pasban-correlator -c FILE [--kafka BROKERS] [--rules PATH] [--http ADDR:PORT]\n"
     "  pasban-correlator --kafka BROKERS --rules PATH [--http ADDR:PORT] [--group ID]\n"
     "                    [--topic-in NAME] [--topic-out NAME] [--topic-updates NAME]\n"
-    "                    [--topic-kpi NAME] [--kpi-interval S] [--web-root DIR]\n"
+    "                    [--topic-kpi NAME] [--topic-state NAME] [--instance NAME]\n"
+    "                    [--kpi-interval S] [--web-root DIR]\n"
     "  pasban-correlator --help | --version\n"
     "\n"
     "Correlates Pasban events with PCRE2 rules into incidents (design.md).\n"
@@ -47,23 +48,29 @@ static const char usage_text[] =
     "  --kafka BROKERS     The daemon: consume events (Pasban event JSON, or raw lines)\n"
     "                      from pasban.events in consumer group --group (default\n"
     "                      pasban-correlator), produce each incident to pasban.incidents\n"
-    "                      (key = incident id, detected_at = wall clock), and commit\n"
-    "                      offsets only after the incidents are delivered (at least\n"
-    "                      once). Reads pasban.incidents, pasban.incident-updates and\n"
-    "                      pasban.kpi whole (every instance holds every operator's\n"
-    "                      incidents and KPIs) and publishes changed KPI records to\n"
-    "                      pasban.kpi (key operator/YYYY-MM). SIGHUP reloads the rules:\n"
-    "                      the new set is built aside and swapped in whole (windows\n"
-    "                      start afresh); a set with a refused rule is not taken and the\n"
-    "                      old one stays. SIGTERM or SIGINT: flush, commit, exit.\n"
+    "                      (key = incident id, detected_at = wall clock) in Kafka\n"
+    "                      transactions that also carry the changed window state (to\n"
+    "                      pasban.state) and the consumed offsets: exactly once across\n"
+    "                      restarts and rebalances. Reads pasban.incidents,\n"
+    "                      pasban.incident-updates and pasban.kpi whole (every instance\n"
+    "                      holds every operator's incidents and KPIs) and publishes\n"
+    "                      changed KPI records to pasban.kpi (key operator/YYYY-MM).\n"
+    "                      SIGHUP reloads the rules: the new set is built aside and\n"
+    "                      swapped in whole (the windows of rules kept, by id, carry\n"
+    "                      over); a set with a refused rule is not taken and the old\n"
+    "                      one stays. SIGTERM or SIGINT: commit, exit.\n"
     "  --http ADDR:PORT    (daemon) Serve the incident and KPI API (/api/incidents,\n"
     "                      /api/kpi, /api/kpi.csv), the dashboard at / and /metrics\n"
     "                      (KPIs per operator; per-rule matches, incidents, suppressed,\n"
     "                      limit errors, late, evicted; events, parse failures, reloads).\n"
     "                      Every /api and /metrics request needs a bearer token of FILE.\n"
     "  --group ID, --topic-in NAME, --topic-out NAME, --topic-updates NAME,\n"
-    "  --topic-kpi NAME    Daemon consumer group and topics (events, incidents, incident\n"
-    "                      updates, KPI records).\n"
+    "  --topic-kpi NAME, --topic-state NAME\n"
+    "                      Daemon consumer group and topics (events, incidents, incident\n"
+    "                      updates, KPI records, window state).\n"
+    "  --instance NAME     (daemon) A name of this instance that stays the same across\n"
+    "                      restarts; transactional.id defaults to GROUP/NAME. Default:\n"
+    "                      the host name, with the --http port when there is one.\n"
     "  --kpi-interval S    (daemon) Publish changed KPI records at most every S seconds\n"
     "                      (default 10).\n"
     "  --web-root DIR      (daemon) Dashboard files (default: ../share/pasban/web next to\n"
@@ -122,6 +129,8 @@ enum {
     OPT_TOPIC_KPI,
     OPT_KPI_INTERVAL,
     OPT_WEB_ROOT,
+    OPT_TOPIC_STATE,
+    OPT_INSTANCE,
 };
 
 static int bad_usage(const char *msg, const char *arg)
@@ -174,6 +183,8 @@ static int run_daemon(cor_daemon_opts *d, const cor_run_opts *o, const char *con
     d->topic_out = pick(d->topic_out, f->topic_incidents, "pasban.incidents");
     d->topic_updates = pick(d->topic_updates, f->topic_updates, "pasban.incident-updates");
     d->topic_kpi = pick(d->topic_kpi, f->topic_kpi, "pasban.kpi");
+    d->topic_state = pick(d->topic_state, f->topic_state, "pasban.state");
+    d->instance = pick(d->instance, f->instance, NULL);
     d->config = c;
     d->engine = o->engine;
     d->log = stderr;
@@ -213,6 +224,8 @@ int main(int argc, char **argv)
         {"topic-kpi", required_argument, NULL, OPT_TOPIC_KPI},
         {"kpi-interval", required_argument, NULL, OPT_KPI_INTERVAL},
         {"web-root", required_argument, NULL, OPT_WEB_ROOT},
+        {"topic-state", required_argument, NULL, OPT_TOPIC_STATE},
+        {"instance", required_argument, NULL, OPT_INSTANCE},
         {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -318,6 +331,12 @@ int main(int argc, char **argv)
             break;
         case OPT_WEB_ROOT:
             d.web_root = optarg;
+            break;
+        case OPT_TOPIC_STATE:
+            d.topic_state = optarg;
+            break;
+        case OPT_INSTANCE:
+            d.instance = optarg;
             break;
         case 'h':
             fputs(usage_text, stdout);
