@@ -361,7 +361,7 @@ int main(int argc, char **argv)
     }
     if (daemon)
         return bad_usage("--kafka and --http belong to the daemon, not to this mode", NULL);
-    if (config && mode != OPT_REPLAY)
+    if (config && (mode != OPT_REPLAY || !o.kpi_file)) /* else it would be ignored */
         return bad_usage("-c FILE goes with the daemon or --replay --kpi", NULL);
     o.config = config;
     if (!o.rules)

@@ -119,6 +119,8 @@ run -c "${PASBAN_SOURCE_DIR:-.}/correlator/pasban-correlator.conf" --kpi "$T/kpi
 # -c belongs to the daemon and --replay; a daemon config that is missing exits 1
 rc=0; "$B" -c "$T/kpi.conf" --match --rules "$D/rules/ssh_small.rules" </dev/null >/dev/null 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || fail "-c with --match exited $rc"
+rc=0; "$B" -c "$T/kpi.conf" --replay --rules "$D/rules/ssh_small.rules" </dev/null >/dev/null 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || fail "-c with --replay but no --kpi (it would be ignored) exited $rc"
 rc=0; "$B" -c "$T/missing.conf" >/dev/null 2>&1 || rc=$?
 [ "$rc" -eq 1 ] || fail "-c with a missing file exited $rc"
 # byte-identical on a second run, with CRLF line ends, through stdin, without the prefilter
