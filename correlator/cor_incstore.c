@@ -178,7 +178,7 @@ int cor_incstore_add_json(cor_incstore *s, const char *json, size_t len, cor_kpi
         return -1;
     }
     char *copy = psb_xstrndup(json, len);
-    yajl_val root = psb_json_tree_parse(copy, ybuf, sizeof(ybuf));
+    yajl_val root = psb_json_record_parse(copy, ybuf, sizeof(ybuf));
     if (!root || !YAJL_IS_OBJECT(root)) {
         snprintf(err, errlen, "incident record is not a JSON object");
         goto out;
@@ -442,7 +442,7 @@ int cor_inc_update_parse(const char *json, size_t len, cor_inc_update_owned *out
         return -1;
     }
     char *copy = psb_xstrndup(json, len);
-    yajl_val root = psb_json_tree_parse(copy, ybuf, sizeof(ybuf));
+    yajl_val root = psb_json_record_parse(copy, ybuf, sizeof(ybuf));
     free(copy);
     int rc = -1;
     if (!root || !YAJL_IS_OBJECT(root)) {

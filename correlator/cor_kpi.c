@@ -1209,7 +1209,7 @@ int cor_kpi_import_record(cor_kpi *k, const char *key, size_t key_len, const cha
     if (cor_kpi_period_parse(per, &p) < 0 || p.is_day)
         return -1;
     char *copy = psb_xstrndup(json, len);
-    yajl_val r = psb_json_tree_parse(copy, ybuf, sizeof(ybuf));
+    yajl_val r = psb_json_record_parse(copy, ybuf, sizeof(ybuf));
     remote_rec rec;
     memset(&rec, 0, sizeof(rec));
     int rc = -1;

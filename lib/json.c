@@ -667,3 +667,31 @@ yajl_val psb_json_tree_parse(const char *text, char *err, size_t errlen)
     }
     return v;
 }
+
+/* A '/' outside strings: the start of a comment, the only thing yajl's tree parser
+ * takes beyond strict JSON. */
+static bool json_has_comment(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"') {
+            for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\')
+                    i++;
+        } else if (s[i] == '/') {
+            return true;
+        }
+    }
+    return false;
+}
+
+yajl_val psb_json_record_parse(const char *text, char *err, size_t errlen)
+{
+    yajl_val v = psb_json_tree_parse(text, err, errlen);
+    if (v && json_has_comment(text, strlen(text))) {
+        yajl_tree_free(v);
+        if (err && errlen)
+            snprintf(err, errlen, "a comment in a record (records are strict JSON)");
+        return NULL;
+    }
+    return v;
+}

@@ -88,6 +88,10 @@ int psb_parse_json(const psb_parse_opts *opts, const char *msg, size_t len, psb_
  * value ('{}"' parses as '{}'): whatever follows the value must be white space.
  * Same contract as yajl_tree_parse; the caller frees the tree with yajl_tree_free. */
 struct yajl_val_s *psb_json_tree_parse(const char *text, char *err, size_t errlen);
+/* The same for records that are kept and served again as received (incident, update
+ * and KPI records read from Kafka): strict JSON, so comments are refused too (a
+ * trailing "//" would swallow whatever a writer puts after the record). */
+struct yajl_val_s *psb_json_record_parse(const char *text, char *err, size_t errlen);
 
 /* Name of a format ("auto", "rfc5424", "rfc3164", "json") and back; -1 when unknown. */
 const char *psb_format_name(int format);

@@ -456,10 +456,31 @@ static void test_record_parse_refuses_trailing_string(void **state)
     }
 }
 
+/* Records served again as received must be strict JSON: a comment after one would
+ * swallow what a writer puts behind it (fuzz_kpi_import found "{...}////"). */
+static void test_record_parse_is_strict(void **state)
+{
+    (void)state;
+    char err[128];
+    const char *bad[] = {"{}//", "{\"a\":1}/* x */", "{\"a\": /* c */ 1}", "// c\n{}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_null(psb_json_record_parse(bad[i], err, sizeof(err)));
+        assert_non_null(strstr(err, "comment"));
+    }
+    assert_null(psb_json_record_parse("{}\"", err, sizeof(err)));
+    const char *good[] = {"{\"url\":\"http://x/y//z\"}", " {\"a\":\"\\\"//\"}\n"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        yajl_val v = psb_json_record_parse(good[i], err, sizeof(err));
+        assert_non_null(v);
+        yajl_tree_free(v);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nested_fields),
+        cmocka_unit_test(test_record_parse_is_strict),
         cmocka_unit_test(test_dotted_keys_equal_nested),
         cmocka_unit_test(test_other_shapes_stay_in_the_tree),
         cmocka_unit_test(test_body_cannot_claim_pipeline_fields),
