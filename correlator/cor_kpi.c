@@ -263,8 +263,7 @@ static int parse_duration_value(yajl_val v, int64_t *ms)
 {
     if (YAJL_IS_STRING(v))
         return psb_parse_duration_ms(YAJL_GET_STRING(v), ms);
-    if (YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) >= 0 &&
-        YAJL_GET_INTEGER(v) <= INT64_MAX / 1000) {
+    if (YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) >= 0 && YAJL_GET_INTEGER(v) <= INT64_MAX / 1000) {
         *ms = YAJL_GET_INTEGER(v) * 1000; /* a bare number is seconds */
         return 0;
     }
@@ -1867,8 +1866,8 @@ static void part_unapply(kop *o, const kpart *x)
     if (!d)
         return;
     d->events -= x->events < d->events ? x->events : d->events;
-    d->parse_failures -= x->parse_failures < d->parse_failures ? x->parse_failures
-                                                               : d->parse_failures;
+    d->parse_failures -=
+        x->parse_failures < d->parse_failures ? x->parse_failures : d->parse_failures;
     for (size_t s = 0; s < o->n_sources; s++) {
         if (x->last_seen[s] == NONE || x->last_seen[s] < d->last_seen[s])
             continue;
@@ -1953,8 +1952,8 @@ static uint32_t rd_u32(st_rd *r)
         goto refused;                                                                              \
     } while (0)
 
-int cor_kpi_state_import(cor_kpi *k, int32_t part, const char *key, size_t key_len,
-                         const char *rec, size_t len, char *why, size_t whylen)
+int cor_kpi_state_import(cor_kpi *k, int32_t part, const char *key, size_t key_len, const char *rec,
+                         size_t len, char *why, size_t whylen)
 {
     char op[COR_KPI_MAX_ID_LEN + 1], per[11];
     size_t pl = sizeof(COR_KPI_STATE_PREFIX) - 1;

@@ -200,8 +200,8 @@ void cor_kpi_state_clear_dirty(cor_kpi *k);
  * replaces what this engine holds for (part, op, day), the day's KPIs become the
  * sum over the partitions. 0, or -1 with the reason in why for a malformed,
  * truncated or unknown-version record (nothing changed). */
-int cor_kpi_state_import(cor_kpi *k, int32_t part, const char *key, size_t key_len,
-                         const char *rec, size_t len, char *why, size_t whylen);
+int cor_kpi_state_import(cor_kpi *k, int32_t part, const char *key, size_t key_len, const char *rec,
+                         size_t len, char *why, size_t whylen);
 /* Take the counters of events partition part (-1: every partition) out of the
  * days (a partition gone to another instance, or a rewind before reading them
  * back). Returns how many (partition, operator, day) counters were dropped. */

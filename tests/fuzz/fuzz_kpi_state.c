@@ -39,12 +39,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *rec = key + kl;
     size_t len = size - 1 - kl;
     char err[256], why[256];
-    cor_kpi *k = cor_kpi_new(cor_kpi_config_parse(cfg_text, sizeof(cfg_text) - 1, err, sizeof(err)));
+    cor_kpi *k =
+        cor_kpi_new(cor_kpi_config_parse(cfg_text, sizeof(cfg_text) - 1, err, sizeof(err)));
     if (!k)
         abort();
     if (cor_kpi_state_import(k, 3, key, kl, rec, len, why, sizeof(why)) == 0) {
-        cor_kpi *k2 = cor_kpi_new(cor_kpi_config_parse(cfg_text, sizeof(cfg_text) - 1, err,
-                                                       sizeof(err)));
+        cor_kpi *k2 =
+            cor_kpi_new(cor_kpi_config_parse(cfg_text, sizeof(cfg_text) - 1, err, sizeof(err)));
         again a = {k2, 0};
         cor_kpi_state_export(k, true, reimport, &a);
         if (a.rc != 0)

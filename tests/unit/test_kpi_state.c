@@ -21,7 +21,8 @@ static const char cfg_text[] =
 static cor_kpi *engine(void)
 {
     char err[256];
-    cor_kpi *k = cor_kpi_new(cor_kpi_config_parse(cfg_text, sizeof(cfg_text) - 1, err, sizeof(err)));
+    cor_kpi *k =
+        cor_kpi_new(cor_kpi_config_parse(cfg_text, sizeof(cfg_text) - 1, err, sizeof(err)));
     assert_non_null(k);
     return k;
 }
@@ -289,32 +290,37 @@ static void test_corrupt_refused(void **state)
     char *x = malloc(r->len + 1);
     memcpy(x, r->v, r->len);
     x[r->len] = 0;
-    assert_int_equal(cor_kpi_state_import(b, 0, r->key, r->key_len, x, r->len + 1, why, sizeof(why)),
-                     -1);
+    assert_int_equal(
+        cor_kpi_state_import(b, 0, r->key, r->key_len, x, r->len + 1, why, sizeof(why)), -1);
     assert_non_null(strstr(why, "past the end"));
     x[4] = 2;
-    assert_int_equal(cor_kpi_state_import(b, 0, r->key, r->key_len, x, r->len, why, sizeof(why)), -1);
+    assert_int_equal(cor_kpi_state_import(b, 0, r->key, r->key_len, x, r->len, why, sizeof(why)),
+                     -1);
     assert_non_null(strstr(why, "version"));
     x[4] = 1;
     x[15] = (char)0x80; /* events < 0 */
-    assert_int_equal(cor_kpi_state_import(b, 0, r->key, r->key_len, x, r->len, why, sizeof(why)), -1);
+    assert_int_equal(cor_kpi_state_import(b, 0, r->key, r->key_len, x, r->len, why, sizeof(why)),
+                     -1);
     memcpy(x, r->v, r->len);
     x[16] = 100; /* parse failures > events */
-    assert_int_equal(cor_kpi_state_import(b, 0, r->key, r->key_len, x, r->len, why, sizeof(why)), -1);
-    /* A record of another day than its key: its times are outside that day. */
-    assert_int_equal(cor_kpi_state_import(b, 0, "#kpi/op-a/2026-11-01", 20, r->v, r->len, why,
-                                          sizeof(why)),
+    assert_int_equal(cor_kpi_state_import(b, 0, r->key, r->key_len, x, r->len, why, sizeof(why)),
                      -1);
+    /* A record of another day than its key: its times are outside that day. */
+    assert_int_equal(
+        cor_kpi_state_import(b, 0, "#kpi/op-a/2026-11-01", 20, r->v, r->len, why, sizeof(why)), -1);
     /* Bad keys. */
-    static const char *const keys[] = {"#kpi/", "#kpi//2026-11-23", "#kpi/op-a/2026-13-01",
-                                       "#kpi/op-a2026-11-23", "#kp/op-a/2026-11-23",
+    static const char *const keys[] = {"#kpi/",
+                                       "#kpi//2026-11-23",
+                                       "#kpi/op-a/2026-13-01",
+                                       "#kpi/op-a2026-11-23",
+                                       "#kp/op-a/2026-11-23",
                                        "#kpi/op-a/2026-11-2x"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-        assert_int_equal(cor_kpi_state_import(b, 0, keys[i], strlen(keys[i]), r->v, r->len, why,
-                                              sizeof(why)),
-                         -1);
-    assert_int_equal(cor_kpi_state_import(b, -1, r->key, r->key_len, r->v, r->len, why, sizeof(why)),
-                     -1);
+        assert_int_equal(
+            cor_kpi_state_import(b, 0, keys[i], strlen(keys[i]), r->v, r->len, why, sizeof(why)),
+            -1);
+    assert_int_equal(
+        cor_kpi_state_import(b, -1, r->key, r->key_len, r->v, r->len, why, sizeof(why)), -1);
     /* Nothing refused changed anything. */
     char *after = outputs(b, "op-a");
     assert_string_equal(before, after);
@@ -339,13 +345,52 @@ static void test_corrupt_refused(void **state)
     cor_kpi_free(b);
 }
 
+static void le(char **p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        *(*p)++ = (char)(v >> (8 * i));
+}
+
+/* A record written by hand from the documented format imports (another
+ * implementation could write the topic). */
+static void test_documented_format(void **state)
+{
+    (void)state;
+    char r[128], *p = r, why[256];
+    int64_t day = T("2026-11-23T00:00:00Z"), h = 3600000;
+    memcpy(p, "PSKS\1\0\0\0", 8);
+    p += 8;
+    le(&p, 7, 8);                       /* events */
+    le(&p, 1, 8);                       /* parse failures */
+    le(&p, (uint64_t)(day + h), 8);     /* oldest */
+    le(&p, (uint64_t)(day + 5 * h), 8); /* newest */
+    le(&p, 2, 4);
+    *p++ = 3;
+    memcpy(p, "vpn", 3); /* not designated: skipped */
+    p += 3;
+    le(&p, (uint64_t)(day + 2 * h), 8);
+    *p++ = 4;
+    memcpy(p, "VPN1", 4); /* names match without case */
+    p += 4;
+    le(&p, (uint64_t)(day + 5 * h), 8);
+    cor_kpi *k = engine();
+    assert_int_equal(cor_kpi_state_import(k, 2, "#kpi/op-a/2026-11-23", 20, r, (size_t)(p - r), why,
+                                          sizeof(why)),
+                     0);
+    cor_kpi_values v;
+    values(k, "op-a", "2026-11", &v);
+    assert_int_equal((int)v.events_ingested.v, 7);
+    assert_int_equal((int)v.parse_failures.v, 1);
+    assert_int_equal((int)v.sources_reporting.v, 1);
+    cor_kpi_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_drop_and_count_on),
-        cmocka_unit_test(test_retention),
-        cmocka_unit_test(test_corrupt_refused),
+        cmocka_unit_test(test_round_trip),        cmocka_unit_test(test_drop_and_count_on),
+        cmocka_unit_test(test_retention),         cmocka_unit_test(test_corrupt_refused),
+        cmocka_unit_test(test_documented_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
