@@ -84,6 +84,7 @@ typedef struct daemon_ctx {
     uint64_t updates_over_limit, rebalances, groups_dropped;
     uint64_t txn_committed, txn_aborted, state_written, state_tombstones, state_too_large;
     uint64_t state_restored, state_ignored, state_refused, restores;
+    uint64_t kpi_state_written, kpi_state_restored, kpi_state_refused;
     const cor_ruleset *rs; /* in use, for /metrics */
     cor_engine *e;
     cor_kpi *kpi;
@@ -194,6 +195,13 @@ static void metrics(void *arg, cor_buf *b)
     put_counter(b, "pasban_correlator_state_records_too_large_total",
                 "State records Kafka's message size refused (their group is not kept).",
                 d->state_too_large);
+    put_counter(b, "pasban_correlator_kpi_state_records_written_total",
+                "Event KPI counters (partition, operator, day) produced to the state topic.",
+                d->kpi_state_written);
+    put_counter(b, "pasban_correlator_kpi_state_records_restored_total",
+                "Event KPI counters imported from the state topic.", d->kpi_state_restored);
+    put_counter(b, "pasban_correlator_kpi_state_records_refused_total",
+                "Event KPI counter records refused as malformed.", d->kpi_state_refused);
     put_counter(b, "pasban_correlator_state_restores_total",
                 "Partitions whose window state was read back from the state topic.", d->restores);
     put_counter(b, "pasban_correlator_state_records_restored_total",
@@ -470,12 +478,32 @@ static void on_state(void *arg, int32_t src, const char *rule_id, const char *ke
         d->state_tombstones++;
 }
 
-/* The changed groups, the tombstones, and the watermark of every partition the
- * transaction read from ("<group>/<p>/#wm", decimal ms). */
+/* The event KPI counters of (partition, operator, day): "<group>/<p>/#kpi/OP/DAY". */
+static void on_kpi_state(void *arg, int32_t part, const char *key, size_t key_len, const char *rec,
+                         size_t len)
+{
+    state_out *so = arg;
+    daemon_ctx *d = so->d;
+    if (so->rc < 0)
+        return;
+    state_prefix(d, part, &d->skey);
+    cor_buf_put(&d->skey, key, key_len);
+    if (produce_state(d, part, &d->skey, rec, len) < 0)
+        so->rc = -1;
+    else if (rec)
+        d->kpi_state_written++;
+    else
+        d->state_tombstones++;
+}
+
+/* The changed groups, the tombstones, the event KPI counters changed, and the
+ * watermark of every partition the transaction read from ("<group>/<p>/#wm",
+ * decimal ms). */
 static int produce_state_changes(daemon_ctx *d)
 {
     state_out so = {d, 0};
     cor_engine_export_dirty(d->e, on_state, &so);
+    cor_kpi_state_export(d->kpi, false, on_kpi_state, &so);
     if (so.rc < 0 || !cor_engine_has_watermark(d->e))
         return so.rc;
     char wm[24];
@@ -507,6 +535,7 @@ static void txn_abort(daemon_ctx *d)
     d->failed = 0;
     d->outstanding = 0;
     cor_engine_clear_dirty(d->e);
+    cor_kpi_state_clear_dirty(d->kpi);
     if (e) {
         txn_log_error(d, "abort", e);
         rd_kafka_error_destroy(e);
@@ -750,17 +779,28 @@ static int restore_set(daemon_ctx *d, const int32_t *ps, size_t n)
                 for (size_t i = 0; i < n; i++)
                     if (ps[i] == p)
                         wm[i] = strtoll(t, NULL, 10);
-            } else {
+            } else { /* groups and event KPI counters: the last record per key */
                 smap_put(&m, msg->key, msg->key_len, msg->payload, msg->len);
             }
         }
         rd_kafka_message_destroy(msg);
     }
-    size_t imported = 0, ignored = 0, refused = 0;
+    size_t imported = 0, ignored = 0, refused = 0, kpi_in = 0, kpi_bad = 0;
+    const size_t kpl = sizeof(COR_KPI_STATE_PREFIX) - 1;
     for (size_t i = 0; i < m.cap; i++) {
         if (!m.t[i].k || !m.t[i].v)
             continue;
         char why[256];
+        size_t rest;
+        int32_t kp = key_partition(d, m.t[i].k, m.t[i].kl, &rest);
+        if (m.t[i].kl - rest >= kpl && memcmp(m.t[i].k + rest, COR_KPI_STATE_PREFIX, kpl) == 0) {
+            if (cor_kpi_state_import(d->kpi, kp, m.t[i].k + rest, m.t[i].kl - rest, m.t[i].v,
+                                     m.t[i].vl, why, sizeof(why)) == 0)
+                kpi_in++;
+            else if (kpi_bad++ < 5)
+                logf_(d->o, "restore: %s", why);
+            continue;
+        }
         int r = cor_engine_import(d->e, m.t[i].v, m.t[i].vl, why, sizeof(why));
         if (r == 0) {
             imported++;
@@ -776,11 +816,13 @@ static int restore_set(daemon_ctx *d, const int32_t *ps, size_t n)
     d->state_restored += imported;
     d->state_ignored += ignored;
     d->state_refused += refused;
+    d->kpi_state_restored += kpi_in;
+    d->kpi_state_refused += kpi_bad;
     d->restores += n;
     logf_(d->o,
-          "restore: %zu partitions: %zu groups imported (%zu ignored: rules gone, %zu refused) "
-          "from %zu records of %s",
-          n, imported, ignored, refused, read, d->o->topic_state);
+          "restore: %zu partitions: %zu groups imported (%zu ignored: rules gone, %zu refused), "
+          "%zu KPI counters imported (%zu refused) from %zu records of %s",
+          n, imported, ignored, refused, kpi_in, kpi_bad, read, d->o->topic_state);
     rc = 0;
 out:
     rd_kafka_assign(d->sreader, NULL);
@@ -819,7 +861,16 @@ static bool drop_if_in(void *arg, int32_t src)
  * topic, where the next owner reads it. */
 static void drop_parts(daemon_ctx *d, const rd_kafka_topic_partition_list_t *gone)
 {
-    if (!d->e || (gone && gone->cnt == 0))
+    if (gone && gone->cnt == 0)
+        return;
+    /* The event KPI counters too: read back with the groups, or by the next owner. */
+    if (!gone)
+        cor_kpi_state_drop(d->kpi, -1);
+    else
+        for (int i = 0; i < gone->cnt; i++)
+            if (strcmp(gone->elems[i].topic, d->o->topic_in) == 0)
+                cor_kpi_state_drop(d->kpi, gone->elems[i].partition);
+    if (!d->e)
         return;
     drop_arg a = {d, gone};
     size_t n = cor_engine_drop_sources(d->e, drop_if_in, &a);
@@ -1559,7 +1610,7 @@ int cor_daemon_run(const cor_daemon_opts *o)
                 cor_engine_set_source(d.e, m->partition);
                 d.events++;
                 d.txn_events++;
-                cor_kpi_on_psb_event(d.kpi, ev);
+                cor_kpi_on_psb_event_part(d.kpi, m->partition, ev);
                 cor_engine_process(d.e, ev);
             }
             rd_kafka_message_destroy(m);

@@ -263,8 +263,7 @@ static int parse_duration_value(yajl_val v, int64_t *ms)
 {
     if (YAJL_IS_STRING(v))
         return psb_parse_duration_ms(YAJL_GET_STRING(v), ms);
-    if (YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) >= 0 &&
-        YAJL_GET_INTEGER(v) <= INT64_MAX / 1000) {
+    if (YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) >= 0 && YAJL_GET_INTEGER(v) <= INT64_MAX / 1000) {
         *ms = YAJL_GET_INTEGER(v) * 1000; /* a bare number is seconds */
         return 0;
     }
@@ -408,6 +407,18 @@ fail:
 
 /* ---- engine state ---- */
 
+/* The event counters of one (events partition, day) of an operator: what the
+ * daemon writes to the state topic, so a restart or a partition move neither
+ * loses nor repeats them. The kday of that day is the sum over its kparts
+ * (plus events counted without a partition, by replay and tests). */
+typedef struct kpart {
+    int32_t part;
+    int64_t day;
+    int64_t events, parse_failures, oldest, newest;
+    int64_t *last_seen; /* per designated source, NONE if silent */
+    bool dirty;         /* changed since the last export */
+} kpart;
+
 typedef struct kday {
     int64_t day;
     int64_t events, parse_failures;
@@ -447,6 +458,8 @@ typedef struct kop {
     uint64_t generation; /* bumped by every input about this operator */
     remote_rec *remote;  /* sorted by month */
     size_t n_remote;
+    kpart *parts; /* unsorted: a handful per operator */
+    size_t n_parts, cap_parts, last_part;
 } kop;
 
 struct cor_kpi {
@@ -482,6 +495,9 @@ static void op_free(kop *o)
         free(o->remote[i].fp_rules);
     }
     free(o->remote);
+    for (size_t i = 0; i < o->n_parts; i++)
+        free(o->parts[i].last_seen);
+    free(o->parts);
     free(o->id);
     free(o);
 }
@@ -635,13 +651,64 @@ static int source_index(const kop *o, const char *host)
     return -1;
 }
 
-int cor_kpi_on_event(cor_kpi *k, const char *op, int64_t t, const char *host, bool is_parse_failure)
+static kpart *part_get(kop *o, int32_t part, int64_t day, bool create)
+{
+    if (o->last_part < o->n_parts && o->parts[o->last_part].part == part &&
+        o->parts[o->last_part].day == day)
+        return &o->parts[o->last_part];
+    for (size_t i = 0; i < o->n_parts; i++)
+        if (o->parts[i].part == part && o->parts[i].day == day) {
+            o->last_part = i;
+            return &o->parts[i];
+        }
+    if (!create)
+        return NULL;
+    if (o->n_parts == o->cap_parts) {
+        o->cap_parts = o->cap_parts ? o->cap_parts * 2 : 8;
+        o->parts = psb_xrealloc(o->parts, o->cap_parts * sizeof(kpart));
+    }
+    kpart *x = &o->parts[o->n_parts];
+    memset(x, 0, sizeof(*x));
+    x->part = part;
+    x->day = day;
+    x->oldest = x->newest = NONE;
+    if (o->n_sources) {
+        x->last_seen = psb_xmalloc(o->n_sources * sizeof(int64_t));
+        for (size_t i = 0; i < o->n_sources; i++)
+            x->last_seen[i] = NONE;
+    }
+    o->last_part = o->n_parts++;
+    return x;
+}
+
+static void part_remove(kop *o, size_t i)
+{
+    free(o->parts[i].last_seen);
+    o->parts[i] = o->parts[--o->n_parts];
+    o->last_part = 0;
+}
+
+static int count_event(cor_kpi *k, int32_t part, const char *op, int64_t t, const char *host,
+                       bool is_parse_failure)
 {
     if (!op || t < MIN_MS || t > MAX_MS)
         return -1;
     kop *o = op_get(k, op);
     if (!o)
         return -1;
+    int s = source_index(o, host);
+    if (part >= 0) {
+        kpart *x = part_get(o, part, floor_div(t, DAY_MS), true);
+        x->events++;
+        x->parse_failures += is_parse_failure;
+        if (x->oldest == NONE || t < x->oldest)
+            x->oldest = t;
+        if (x->newest < t)
+            x->newest = t;
+        if (s >= 0 && x->last_seen[s] < t)
+            x->last_seen[s] = t;
+        x->dirty = true;
+    }
     kday *d = day_get(o, floor_div(t, DAY_MS), true);
     d->events++;
     o->total_events++;
@@ -650,7 +717,6 @@ int cor_kpi_on_event(cor_kpi *k, const char *op, int64_t t, const char *host, bo
         d->parse_failures++;
         o->total_parse_failures++;
     }
-    int s = source_index(o, host);
     if (s >= 0 && d->last_seen[s] < t)
         d->last_seen[s] = t;
     if (k->clock < t)
@@ -660,7 +726,17 @@ int cor_kpi_on_event(cor_kpi *k, const char *op, int64_t t, const char *host, bo
     return 0;
 }
 
+int cor_kpi_on_event(cor_kpi *k, const char *op, int64_t t, const char *host, bool is_parse_failure)
+{
+    return count_event(k, -1, op, t, host, is_parse_failure);
+}
+
 int cor_kpi_on_psb_event(cor_kpi *k, const psb_event *ev)
+{
+    return cor_kpi_on_psb_event_part(k, -1, ev);
+}
+
+int cor_kpi_on_psb_event_part(cor_kpi *k, int32_t part, const psb_event *ev)
 {
     char op[COR_KPI_MAX_ID_LEN + 1], host[COR_KPI_MAX_ID_LEN + 1];
     psb_str o = ev->organization_id;
@@ -676,8 +752,8 @@ int cor_kpi_on_psb_event(cor_kpi *k, const psb_event *ev)
         memcpy(host, h.ptr, h.len);
         host[h.len] = '\0';
     }
-    return cor_kpi_on_event(k, op, ev->timestamp_ms, host[0] ? host : NULL,
-                            ev->kind == PSB_EVENT_KIND_PIPELINE_ERROR);
+    return count_event(k, part, op, ev->timestamp_ms, host[0] ? host : NULL,
+                       ev->kind == PSB_EVENT_KIND_PIPELINE_ERROR);
 }
 
 static kinc **tab_slot(kinc **tab, size_t cap, const char *id)
@@ -1676,4 +1752,293 @@ void cor_kpi_write_prometheus(const cor_kpi *k, cor_buf *b)
         }
     }
     free(vals);
+}
+
+/* ---- event counters in the state topic ---- */
+
+#define ST_MAGIC "PSKS"
+#define ST_VERSION 1
+
+static void st_u32(cor_buf *b, uint32_t v)
+{
+    char c[4];
+    for (int i = 0; i < 4; i++)
+        c[i] = (char)(v >> (8 * i));
+    cor_buf_put(b, c, 4);
+}
+
+static void st_i64(cor_buf *b, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    st_u32(b, (uint32_t)u);
+    st_u32(b, (uint32_t)(u >> 32));
+}
+
+/* The first day kept: the first of the previous month of the latest event time. */
+static int64_t keep_from_day(const cor_kpi *k)
+{
+    if (k->clock == NONE)
+        return INT64_MIN;
+    int64_t from, to;
+    cor_kpi_period_bounds(cor_kpi_period_prev(month_of(k->clock)), &from, &to);
+    return floor_div(from, DAY_MS);
+}
+
+static void state_key(const kop *o, int64_t day, cor_buf *b)
+{
+    char per[16];
+    b->len = 0;
+    cor_buf_puts(b, COR_KPI_STATE_PREFIX);
+    cor_buf_puts(b, o->id);
+    cor_buf_putc(b, '/');
+    cor_kpi_period_format((cor_kpi_period){true, day}, per);
+    cor_buf_puts(b, per);
+}
+
+static void state_value(const kop *o, const kpart *x, cor_buf *b)
+{
+    b->len = 0;
+    cor_buf_put(b, ST_MAGIC, 4);
+    cor_buf_put(b, (const char[]){ST_VERSION, 0, 0, 0}, 4);
+    st_i64(b, x->events);
+    st_i64(b, x->parse_failures);
+    st_i64(b, x->oldest);
+    st_i64(b, x->newest);
+    uint32_t n = 0;
+    for (size_t i = 0; i < o->n_sources; i++)
+        n += x->last_seen[i] != NONE;
+    st_u32(b, n);
+    for (size_t i = 0; i < o->n_sources; i++) {
+        if (x->last_seen[i] == NONE)
+            continue;
+        const char *h = o->cfg->sources[i];
+        size_t l = strlen(h);
+        cor_buf_putc(b, (char)l);
+        cor_buf_put(b, h, l);
+        st_i64(b, x->last_seen[i]);
+    }
+}
+
+size_t cor_kpi_state_export(cor_kpi *k, bool all, cor_kpi_state_fn fn, void *arg)
+{
+    cor_buf key = {0}, val = {0};
+    size_t n = 0;
+    int64_t keep = keep_from_day(k);
+    for (size_t i = 0; i < k->n_ops; i++) {
+        kop *o = k->ops[i];
+        for (size_t j = 0; j < o->n_parts;) {
+            kpart *x = &o->parts[j];
+            state_key(o, x->day, &key);
+            if (x->day < keep) {
+                /* Past the retention: its record goes; the day stays in memory. */
+                fn(arg, x->part, key.p, key.len, NULL, 0);
+                n++;
+                part_remove(o, j);
+                continue;
+            }
+            if (x->dirty || all) {
+                state_value(o, x, &val);
+                fn(arg, x->part, key.p, key.len, val.p, val.len);
+                x->dirty = false;
+                n++;
+            }
+            j++;
+        }
+    }
+    cor_buf_free(&key);
+    cor_buf_free(&val);
+    return n;
+}
+
+void cor_kpi_state_clear_dirty(cor_kpi *k)
+{
+    for (size_t i = 0; i < k->n_ops; i++)
+        for (size_t j = 0; j < k->ops[i]->n_parts; j++)
+            k->ops[i]->parts[j].dirty = false;
+}
+
+/* Take x's counters out of its day (x about to be replaced or dropped): the
+ * counts are subtracted, each source's last time is the latest of what remains
+ * of the day's other partitions. */
+static void part_unapply(kop *o, const kpart *x)
+{
+    kday *d = day_get(o, x->day, false);
+    if (!d)
+        return;
+    d->events -= x->events < d->events ? x->events : d->events;
+    d->parse_failures -=
+        x->parse_failures < d->parse_failures ? x->parse_failures : d->parse_failures;
+    for (size_t s = 0; s < o->n_sources; s++) {
+        if (x->last_seen[s] == NONE || x->last_seen[s] < d->last_seen[s])
+            continue;
+        int64_t last = NONE;
+        for (size_t j = 0; j < o->n_parts; j++) {
+            const kpart *y = &o->parts[j];
+            if (y != x && y->day == x->day && y->last_seen[s] > last)
+                last = y->last_seen[s];
+        }
+        d->last_seen[s] = last;
+    }
+}
+
+static void part_apply(cor_kpi *k, kop *o, const kpart *x)
+{
+    kday *d = day_get(o, x->day, true);
+    d->events += x->events;
+    d->parse_failures += x->parse_failures;
+    for (size_t s = 0; s < o->n_sources; s++)
+        if (x->last_seen[s] > d->last_seen[s])
+            d->last_seen[s] = x->last_seen[s];
+    if (x->newest != NONE && k->clock < x->newest)
+        k->clock = x->newest;
+    if (x->oldest != NONE && (k->first == NONE || x->oldest < k->first))
+        k->first = x->oldest;
+}
+
+size_t cor_kpi_state_drop(cor_kpi *k, int32_t part)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < k->n_ops; i++) {
+        kop *o = k->ops[i];
+        for (size_t j = 0; j < o->n_parts;) {
+            if (part >= 0 && o->parts[j].part != part) {
+                j++;
+                continue;
+            }
+            part_unapply(o, &o->parts[j]);
+            part_remove(o, j);
+            o->generation++;
+            n++;
+        }
+    }
+    return n;
+}
+
+typedef struct st_rd {
+    const unsigned char *p;
+    size_t n, at;
+    bool bad;
+} st_rd;
+
+static int64_t rd_i64(st_rd *r)
+{
+    if (r->bad || r->n - r->at < 8) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t u = 0;
+    for (int i = 7; i >= 0; i--)
+        u = (u << 8) | r->p[r->at + (size_t)i];
+    r->at += 8;
+    return (int64_t)u;
+}
+
+static uint32_t rd_u32(st_rd *r)
+{
+    if (r->bad || r->n - r->at < 4) {
+        r->bad = true;
+        return 0;
+    }
+    uint32_t u = 0;
+    for (int i = 3; i >= 0; i--)
+        u = (u << 8) | r->p[r->at + (size_t)i];
+    r->at += 4;
+    return u;
+}
+
+#define WHY(...)                                                                                   \
+    do {                                                                                           \
+        snprintf(why, whylen, __VA_ARGS__);                                                        \
+        goto refused;                                                                              \
+    } while (0)
+
+int cor_kpi_state_import(cor_kpi *k, int32_t part, const char *key, size_t key_len, const char *rec,
+                         size_t len, char *why, size_t whylen)
+{
+    char op[COR_KPI_MAX_ID_LEN + 1], per[11];
+    size_t pl = sizeof(COR_KPI_STATE_PREFIX) - 1;
+    kpart x = {0};
+    x.part = part;
+    if (part < 0)
+        WHY("kpi state: no partition");
+    if (!key || key_len < pl + 12 || memcmp(key, COR_KPI_STATE_PREFIX, pl) != 0 ||
+        key[key_len - 11] != '/')
+        WHY("kpi state: malformed key");
+    size_t ol = key_len - 11 - pl;
+    if (ol == 0 || ol > COR_KPI_MAX_ID_LEN || memchr(key + pl, '\0', ol))
+        WHY("kpi state: bad operator in key");
+    memcpy(op, key + pl, ol);
+    op[ol] = '\0';
+    memcpy(per, key + key_len - 10, 10);
+    per[10] = '\0';
+    cor_kpi_period p;
+    if (cor_kpi_period_parse(per, &p) < 0 || !p.is_day)
+        WHY("kpi state: bad day in key");
+    x.day = p.key;
+    int64_t from = x.day * DAY_MS, to = from + DAY_MS;
+    st_rd r = {(const unsigned char *)rec, rec ? len : 0, 0, false};
+    if (r.n < 8 || memcmp(rec, ST_MAGIC, 4) != 0)
+        WHY("kpi state: not a KPI state record");
+    if (r.p[4] != ST_VERSION)
+        WHY("kpi state: unknown version %u", r.p[4]);
+    r.at = 8;
+    x.events = rd_i64(&r);
+    x.parse_failures = rd_i64(&r);
+    x.oldest = rd_i64(&r);
+    x.newest = rd_i64(&r);
+    uint32_t n = rd_u32(&r);
+    if (r.bad)
+        WHY("kpi state: truncated");
+    if (x.events < 0 || x.parse_failures < 0 || x.parse_failures > x.events)
+        WHY("kpi state: bad counts");
+    if (x.events > 0 ? (x.oldest < from || x.oldest > x.newest || x.newest >= to)
+                     : (x.oldest != NONE || x.newest != NONE))
+        WHY("kpi state: event times outside the day");
+    if (n > COR_KPI_MAX_SOURCES)
+        WHY("kpi state: %u sources", n);
+    kop *o = op_get(k, op);
+    if (!o)
+        WHY("kpi state: operator refused (limits)");
+    if (o->n_sources) {
+        x.last_seen = psb_xmalloc(o->n_sources * sizeof(int64_t));
+        for (size_t i = 0; i < o->n_sources; i++)
+            x.last_seen[i] = NONE;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (r.at >= r.n)
+            WHY("kpi state: truncated");
+        size_t hl = r.p[r.at++];
+        if (hl == 0 || hl > COR_KPI_MAX_ID_LEN || r.n - r.at < hl)
+            WHY("kpi state: bad source name");
+        char h[COR_KPI_MAX_ID_LEN + 1];
+        memcpy(h, r.p + r.at, hl);
+        h[hl] = '\0';
+        r.at += hl;
+        int64_t t = rd_i64(&r);
+        if (r.bad)
+            WHY("kpi state: truncated");
+        if (t < x.oldest || t > x.newest)
+            WHY("kpi state: source time outside the day's events");
+        int s = memchr(h, '\0', hl) ? -1 : source_index(o, h);
+        if (s >= 0 && t > x.last_seen[s]) /* a source no longer designated is skipped */
+            x.last_seen[s] = t;
+    }
+    if (r.at != r.n)
+        WHY("kpi state: %zu bytes past the end", r.n - r.at);
+    kpart *old = part_get(o, part, x.day, false);
+    if (old) {
+        part_unapply(o, old);
+        free(old->last_seen);
+        *old = x;
+    } else {
+        kpart *y = part_get(o, part, x.day, true);
+        free(y->last_seen);
+        *y = x;
+    }
+    part_apply(k, o, &x);
+    o->generation++;
+    return 0;
+refused:
+    free(x.last_seen);
+    return -1;
 }

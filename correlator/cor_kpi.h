@@ -110,6 +110,10 @@ int cor_kpi_on_event(cor_kpi *k, const char *op, int64_t event_time_ms, const ch
 struct psb_event;
 int cor_kpi_on_psb_event(cor_kpi *k, const struct psb_event *ev);
 
+/* The same, counted also for events partition part (>= 0; -1: not tracked), whose
+ * counters go to the state topic (cor_kpi_state_*). */
+int cor_kpi_on_psb_event_part(cor_kpi *k, int32_t part, const struct psb_event *ev);
+
 /* An incident as the KPIs need it; strings are copied. */
 typedef struct cor_kpi_incident {
     const char *id;
@@ -171,6 +175,37 @@ uint64_t cor_kpi_generation(const cor_kpi *k, const char *op);
 bool cor_kpi_has_events(const cor_kpi *k, const char *op, cor_kpi_period p);
 int cor_kpi_import_record(cor_kpi *k, const char *key, size_t key_len, const char *json,
                           size_t len);
+
+/* Exactly once. The event counters of each (events partition, operator, day) --
+ * events, parse failures, oldest and newest event time, and the last time of each
+ * designated source seen -- are a record of the state topic, key suffix
+ * "#kpi/OP/YYYY-MM-DD" (after "GROUP/P/"), written in the transaction that
+ * consumed the events. Value, version 1, little-endian:
+ *   "PSKS" u8 1 u8 0 u8 0 u8 0, i64 events, i64 parse_failures, i64 oldest ms,
+ *   i64 newest ms (both INT64_MIN when events is 0), u32 n,
+ *   n x (u8 len 1..128 + designated source name, i64 last ms) */
+#define COR_KPI_STATE_PREFIX "#kpi/"
+/* rec NULL: a tombstone (a day past the retention). */
+typedef void (*cor_kpi_state_fn)(void *arg, int32_t part, const char *key, size_t key_len,
+                                 const char *rec, size_t len);
+/* Calls fn for each counter changed since the last export (every one if all),
+ * and a tombstone for each one before the first day of the previous month of the
+ * latest event time (dropped from the counters; the day's totals stay in memory).
+ * Returns the number of calls. */
+size_t cor_kpi_state_export(cor_kpi *k, bool all, cor_kpi_state_fn fn, void *arg);
+/* Forget what changed (an aborted transaction: the counters are dropped and read
+ * back). */
+void cor_kpi_state_clear_dirty(cor_kpi *k);
+/* Import the record of events partition part (key: the suffix from "#kpi/"): it
+ * replaces what this engine holds for (part, op, day), the day's KPIs become the
+ * sum over the partitions. 0, or -1 with the reason in why for a malformed,
+ * truncated or unknown-version record (nothing changed). */
+int cor_kpi_state_import(cor_kpi *k, int32_t part, const char *key, size_t key_len, const char *rec,
+                         size_t len, char *why, size_t whylen);
+/* Take the counters of events partition part (-1: every partition) out of the
+ * days (a partition gone to another instance, or a rewind before reading them
+ * back). Returns how many (partition, operator, day) counters were dropped. */
+size_t cor_kpi_state_drop(cor_kpi *k, int32_t part);
 
 /* Outputs, appended to b. */
 /* The KPI record of (op, period): kpi values, change since the previous period,

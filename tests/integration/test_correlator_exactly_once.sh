@@ -14,6 +14,9 @@
 #    topic; B joins the group and takes partitions (their windows read back from
 #    the state topic); the other half arrives. Want: each operator's threshold
 #    once with count 4, whichever instance raises it.
+# After each, the KPI record last published for every operator (pasban.kpi, at
+#    the SIGTERM) counts each event sent exactly once: the event counters ride in
+#    pasban.state with the windows.
 # 3. A batch that can never commit is aborted a few times, then the daemon exits 1.
 # And on the incidents topic read read_committed: no incident id twice.
 set -euo pipefail
@@ -77,6 +80,29 @@ start() { # start NAME CONF INSTANCE PORT: pid in $started
   pids+=("$started")
 }
 port() { echo $((20000 + RANDOM % 20000)); }
+# kpi_events TOPIC N OP...: the last record of each OP's month on the KPI topic
+# counts N events
+kpi_events() {
+  local topic=$1 want=$2
+  shift 2
+  timeout 30 "$KCAT" -b "$K" -t "$topic" -C -e -q -X isolation.level=read_committed -f '%k\t%s\n' \
+    >"$T/kpi" 2>/dev/null || true
+  python3 - "$T/kpi" "$(date -u -d "@$(date -u -d 'today 08:00' +%s)" +%Y-%m)" "$want" "$@" <<'PY'
+import json, sys
+last = {}
+for l in open(sys.argv[1]):
+    if "\t" in l:
+        k, v = l.rstrip("\n").split("\t", 1)
+        last[k] = json.loads(v)
+month, want = sys.argv[2], int(sys.argv[3])
+for op in sys.argv[4:]:
+    rec = last.get(op + "/" + month)
+    assert rec is not None, ("no KPI record of", op, month, sorted(last))
+    got = rec["kpi"]["events_ingested"]
+    assert got == want, ("events_ingested of %s: %s, sent %d" % (op, got, want))
+print("KPI records of %d operators: events_ingested = %d each, as sent" % (len(sys.argv) - 4, want))
+PY
+}
 incidents() { # incidents TOPIC FILE: read_committed
   timeout 30 "$KCAT" -b "$K" -t "$1" -C -e -q -X isolation.level=read_committed -f '%k\t%s\n' >"$2"
 }
@@ -134,6 +160,8 @@ kill -TERM "$a"
 rc=0
 wait "$a" || rc=$?
 [ "$rc" -eq 0 ] || fail "restart: A exited $rc"
+grep -q 'restore: .* [1-9][0-9]* KPI counters imported' "$T/log-A1b" || fail "the restarted A imported no KPI counters"
+kpi_events "$EV1-kpi" 6 op-a || fail "restart: the KPI record does not count the 6 events once"
 
 # ---- 2. a rebalance in the middle of the windows ----
 EV2=test-eo-rb-$run
@@ -193,6 +221,8 @@ for p in "$a" "$b"; do
   wait "$p" || rc=$?
   [ "$rc" -eq 0 ] || fail "rebalance: an instance exited $rc"
 done
+kpi_events "$EV2-kpi" 4 op-0 op-1 op-2 op-3 op-4 op-5 op-6 op-7 ||
+  fail "rebalance: the KPI records do not count the 4 events of each operator once"
 pids=()
 
 # ---- 3. a batch that can never commit (an incident past message.max.bytes) ----
