@@ -16,7 +16,23 @@ typedef struct cor_unit_ref {
     const cor_rule *rule;
     const cor_step *step;
     size_t step_index;
+    const uint32_t *pids; /* per where condition of the step: its pattern's number */
 } cor_unit_ref;
+
+/* Verdicts of capture-free where patterns on short values, kept across events.
+ * Rules of one family repeat the same gate (process.name ^sshd$, a mnemonic) and
+ * such fields take few values: one PCRE2 call per rule and event is most of what
+ * those conditions cost. A verdict depends only on the pattern text (all are
+ * compiled with the same options) and the value; a limit error is not kept. */
+#define VERDICT_SLOTS 1024 /* direct-mapped */
+#define VERDICT_VALUE 58   /* longer values are matched every time */
+
+typedef struct verdict_slot {
+    uint32_t pid;
+    uint8_t len; /* of value; VERDICT_VALUE + 1 = empty */
+    uint8_t match;
+    char value[VERDICT_VALUE];
+} verdict_slot;
 
 /* How load_values reads a field: the common ones straight from the event (the
  * same answers psb_event_get gives, without its chain of name comparisons). */
@@ -39,7 +55,50 @@ struct cor_matcher {
     cor_capture caps[COR_MAX_CAPTURES * COR_MAX_PATTERNS];
     size_t n_caps;
     cor_rule_stats *stats;
+    uint32_t *pids;         /* pattern numbers of every step's where conditions */
+    verdict_slot *verdicts; /* VERDICT_SLOTS */
 };
+
+typedef struct pat_ref {
+    const char *pattern;
+    uint32_t *pid;
+} pat_ref;
+
+static int cmp_pat_ref(const void *a, const void *b)
+{
+    return strcmp(((const pat_ref *)a)->pattern, ((const pat_ref *)b)->pattern);
+}
+
+/* Number every where condition by its pattern text: equal texts, equal numbers. */
+static void number_patterns(cor_matcher *m, const cor_ruleset *rs)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < rs->n_rules; i++)
+        for (size_t s = 0; s < rs->rules[i]->n_steps; s++)
+            n += rs->rules[i]->steps[s].n_where;
+    m->pids = psb_xcalloc(n + 1, sizeof(*m->pids));
+    pat_ref *refs = psb_xcalloc(n + 1, sizeof(*refs));
+    size_t k = 0;
+    for (size_t i = 0; i < rs->n_rules; i++) {
+        const cor_rule *r = rs->rules[i];
+        for (size_t s = 0; s < r->n_steps; s++) {
+            m->unit_ref[cor_unit_of(rs, i, s)].pids = m->pids + k;
+            for (size_t c = 0; c < r->steps[s].n_where; c++, k++)
+                refs[k] = (pat_ref){r->steps[s].where[c].pattern, m->pids + k};
+        }
+    }
+    qsort(refs, n, sizeof(*refs), cmp_pat_ref);
+    uint32_t id = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (j > 0 && strcmp(refs[j].pattern, refs[j - 1].pattern) != 0)
+            id++;
+        *refs[j].pid = id;
+    }
+    free(refs);
+    m->verdicts = psb_xcalloc(VERDICT_SLOTS, sizeof(*m->verdicts));
+    for (size_t j = 0; j < VERDICT_SLOTS; j++)
+        m->verdicts[j].len = VERDICT_VALUE + 1;
+}
 
 cor_matcher *cor_matcher_new(const cor_ruleset *rs, const cor_match_opts *opts)
 {
@@ -92,6 +151,7 @@ cor_matcher *cor_matcher_new(const cor_ruleset *rs, const cor_match_opts *opts)
         }
     }
     m->stats = psb_xcalloc(rs->n_rules + 1, sizeof(*m->stats));
+    number_patterns(m, rs);
     return m;
 }
 
@@ -110,6 +170,8 @@ void cor_matcher_free(cor_matcher *m)
     free(m->field_len);
     free(m->field_access);
     free(m->stats);
+    free(m->pids);
+    free(m->verdicts);
     free(m);
 }
 
@@ -176,8 +238,43 @@ int cor_field_lookup(const psb_event *ev, const cor_capture *caps, size_t n_caps
     return psb_event_get(ev, name, strlen(name), buf, out);
 }
 
-/* Does step s of r hold for ev? Leaves its captures in m->caps. */
-static int eval_step(cor_matcher *m, const psb_event *ev, const cor_rule *r, const cor_step *st)
+static size_t verdict_index(uint32_t pid, const char *p, size_t n)
+{
+    uint64_t a = 0, b = 0;
+    if (n >= 8) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            a = a << 8 | (unsigned char)p[i];
+    }
+    uint64_t h = (a * 0x9E3779B97F4A7C15u) ^ ((b + n) * 0xC2B2AE3D27D4EB4Fu) ^
+                 ((uint64_t)pid * 0x165667B19E3779F9u);
+    return (size_t)(h >> 40) & (VERDICT_SLOTS - 1);
+}
+
+/* run() for a where pattern without captures, through the verdicts. */
+static int run_kept(cor_matcher *m, const cor_rule *r, const cor_cond *c, uint32_t pid, psb_str v)
+{
+    if (v.len > VERDICT_VALUE)
+        return run(m, r, c, v);
+    verdict_slot *s = &m->verdicts[verdict_index(pid, v.ptr, v.len)];
+    if (s->len == v.len && s->pid == pid && memcmp(s->value, v.ptr, v.len) == 0)
+        return s->match;
+    int rc = run(m, r, c, v);
+    if (rc >= 0) {
+        s->pid = pid;
+        s->len = (uint8_t)v.len;
+        s->match = (uint8_t)rc;
+        memcpy(s->value, v.ptr, v.len);
+    }
+    return rc;
+}
+
+/* Does step s of r hold for ev? Leaves its captures in m->caps. pids: the where
+ * patterns' numbers (NULL: no kept verdicts). */
+static int eval_step(cor_matcher *m, const psb_event *ev, const cor_rule *r, const cor_step *st,
+                     const uint32_t *pids)
 {
     m->n_caps = 0;
     for (size_t i = 0; i < st->n_where; i++) {
@@ -186,6 +283,11 @@ static int eval_step(cor_matcher *m, const psb_event *ev, const cor_rule *r, con
         if (!fv->ptr)
             return 0;
         psb_str v = psb_str_make(fv->ptr, fv->len);
+        if (c->n_caps == 0 && pids) {
+            if (run_kept(m, r, c, pids[i], v) <= 0)
+                return 0;
+            continue;
+        }
         if (run(m, r, c, v) <= 0)
             return 0;
         take_captures(m, c, v);
@@ -281,7 +383,7 @@ void cor_matcher_run(cor_matcher *m, const psb_event *ev, cor_hit_fn fn, void *c
         const cor_rule *r = ref->rule;
         size_t step = ref->step_index;
         m->stats[r->index].candidates++;
-        if (!eval_step(m, ev, r, ref->step))
+        if (!eval_step(m, ev, r, ref->step, ref->pids))
             continue;
         m->stats[r->index].matches++;
         if (fn)
@@ -294,7 +396,7 @@ unsigned cor_matcher_rule(cor_matcher *m, const psb_event *ev, const cor_rule *r
     load_values(m, ev);
     unsigned mask = 0;
     for (size_t s = 0; s < r->n_steps; s++)
-        if (eval_step(m, ev, r, &r->steps[s]))
+        if (eval_step(m, ev, r, &r->steps[s], NULL))
             mask |= 1u << s;
     return mask;
 }

@@ -186,6 +186,61 @@ static size_t quantifier(const char *p, size_t n, size_t i, unsigned long *min)
     return j - i + 1;
 }
 
+/* The plain character every match of the group p[i] == '(' .. p[j - 1] == ')' ends
+ * with, or -1: a group that consumes (no lookaround), without alternation, inline
+ * options or \Q at any depth (they could change what the character matches),
+ * whose body ends with an unescaped character that is neither syntax nor
+ * quantified. */
+static int group_last_char(const char *p, size_t i, size_t j)
+{
+    size_t bs; /* where the body starts */
+    if (p[i + 1] != '?')
+        bs = i + 1;
+    else if (p[i + 2] == ':' || p[i + 2] == '>')
+        bs = i + 3;
+    else if ((p[i + 2] == '<' && p[i + 3] != '=' && p[i + 3] != '!') ||
+             (p[i + 2] == 'P' && p[i + 3] == '<')) {
+        bs = i + 3;
+        while (bs < j && p[bs] != '>')
+            bs++;
+        bs++;
+    } else
+        return -1;
+    size_t k = j - 2; /* the character before ')' */
+    if (k < bs || k >= j)
+        return -1;
+    char c = p[k];
+    if (strchr("\\.^$|()[]{}*+?", c) || p[k - 1] == '\\')
+        return -1;
+    bool in_class = false;
+    for (size_t x = bs; x < k; x++) {
+        char d = p[x];
+        if (d == '\\') {
+            if (p[x + 1] == 'Q' || p[x + 1] == 'E')
+                return -1;
+            x++;
+            continue;
+        }
+        if (in_class) {
+            if (d == ']')
+                in_class = false;
+            continue;
+        }
+        if (d == '[') {
+            in_class = true;
+            if (p[x + 1] == '^')
+                x++;
+            if (p[x + 1] == ']')
+                x++;
+        } else if (d == '|') {
+            return -1;
+        } else if (d == '(' && p[x + 1] == '?' && p[x + 2] != ':') {
+            return -1;
+        }
+    }
+    return (unsigned char)c;
+}
+
 static size_t required_literals(const char *p, size_t n, lit *out, bool *caseless)
 {
     size_t count = 0;
@@ -228,9 +283,21 @@ static size_t required_literals(const char *p, size_t n, lit *out, bool *caseles
             lit_push(out, &count, run, rl);
             rl = 0;
             size_t j = skip_group(p, n, i);
-            if (j == 0 || (j = skip_quantifier(p, n, j)) == 0)
+            if (j == 0)
+                goto give_up;
+            int last = group_last_char(p, i, j);
+            unsigned long reps = 1;
+            if (j < n && (p[j] == '*' || p[j] == '?'))
+                reps = 0;
+            else if (j < n && p[j] == '{' && quantifier(p, n, j, &reps) == 0)
+                goto give_up;
+            if ((j = skip_quantifier(p, n, j)) == 0)
                 goto give_up;
             i = j;
+            /* "(?:[^,]*,){17}80,": the group's last character is before the next run
+             * too, and ",80," is far rarer in events than "80,". */
+            if (last >= 0 && reps > 0)
+                run[rl++] = (char)last;
             continue;
         } else if (c == '[' || c == '.' || c == '^' || c == '$') {
             lit_push(out, &count, run, rl);
