@@ -347,6 +347,21 @@ static void list_append(rule_state *rs, group *g)
     *tail = g;
 }
 
+/* Link g into the list (head, tail) just after p, or first when p is NULL. */
+static void link_after(group **head, group **tail, group *p, group *g)
+{
+    g->prev = p;
+    g->next = p ? p->next : *head;
+    if (g->next)
+        g->next->prev = g;
+    else
+        *tail = g;
+    if (p)
+        p->next = g;
+    else
+        *head = g;
+}
+
 /* Absence list: ordered by last_seen, so the next to fall silent is at the head.
  * Events come nearly in order, so the walk from the tail is short. */
 static void list_insert_by_time(rule_state *rs, group *g)
@@ -354,16 +369,7 @@ static void list_insert_by_time(rule_state *rs, group *g)
     group *p = rs->tail;
     while (p && absn(p)->last_seen > absn(g)->last_seen)
         p = p->prev;
-    g->prev = p;
-    g->next = p ? p->next : rs->head;
-    if (g->next)
-        g->next->prev = g;
-    else
-        rs->tail = g;
-    if (p)
-        p->next = g;
-    else
-        rs->head = g;
+    link_after(&rs->head, &rs->tail, p, g);
 }
 
 static void mark_dirty(cor_engine *e, group *g)
@@ -1739,16 +1745,7 @@ static void abs_insert_imported(rule_state *rs, group *g)
     while (p && (absn(p)->last_seen > s->last_seen ||
                  (absn(p)->last_seen == s->last_seen && absn(p)->order > s->order)))
         p = p->prev;
-    g->prev = p;
-    g->next = p ? p->next : rs->head;
-    if (g->next)
-        g->next->prev = g;
-    else
-        rs->tail = g;
-    if (p)
-        p->next = g;
-    else
-        rs->head = g;
+    link_after(&rs->head, &rs->tail, p, g);
 }
 
 /* Fired absence groups are ordered by suppress time (the order they fired in). */
@@ -1757,16 +1754,7 @@ static void fired_insert(rule_state *rs, group *g)
     group *p = rs->ftail;
     while (p && suppress_until(p) > suppress_until(g))
         p = p->prev;
-    g->prev = p;
-    g->next = p ? p->next : rs->fhead;
-    if (g->next)
-        g->next->prev = g;
-    else
-        rs->ftail = g;
-    if (p)
-        p->next = g;
-    else
-        rs->fhead = g;
+    link_after(&rs->fhead, &rs->ftail, p, g);
 }
 
 int cor_engine_import(cor_engine *e, const char *rec, size_t len, char *err, size_t errlen)

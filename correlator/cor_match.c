@@ -240,16 +240,7 @@ int cor_field_lookup(const psb_event *ev, const cor_capture *caps, size_t n_caps
 
 static size_t verdict_index(uint32_t pid, const char *p, size_t n)
 {
-    uint64_t a = 0, b = 0;
-    if (n >= 8) {
-        memcpy(&a, p, 8);
-        memcpy(&b, p + n - 8, 8);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            a = a << 8 | (unsigned char)p[i];
-    }
-    uint64_t h = (a * 0x9E3779B97F4A7C15u) ^ ((b + n) * 0xC2B2AE3D27D4EB4Fu) ^
-                 ((uint64_t)pid * 0x165667B19E3779F9u);
+    uint64_t h = psb_hash_short(p, n) ^ ((uint64_t)pid * 0x165667B19E3779F9u);
     return (size_t)(h >> 40) & (VERDICT_SLOTS - 1);
 }
 

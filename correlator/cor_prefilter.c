@@ -809,19 +809,10 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
     return 0;
 }
 
-/* Slot of a short value: its first and last eight bytes and length, mixed. */
+/* Slot of a short value in the memo. */
 static size_t memo_index(const char *p, size_t n)
 {
-    uint64_t a = 0, b = 0;
-    if (n >= 8) {
-        memcpy(&a, p, 8);
-        memcpy(&b, p + n - 8, 8);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            a = a << 8 | (unsigned char)p[i];
-    }
-    uint64_t h = (a * 0x9E3779B97F4A7C15u) ^ (b + n) * 0xC2B2AE3D27D4EB4Fu;
-    return (size_t)(h >> 58) & (MEMO_SLOTS - 1);
+    return (size_t)(psb_hash_short(p, n) >> 58) & (MEMO_SLOTS - 1);
 }
 
 /* Scan one value of database i, through the memo when the value is short. */

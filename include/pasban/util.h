@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define PSB_VERSION "0.1.0"
 
@@ -32,6 +33,22 @@ bool psb_str_is_digits(psb_str s);
 #define PSB_HASH_SEED 1469598103934665603ULL
 uint64_t psb_hash_bytes(const void *p, size_t n, uint64_t h);
 uint64_t psb_hash_str(const char *s);
+/* A quick hash of a short value for a direct-mapped cache (the matcher's kept
+ * verdicts, the prefilter's memo): its first and last eight bytes and its length,
+ * mixed; take the high bits. Values that share both ends and the length collide,
+ * so a cache compares the value itself before it trusts a slot. */
+static inline uint64_t psb_hash_short(const char *p, size_t n)
+{
+    uint64_t a = 0, b = 0;
+    if (n >= 8) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            a = a << 8 | (unsigned char)p[i];
+    }
+    return (a * 0x9E3779B97F4A7C15u) ^ ((b + n) * 0xC2B2AE3D27D4EB4Fu);
+}
 
 void *psb_xmalloc(size_t n);
 void *psb_xcalloc(size_t nmemb, size_t size);
