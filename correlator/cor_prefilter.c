@@ -1,6 +1,7 @@
 /* cor_prefilter.c -- Hyperscan prefilter databases, one per where field. */
 #include "cor_prefilter.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,8 +211,17 @@ static int group_last_char(const char *p, size_t i, size_t j)
     if (k < bs || k >= j)
         return -1;
     char c = p[k];
-    if (strchr("\\.^$|()[]{}*+?", c) || p[k - 1] == '\\')
+    if (strchr("\\.^$|()[]{}*+?", c))
         return -1;
+    /* The character may end an escape of several ("\x2c", "\054", "\cM", "\g1",
+     * "\k<n>", "\p{L}"): a backslash before the run of word characters and
+     * brackets that ends at k means it is no plain character. */
+    for (size_t x = k; x-- > bs;) {
+        if (p[x] == '\\')
+            return -1;
+        if (!isalnum((unsigned char)p[x]) && !strchr("{}<>'_", p[x]))
+            break;
+    }
     bool in_class = false;
     for (size_t x = bs; x < k; x++) {
         char d = p[x];
