@@ -197,6 +197,11 @@ static int compile_cond(const char *field, size_t field_len, const cor_jnode *pa
         return fail(e, pat->line, "%s %s: pattern of %zu bytes exceeds the limit of %d", what,
                     field, pat->len, COR_MAX_PATTERN_LEN);
     int code;
+    /* The pattern is kept as a C string (the prefilter's literals, the matcher's kept
+     * verdicts are keyed by its text): a raw NUL would cut it short. */
+    if (memchr(pat->str, '\0', pat->len))
+        return fail(e, pat->line, "%s %s: a NUL character in the pattern (write \\x00 to match one)",
+                    what, field);
     PCRE2_SIZE off;
     pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat->str, pat->len, 0, &code, &off, NULL);
     if (!re) {

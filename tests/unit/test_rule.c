@@ -106,12 +106,14 @@ static void test_bad_rules_are_reported_and_skipped(void **state)
          "{\"count\": 0, \"within\": \"1m\"}},\n"
          "{\"id\": \"BAD-SEQ\", \"sequence\": [{\"where\": {\"message\": \"a\"}}]},\n"
          "{\"where\": {\"message\": \"a\"}},\n"
-         "{\"id\": \"OK-2\", \"where\": {\"message\": \"c\"}}\n"
+         "{\"id\": \"OK-2\", \"where\": {\"message\": \"c\"}},\n"
+         "{\"id\": \"BAD-NUL\", \"where\": {\"message\": \"^ab(?#\\u0000)$\"}}\n"
          "]}\n");
     assert_int_equal(l.rs->n_rules, 2);
     assert_non_null(find(l.rs, "OK-1"));
     assert_non_null(find(l.rs, "OK-2"));
-    assert_int_equal(l.rs->n_errors, 8);
+    assert_int_equal(l.rs->n_errors, 9);
+    assert_non_null(strstr(l.errors, "t.rules:13: rule BAD-NUL: where message: a NUL character"));
     assert_non_null(strstr(l.errors, "t.rules:4: rule BAD-KEY: unknown key \"colour\"\n"));
     assert_non_null(strstr(l.errors, "t.rules:5: rule BAD-DUR: bad duration for suppress"));
     assert_non_null(strstr(l.errors, "t.rules:6: rule BAD-SEV: bad severity"));
