@@ -1487,8 +1487,9 @@ static void put_orig(cor_buf *b, const char *p, size_t len, orig_acc *acc)
     cor_buf_put(b, p, len);
 }
 
-/* The id ordinal so far of the basis of g's last incident. */
-static unsigned basis_ordinal(const cor_engine *e, const cor_rule *r, const group *g)
+/* The hash of the id basis (rule, group key, first_seen, no ordinal) of g's last
+ * incident: the key of its slot in e->ids (never 0, which marks a free slot). */
+static uint64_t basis_hash(const cor_rule *r, const group *g)
 {
     cor_incident tmp;
     memset(&tmp, 0, sizeof(tmp));
@@ -1496,8 +1497,13 @@ static unsigned basis_ordinal(const cor_engine *e, const cor_rule *r, const grou
     tmp.first_seen = g->incident->first_seen;
     cor_incident_set_id(&tmp, g->key, g->key_len, 0);
     uint64_t h = psb_hash_bytes(tmp.id, 32, PSB_HASH_SEED);
-    h = h ? h : 1;
-    const id_slot *s = id_slot_find(e->ids, e->ids_cap, h);
+    return h ? h : 1;
+}
+
+/* The id ordinal so far of the basis of g's last incident. */
+static unsigned basis_ordinal(const cor_engine *e, const cor_rule *r, const group *g)
+{
+    const id_slot *s = id_slot_find(e->ids, e->ids_cap, basis_hash(r, g));
     return s->h ? s->n : 0;
 }
 
@@ -1714,13 +1720,7 @@ static int refuse(cor_engine *e, char *err, size_t errlen, const char *pre, cons
 /* Keep the id basis of an imported incident, so a repeat still gets the next ordinal. */
 static void ids_note(cor_engine *e, const cor_rule *r, const group *g, unsigned ordinal)
 {
-    cor_incident tmp;
-    memset(&tmp, 0, sizeof(tmp));
-    tmp.rule = r;
-    tmp.first_seen = g->incident->first_seen;
-    cor_incident_set_id(&tmp, g->key, g->key_len, 0);
-    uint64_t h = psb_hash_bytes(tmp.id, 32, PSB_HASH_SEED);
-    h = h ? h : 1;
+    uint64_t h = basis_hash(r, g);
     id_slot *s = id_slot_find(e->ids, e->ids_cap, h);
     if (s->h) {
         if (ordinal > s->n)
@@ -1732,7 +1732,7 @@ static void ids_note(cor_engine *e, const cor_rule *r, const group *g, unsigned 
         s = id_slot_find(e->ids, e->ids_cap, h);
     }
     s->h = h;
-    s->first_seen = tmp.first_seen;
+    s->first_seen = g->incident->first_seen;
     s->n = ordinal;
     e->ids_n++;
 }
