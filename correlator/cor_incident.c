@@ -6,6 +6,8 @@
  * about as much as hashing an incident's 100 bytes. At 1000 rules an incident is
  * raised for one event in twenty, so the direct functions stay (same digest). */
 #define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,34 +15,94 @@
 
 #include "pasban/util.h"
 
-void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_len, unsigned ordinal)
+struct cor_idgen {
+    EVP_MD *sha256;
+    EVP_MD_CTX *ctx; /* reused: EVP_DigestInit_ex2 with the same digest keeps its state block */
+};
+
+cor_idgen *cor_idgen_new(void)
 {
-    /* SHA-256 of "rule id NUL group key NUL first_seen [NUL ordinal]": NULs keep
-     * ("ab","c") and ("a","bc") apart; ordinal 0 adds nothing. */
+    cor_idgen *g = psb_xcalloc(1, sizeof(*g));
+    g->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    g->ctx = EVP_MD_CTX_new();
+    if (!g->sha256 || !g->ctx) {
+        unsigned long err = ERR_get_error();
+        fprintf(stderr, "pasban: OpenSSL gives no SHA-256 for incident ids: %s\n",
+                err ? ERR_reason_error_string(err) : "out of memory");
+        abort();
+    }
+    return g;
+}
+
+void cor_idgen_free(cor_idgen *g)
+{
+    if (!g)
+        return;
+    EVP_MD_CTX_free(g->ctx);
+    EVP_MD_free(g->sha256);
+    free(g);
+}
+
+/* The id's basis, "rule id NUL group key NUL first_seen [NUL ordinal]": NULs keep
+ * ("ab","c") and ("a","bc") apart; ordinal 0 adds nothing. In stackbuf if it fits,
+ * else in an allocated block the caller frees. */
+static char *id_basis(const cor_incident *inc, const char *group_key, size_t key_len,
+                      unsigned ordinal, char *stackbuf, size_t stack_size, size_t *len)
+{
     char when[PSB_TIME_BUFSZ + 16];
     size_t wl = psb_format_time_ms(inc->first_seen, when);
     if (ordinal)
         wl += (size_t)snprintf(when + wl, sizeof(when) - wl, "%c%u", '\0', ordinal);
     size_t il = strlen(inc->rule->id);
-    char stackbuf[512];
     size_t n = il + 1 + key_len + 1 + wl;
-    char *buf = n <= sizeof(stackbuf) ? stackbuf : psb_xmalloc(n);
+    char *buf = n <= stack_size ? stackbuf : psb_xmalloc(n);
     memcpy(buf, inc->rule->id, il + 1);
     memcpy(buf + il + 1, group_key, key_len);
     buf[il + 1 + key_len] = '\0';
     memcpy(buf + il + 2 + key_len, when, wl);
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256_CTX ctx;
-    if (!SHA256_Init(&ctx) || !SHA256_Update(&ctx, buf, n) || !SHA256_Final(md, &ctx))
-        abort();
-    if (buf != stackbuf)
-        free(buf);
+    *len = n;
+    return buf;
+}
+
+/* The id is the hex of the digest's first 16 bytes. */
+static void put_id(cor_incident *inc, const unsigned char *md)
+{
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 16; i++) {
         inc->id[2 * i] = hex[md[i] >> 4];
         inc->id[2 * i + 1] = hex[md[i] & 15];
     }
     inc->id[32] = '\0';
+}
+
+void cor_idgen_set_id(cor_idgen *g, cor_incident *inc, const char *group_key, size_t key_len,
+                      unsigned ordinal)
+{
+    char stackbuf[512];
+    size_t n;
+    char *buf = id_basis(inc, group_key, key_len, ordinal, stackbuf, sizeof(stackbuf), &n);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    /* Fails only on a broken provider; an id must never be made up. */
+    if (EVP_DigestInit_ex2(g->ctx, g->sha256, NULL) != 1 ||
+        EVP_DigestUpdate(g->ctx, buf, n) != 1 || EVP_DigestFinal_ex(g->ctx, md, NULL) != 1)
+        abort();
+    if (buf != stackbuf)
+        free(buf);
+    put_id(inc, md);
+}
+
+void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_len, unsigned ordinal)
+{
+    char stackbuf[512];
+    size_t n;
+    char *buf = id_basis(inc, group_key, key_len, ordinal, stackbuf, sizeof(stackbuf), &n);
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256_CTX ctx;
+    if (!SHA256_Init(&ctx) || !SHA256_Update(&ctx, buf, n) || !SHA256_Final(md, &ctx))
+        abort();
+    if (buf != stackbuf)
+        free(buf);
+    put_id(inc, md);
 }
 
 void cor_incident_add_evidence(cor_incident *inc, const char *p, size_t n)
