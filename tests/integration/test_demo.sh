@@ -12,12 +12,13 @@ cd "$root"
 # ephemeral range (32768-60999), so no outgoing connection takes one before the
 # daemons bind it, and held until all are chosen, so they differ. The broker also
 # takes port+1 (its controller), the collector ingest+1 (metrics); syslog is UDP and
-# TCP on one number. A port whose broker data is in the cache (another checkout's
-# broker, stopped) is passed over: the demo empties its broker's data.
+# TCP on one number. A broker port whose data directory is in the cache (another
+# checkout's broker, stopped) is passed over, as the demo empties its broker's data;
+# making that directory claims the port.
 cache=${PASBAN_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/pasban}
-read -r free_kafka free_http free_syslog free_ingest < <(python3 - "$cache" <<'PY'
+read -r free_kafka free_http free_syslog free_ingest < <(python3 - "$cache" "${PASBAN_DEMO_KAFKA_PORT:-}" <<'PY'
 import os, random, socket, sys
-cache = sys.argv[1]
+cache, kafka_given = sys.argv[1], sys.argv[2]
 held = []
 def bind(port, kind=socket.SOCK_STREAM):
     s = socket.socket(socket.AF_INET, kind)
@@ -31,15 +32,19 @@ def bind(port, kind=socket.SOCK_STREAM):
 def free(pair=False, udp=False, broker=False):
     for _ in range(1000):
         p = random.randrange(20000, 32000)
-        if broker and os.path.exists(os.path.join(cache, "kafka-run-%d" % p)):
-            continue
         if bind(p) is None or (pair and bind(p + 1) is None):
             continue
         if udp and bind(p, socket.SOCK_DGRAM) is None:
             continue
+        if broker:
+            try:  # the claim: a second run at once cannot take the same one
+                os.makedirs(cache, exist_ok=True)
+                os.mkdir(os.path.join(cache, "kafka-run-%d" % p))
+            except FileExistsError:
+                continue
         return p
     sys.exit("no free port in 20000-31999")
-print(free(pair=True, broker=True), free(), free(udp=True), free(pair=True))
+print(kafka_given or free(pair=True, broker=True), free(), free(udp=True), free(pair=True))
 PY
 )
 [[ -n ${free_ingest:-} ]] || { echo "FAIL: no free ports"; exit 1; }
