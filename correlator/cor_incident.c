@@ -12,12 +12,13 @@
 
 #include "pasban/util.h"
 
-/* The digest is fetched once (a fetch is a method-store lookup under a lock) and the
- * context is reused. OpenSSL 3.0's EVP_DigestInit_ex2 still frees and reallocates
- * the provider's SHA-256 state on every init (crypto/evp/digest.c), so an id costs
- * about 600 instructions more than through the SHA256_* functions deprecated in 3.0
- * (3.5 k instead of 2.9 k); cor_incident_write formats each distinct time of an
- * incident once, which more than makes up for it. */
+/* The digest is fetched once (a fetch is a method-store lookup under a lock; the
+ * process's first one also starts the default provider, about 6 M instructions) and
+ * the context is reused. OpenSSL 3.0's EVP_DigestInit_ex2 still frees and
+ * reallocates the provider's SHA-256 state on every init (crypto/evp/digest.c), so an
+ * id costs about 650 instructions more than through the SHA256_* functions
+ * deprecated in 3.0 (3.5 k instead of 2.9 k). cor_incident_write saves more than that
+ * per incident (each distinct time formatted once, quotes escaped on the fast path). */
 struct cor_idgen {
     EVP_MD *sha256;
     EVP_MD_CTX *ctx;
