@@ -184,6 +184,7 @@ struct cor_engine {
     size_t n_absence;
     id_slot *ids;
     size_t ids_cap, ids_n;
+    cor_idgen *idgen;
     int64_t id_horizon;
     /* state records (cor_engine_export_dirty) */
     int32_t src;   /* the source of the event being processed */
@@ -223,6 +224,7 @@ cor_engine *cor_engine_new(const cor_ruleset *rs, const cor_engine_opts *opts)
     }
     e->ids_cap = 1024;
     e->ids = psb_xcalloc(e->ids_cap, sizeof(*e->ids));
+    e->idgen = cor_idgen_new();
     e->by_id_cap = 16;
     while (e->by_id_cap < rs->n_rules * 2)
         e->by_id_cap *= 2;
@@ -302,6 +304,7 @@ void cor_engine_free(cor_engine *e)
     free(e->rules);
     free(e->absence_rules);
     free(e->ids);
+    cor_idgen_free(e->idgen);
     free(e->dirty);
     tombs_clear(e);
     free(e->tombs);
@@ -667,12 +670,12 @@ static void ids_rebuild(cor_engine *e)
 static void incident_set_unique_id(cor_engine *e, cor_incident *inc, const char *key,
                                    size_t key_len)
 {
-    cor_incident_set_id(inc, key, key_len, 0);
+    cor_idgen_set_id(e->idgen, inc, key, key_len, 0);
     uint64_t h = psb_hash_bytes(inc->id, 32, PSB_HASH_SEED);
     h = h ? h : 1;
     id_slot *s = id_slot_find(e->ids, e->ids_cap, h);
     if (s->h) {
-        cor_incident_set_id(inc, key, key_len, ++s->n);
+        cor_idgen_set_id(e->idgen, inc, key, key_len, ++s->n);
         return;
     }
     if ((e->ids_n + 1) * 2 > e->ids_cap) {
@@ -1489,13 +1492,13 @@ static void put_orig(cor_buf *b, const char *p, size_t len, orig_acc *acc)
 
 /* The hash of the id basis (rule, group key, first_seen, no ordinal) of g's last
  * incident: the key of its slot in e->ids (never 0, which marks a free slot). */
-static uint64_t basis_hash(const cor_rule *r, const group *g)
+static uint64_t basis_hash(const cor_engine *e, const cor_rule *r, const group *g)
 {
     cor_incident tmp;
     memset(&tmp, 0, sizeof(tmp));
     tmp.rule = r;
     tmp.first_seen = g->incident->first_seen;
-    cor_incident_set_id(&tmp, g->key, g->key_len, 0);
+    cor_idgen_set_id(e->idgen, &tmp, g->key, g->key_len, 0);
     uint64_t h = psb_hash_bytes(tmp.id, 32, PSB_HASH_SEED);
     return h ? h : 1;
 }
@@ -1503,7 +1506,7 @@ static uint64_t basis_hash(const cor_rule *r, const group *g)
 /* The id ordinal so far of the basis of g's last incident. */
 static unsigned basis_ordinal(const cor_engine *e, const cor_rule *r, const group *g)
 {
-    const id_slot *s = id_slot_find(e->ids, e->ids_cap, basis_hash(r, g));
+    const id_slot *s = id_slot_find(e->ids, e->ids_cap, basis_hash(e, r, g));
     return s->h ? s->n : 0;
 }
 
@@ -1720,7 +1723,7 @@ static int refuse(cor_engine *e, char *err, size_t errlen, const char *pre, cons
 /* Keep the id basis of an imported incident, so a repeat still gets the next ordinal. */
 static void ids_note(cor_engine *e, const cor_rule *r, const group *g, unsigned ordinal)
 {
-    uint64_t h = basis_hash(r, g);
+    uint64_t h = basis_hash(e, r, g);
     id_slot *s = id_slot_find(e->ids, e->ids_cap, h);
     if (s->h) {
         if (ordinal > s->n)

@@ -3,18 +3,35 @@
 # HTTP load and started again. Every message acknowledged -- HTTP 200, and on
 # TCP every message written before the connection closed cleanly -- must be in
 # the topic afterwards, with its operator. The test runs its own broker
-# (scripts/kafka-local on PASBAN_COLTEST_KAFKA_PORT, default 19192) so that
-# killing it disturbs no one; it also needs the shared broker check of
-# col_lib.sh to pass, like every collector test.
+# (scripts/kafka-local on PASBAN_COLTEST_KAFKA_PORT, default a free pair of ports
+# in 22000-27999, below Linux's ephemeral range) so that killing it disturbs no
+# one, not even this test run at once from another checkout; it also needs the
+# shared broker check of col_lib.sh to pass, like every collector test.
 source "$(dirname "${BASH_SOURCE[0]}")/col_lib.sh"
 src=${PASBAN_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
-kport=${PASBAN_COLTEST_KAFKA_PORT:-19192}
+cache=${PASBAN_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/pasban}
+kport=${PASBAN_COLTEST_KAFKA_PORT:-}
+picked=0
+in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+mkdir -p "$cache"
+while [[ -z $kport ]]; do # the broker takes port and port+1
+    kport=$((22000 + RANDOM % 6000))
+    # Making its data directory claims the port: a port whose directory exists
+    # belongs to another broker, running or stopped.
+    if in_use "$kport" || in_use $((kport + 1)) || ! mkdir "$cache/kafka-run-$kport" 2>/dev/null; then
+        kport=
+    fi
+    picked=1
+done
 kl() { PASBAN_KAFKA_PORT=$kport "$src/scripts/kafka-local" "$@"; }
-own_stop() { kl stop >/dev/null 2>&1 || true; cleanup; }
+own_stop() {
+    kl stop >/dev/null 2>&1 || true
+    ((picked == 0)) || kl reset >/dev/null 2>&1 || true
+    cleanup
+}
 trap own_stop EXIT
 kl start >"$work/kafka-start.log" 2>&1 || { cat "$work/kafka-start.log"; exit 1; }
 brokers=127.0.0.1:$kport
-cache=${PASBAN_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/pasban}
 pidfile=$cache/kafka-run-$kport/kafka.pid
 
 tport=$(free_port)
