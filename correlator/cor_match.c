@@ -487,6 +487,23 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Candidates in unit order. An event has a handful (0.5 on average at 1000
+ * bench rules): insertion sort, without qsort's call and comparator per pair. */
+static void sort_units(uint32_t *u, size_t n)
+{
+    if (n > 32) {
+        qsort(u, n, sizeof(*u), cmp_u32);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        uint32_t x = u[i];
+        size_t j = i;
+        for (; j > 0 && u[j - 1] > x; j--)
+            u[j] = u[j - 1];
+        u[j] = x;
+    }
+}
+
 void cor_matcher_run(cor_matcher *m, const psb_event *ev, cor_hit_fn fn, void *ctx)
 {
     const cor_ruleset *rs = m->rs;
@@ -494,8 +511,7 @@ void cor_matcher_run(cor_matcher *m, const psb_event *ev, cor_hit_fn fn, void *c
     size_t n;
     if (m->use_prefilter) {
         n = cor_prefilter_scan(rs->prefilter, m->pf, m->values, m->units);
-        if (n > 1)
-            qsort(m->units, n, sizeof(*m->units), cmp_u32);
+        sort_units(m->units, n);
     } else {
         n = rs->n_units;
         for (size_t u = 0; u < n; u++)
