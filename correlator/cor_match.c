@@ -83,8 +83,8 @@ struct cor_matcher {
     cor_capture caps[COR_MAX_CAPTURES * COR_MAX_PATTERNS];
     size_t n_caps;
     cor_rule_stats *stats;
-    verdict_slot *verdicts; /* VERDICT_SLOTS */
-    uint32_t epoch;         /* events seen, for ev_verdicts */
+    verdict_slot *verdicts;     /* VERDICT_SLOTS */
+    uint32_t epoch;             /* events seen, for ev_verdicts */
     event_verdict *ev_verdicts; /* per pattern number */
     PCRE2_SIZE **ev_ovector;    /* per pattern number: kept offsets, or NULL (not shared) */
     uint32_t *ev_ovector_n;     /* their pairs */
@@ -281,8 +281,8 @@ static int run(cor_matcher *m, size_t ri, const pcre2_code *re, bool jit, psb_st
     return -1;
 }
 
-static void take_captures(cor_matcher *m, const cor_cond *c, psb_str subject,
-                          const PCRE2_SIZE *ov, uint32_t n)
+static void take_captures(cor_matcher *m, const cor_cond *c, psb_str subject, const PCRE2_SIZE *ov,
+                          uint32_t n)
 {
     for (size_t i = 0; i < c->n_caps; i++) {
         uint32_t g = c->caps[i].group;
@@ -297,8 +297,7 @@ static void take_captures(cor_matcher *m, const cor_cond *c, psb_str subject,
 
 static void take_match_captures(cor_matcher *m, const cor_cond *c, psb_str subject)
 {
-    take_captures(m, c, subject, pcre2_get_ovector_pointer(m->md),
-                  pcre2_get_ovector_count(m->md));
+    take_captures(m, c, subject, pcre2_get_ovector_pointer(m->md), pcre2_get_ovector_count(m->md));
 }
 
 int cor_field_lookup(const psb_event *ev, const cor_capture *caps, size_t n_caps, const char *name,

@@ -270,8 +270,9 @@ static int compile_cond(code_cache *cc, const char *field, size_t field_len, con
     /* The pattern is kept as a C string (the prefilter's literals, the matcher's kept
      * verdicts are keyed by its text): a raw NUL would cut it short. */
     if (memchr(pat->str, '\0', pat->len))
-        return fail(e, pat->line, "%s %s: a NUL character in the pattern (write \\x00 to match one)",
-                    what, field);
+        return fail(e, pat->line,
+                    "%s %s: a NUL character in the pattern (write \\x00 to match one)", what,
+                    field);
     uint64_t h = psb_hash_bytes(pat->str, pat->len, PSB_HASH_SEED);
     const code_entry *known = code_find(cc, pat->str, pat->len, h);
     if (known) {
@@ -557,7 +558,8 @@ static int parse_rule(code_cache *cc, const cor_jnode *o, rule_err *e, cor_rule 
             if (!sw)
                 return fail(e, st->line, "sequence step %zu needs where", i + 1);
             r->n_steps++;
-            if (build_step(cc, where, unless, sw, cor_json_get(st, "unless"), e, &r->steps[i], &total))
+            if (build_step(cc, where, unless, sw, cor_json_get(st, "unless"), e, &r->steps[i],
+                           &total))
                 return -1;
         }
     } else {

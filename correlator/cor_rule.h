@@ -100,7 +100,7 @@ typedef struct cor_ruleset {
     size_t n_units;                  /* (rule, step) pairs */
     uint32_t max_groups_per_pattern; /* largest capture count, for match data */
     struct cor_prefilter *prefilter; /* NULL when disabled or unavailable */
-    pcre2_code **codes;              /* compiled patterns, one per distinct text (conds share them) */
+    pcre2_code **codes; /* compiled patterns, one per distinct text (conds share them) */
     size_t n_codes;
 } cor_ruleset;
 

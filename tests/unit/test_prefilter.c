@@ -19,27 +19,27 @@
 
 /* Patterns as they appear in a JSON rule file (backslashes doubled). */
 static const char *const pats[] = {
-    "(?:[^,]*,){2}80,",      /* carried ',' */
-    "(?:ab|c,)80x",          /* alternation: nothing carried */
-    "(?:x,)?80y",            /* optional group: nothing carried */
-    "(?:x,)*80z",            /* may repeat zero times */
-    "(?:x,){0,3}81z",        /* likewise */
-    "(?:(?i)A)bcd",          /* inline option inside: 'A' may be 'a' */
-    "(?=a,)a,bcd",           /* lookahead consumes nothing */
-    "(?<n>x\\\\,)yzw",       /* escaped last character: not carried */
-    "(a+)bcd",               /* quantified last character */
+    "(?:[^,]*,){2}80,",       /* carried ',' */
+    "(?:ab|c,)80x",           /* alternation: nothing carried */
+    "(?:x,)?80y",             /* optional group: nothing carried */
+    "(?:x,)*80z",             /* may repeat zero times */
+    "(?:x,){0,3}81z",         /* likewise */
+    "(?:(?i)A)bcd",           /* inline option inside: 'A' may be 'a' */
+    "(?=a,)a,bcd",            /* lookahead consumes nothing */
+    "(?<n>x\\\\,)yzw",        /* escaped last character: not carried */
+    "(a+)bcd",                /* quantified last character */
     "(?<src>[\\\\d.]+),tail", /* class last */
-    "(?<k>k=)v{2}w",         /* named group: '=' carried */
-    "(?:[)]q)rst",           /* ')' in a class */
-    "(?i)(?:X)yzq",          /* caseless throughout */
-    "(?:y\\\\x2c)80q",         /* last character ends an escape: ',' not 'c' */
-    "(?:z\\\\054)80r",         /* octal escape: ',' not '4' */
+    "(?<k>k=)v{2}w",          /* named group: '=' carried */
+    "(?:[)]q)rst",            /* ')' in a class */
+    "(?i)(?:X)yzq",           /* caseless throughout */
+    "(?:y\\\\x2c)80q",        /* last character ends an escape: ',' not 'c' */
+    "(?:z\\\\054)80r",        /* octal escape: ',' not '4' */
 };
 
 static const char *const msgs[] = {
-    "a,b,80,",  "80,",    ",80,",   "ab80x",  "c,80x",  "80y",    "x,80y",  "80z",   "x,x,80z",
-    "81z",      "abcd",   "Abcd",   "a,bcd",  "x,yzw",  "aaabcd", "1.2.3.4,tail",     "k=vvw",
-    "=vvw",     ")qrst",  "xyzq",   "XYZQ",   "a,b,81,", "y,80q",  "z,80r",  "c80q",
+    "a,b,80,", "80,",  ",80,", "ab80x",   "c,80x", "80y",    "x,80y",        "80z",   "x,x,80z",
+    "81z",     "abcd", "Abcd", "a,bcd",   "x,yzw", "aaabcd", "1.2.3.4,tail", "k=vvw", "=vvw",
+    ")qrst",   "xyzq", "XYZQ", "a,b,81,", "y,80q", "z,80r",  "c80q",
 };
 
 static cor_ruleset *load(bool prefilter)
