@@ -29,12 +29,16 @@ typedef struct pf_db {
     hs_database_t *db;
 } pf_db;
 
+/* In id_units: the unit needs nothing but this id, so a hit makes it a candidate
+ * without counting (an id hits at most once per scan: HS_FLAG_SINGLEMATCH). */
+#define UNIT_ALONE 0x80000000u
+
 struct cor_prefilter {
     pf_db *dbs;
     size_t n_dbs;
     uint32_t *id_first; /* Hyperscan id -> its units: id_units[first .. first+count) */
     uint32_t *id_count;
-    uint32_t *id_units;
+    uint32_t *id_units; /* unit, | UNIT_ALONE */
     size_t n_id_units, cap_id_units;
     size_t n_ids;
     size_t n_literals; /* of the ids, those that are required literals */
@@ -60,11 +64,18 @@ typedef struct memo_slot {
     uint32_t ids[MEMO_IDS];
 } memo_slot;
 
+/* A unit's hit count in one place: the stamp, the count and what it must reach
+ * in one cache line, not three arrays (at 1000 rules each is a miss). */
+typedef struct unit_count {
+    uint32_t stamp; /* the scan epoch hits belongs to */
+    uint16_t hits;
+    uint16_t need;
+} unit_count;
+
 struct cor_prefilter_scratch {
     const cor_prefilter *pf;
     hs_scratch_t *hs;
-    uint32_t *stamp; /* per unit: the scan epoch its hit count belongs to */
-    uint16_t *hits;
+    unit_count *count; /* per unit */
     uint32_t epoch;
     uint32_t *out;
     size_t n_out;
@@ -501,6 +512,14 @@ static size_t keep_rarest(pf_key *keys, size_t n, const size_t *best)
         if (keys[i].kind == 0)
             for (size_t k = i; k < j; k++)
                 pk[np++] = (pick){keys[k].unit, j - i, keys[k].len, k};
+        /* A whole pattern many rules share (process.name ^(?:nginx|apache2|httpd)$
+         * in 91 of 1000 rules) is left out, as a literal would be, for the rules
+         * that have a rare literal: on each of its events it cost a counter per
+         * rule, and the rule's own literal selects already. */
+        if (keys[i].kind == 1 && j - i > LIT_RARE)
+            for (size_t k = i; k < j; k++)
+                if (best[keys[k].unit] <= LIT_RARE)
+                    keys[k].kind = 2;
         i = j;
     }
     qsort(pk, np, sizeof(*pk), cmp_pick);
@@ -734,6 +753,9 @@ cor_prefilter *cor_prefilter_build(cor_ruleset *rs, FILE *errors)
     free(keys);
     free(n_keys);
     free(best);
+    for (size_t k = 0; k < pf->n_id_units; k++)
+        if (pf->need[pf->id_units[k]] == 1)
+            pf->id_units[k] |= UNIT_ALONE;
     for (size_t u = 0; u < rs->n_units; u++)
         if (pf->need[u] == 0) {
             pf->always = psb_xrealloc(pf->always, (pf->n_always + 1) * sizeof(*pf->always));
@@ -764,8 +786,9 @@ cor_prefilter_scratch *cor_prefilter_scratch_new(const cor_prefilter *pf)
     cor_prefilter_scratch *s = psb_xcalloc(1, sizeof(*s));
     s->pf = pf;
     size_t n = pf->n_units ? pf->n_units : 1;
-    s->stamp = psb_xcalloc(n, sizeof(*s->stamp));
-    s->hits = psb_xcalloc(n, sizeof(*s->hits));
+    s->count = psb_xcalloc(n, sizeof(*s->count));
+    for (size_t u = 0; u < pf->n_units; u++)
+        s->count[u].need = pf->need[u];
     if (pf->proto && hs_clone_scratch(pf->proto, &s->hs) != HS_SUCCESS)
         abort();
     s->memo = psb_xcalloc(pf->n_dbs * MEMO_SLOTS + 1, sizeof(*s->memo));
@@ -780,8 +803,7 @@ void cor_prefilter_scratch_free(cor_prefilter_scratch *s)
         return;
     if (s->hs)
         hs_free_scratch(s->hs);
-    free(s->stamp);
-    free(s->hits);
+    free(s->count);
     free(s->memo);
     free(s);
 }
@@ -792,11 +814,16 @@ static void count_id(cor_prefilter_scratch *s, unsigned id)
     const uint32_t *u = pf->id_units + pf->id_first[id];
     for (uint32_t k = 0, n = pf->id_count[id]; k < n; k++) {
         uint32_t x = u[k];
-        if (s->stamp[x] != s->epoch) {
-            s->stamp[x] = s->epoch;
-            s->hits[x] = 0;
+        if (x & UNIT_ALONE) {
+            s->out[s->n_out++] = x & ~UNIT_ALONE;
+            continue;
         }
-        if (++s->hits[x] == pf->need[x])
+        unit_count *c = &s->count[x];
+        if (c->stamp != s->epoch) {
+            c->stamp = s->epoch;
+            c->hits = 0;
+        }
+        if (++c->hits == c->need)
             s->out[s->n_out++] = x;
     }
 }
@@ -854,7 +881,8 @@ size_t cor_prefilter_scan(const cor_prefilter *pf, cor_prefilter_scratch *s,
                           const cor_field_value *values, uint32_t *out)
 {
     if (++s->epoch == 0) {
-        memset(s->stamp, 0, (pf->n_units ? pf->n_units : 1) * sizeof(*s->stamp));
+        for (size_t u = 0; u < pf->n_units; u++)
+            s->count[u].stamp = 0;
         s->epoch = 1;
     }
     s->out = out;

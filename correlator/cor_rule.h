@@ -43,7 +43,7 @@ typedef struct cor_cond {
     size_t field_len;
     char *pattern;
     int line;
-    pcre2_code *re;
+    pcre2_code *re;    /* owned by the set (cor_ruleset.codes): shared by equal patterns */
     bool jit;          /* JIT-compiled: matched through pcre2_jit_match */
     cor_capname *caps; /* named captures, in group order */
     size_t n_caps;
@@ -100,6 +100,8 @@ typedef struct cor_ruleset {
     size_t n_units;                  /* (rule, step) pairs */
     uint32_t max_groups_per_pattern; /* largest capture count, for match data */
     struct cor_prefilter *prefilter; /* NULL when disabled or unavailable */
+    pcre2_code **codes; /* compiled patterns, one per distinct text (conds share them) */
+    size_t n_codes;
 } cor_ruleset;
 
 typedef struct cor_load_opts {
