@@ -8,6 +8,8 @@ tests/semantics/model.py: two readings of the contract that must agree.
     replay_oracle.py RULES EVENTS.jsonl            # expected incidents, JSONL
     replay_oracle.py --compare RULES EVENTS.jsonl ACTUAL.jsonl
     replay_oracle.py --summary INCIDENTS.jsonl     # one line each (edges/*.expect)
+    --per-group-time: design.md read alone (no watermark: a late event is judged
+    against its own group only); not what the correlator implements, for reports
 
 RULES is a rule file or a directory of *.rules. Events are Pasban event JSON
 (from `pasban-collector --parse`), so parsing is not what is checked here.
@@ -171,8 +173,12 @@ def group_of(rule, ev, caps):
 # --- the engine ------------------------------------------------------------
 
 class Oracle:
-    def __init__(self, rules):
+    def __init__(self, rules, per_group=False):
         self.rules = rules
+        # per_group: design.md read alone, every group on its own event time; the
+        # default is correlator/README.md's policy (a window, chain or suppression
+        # the watermark has passed is over for late events too)
+        self.per_group = per_group
         self.state = [dict() for _ in rules]
         self.out = []          # (detected_at, raise order, incident dict)
         self.wm = None
@@ -189,10 +195,13 @@ class Oracle:
         self.out.append((det, len(self.out), inc))
         return inc
 
+    def now(self, t):
+        return t if self.per_group else max(t, self.wm)
+
     def suppressed(self, rule, st, t):
         """Under suppression: counted on the incident, nothing else happens."""
         if st.get('inc') is not None and rule['suppress'] and \
-                max(t, self.wm) < st['until']:
+                self.now(t) < st['until']:
             st['inc']['suppressed'] += 1
             return True
         return False
@@ -248,7 +257,7 @@ class Oracle:
         if self.suppressed(rule, st, t):
             return
         # a window the watermark has passed is over, late events included
-        if st['newest'] is not None and st['newest'] + w <= self.wm:
+        if st['newest'] is not None and st['newest'] + w <= self.now(t):
             st['win'], st['newest'] = [], None
         if st['newest'] is not None and t <= st['newest'] - w:
             return                                  # late past the window: dropped
@@ -294,7 +303,7 @@ class Oracle:
                     cand = (t, t, [orig])
                 else:
                     p = old[i - 1]
-                    if p is None or max(p[1], t) - p[0] >= w or p[0] + w <= self.wm:
+                    if p is None or max(p[1], t) - p[0] >= w or p[0] + w <= self.now(t):
                         continue
                     cand = (p[0], max(p[1], t), p[2] + [orig])
                     if i == len(steps) - 1:
@@ -330,7 +339,7 @@ class Oracle:
         caps = {}
         if not match_where(ev, rule['where'], rule['unless'], caps):
             return
-        if t + rule['within'] <= self.wm:
+        if t + rule['within'] <= self.now(t):
             return                                  # already silent as of the watermark
         key = group_of(rule, ev, caps)
         st = groups.setdefault(key, {'last': None})
@@ -352,8 +361,8 @@ class Oracle:
         return res
 
 
-def run(rules_path, events_path):
-    o = Oracle(load_rules(rules_path))
+def run(rules_path, events_path, per_group=False):
+    o = Oracle(load_rules(rules_path), per_group)
     with open(events_path, encoding='utf-8') as fh:
         for line in fh:
             line = line.strip()
@@ -429,12 +438,14 @@ def summary(path):
 
 
 def main(argv):
+    per_group = '--per-group-time' in argv
+    argv = [a for a in argv if a != '--per-group-time']
     if len(argv) == 3 and argv[1] == '--summary':
         for line in summary(argv[2]):
             print(line)
         return 0
     if len(argv) >= 4 and argv[1] == '--compare':
-        exp = run(argv[2], argv[3])
+        exp = run(argv[2], argv[3], per_group)
         ne, na, problems = compare(exp, argv[4])
         for p in problems:
             print(p, file=sys.stderr)
@@ -442,7 +453,7 @@ def main(argv):
               (os.path.basename(argv[3]), ne, na, 'DIFFER' if problems else 'same'))
         return 1 if problems else 0
     if len(argv) == 3:
-        for inc in run(argv[1], argv[2]):
+        for inc in run(argv[1], argv[2], per_group):
             print(json.dumps(inc, separators=(',', ':')))
         return 0
     print(__doc__, file=sys.stderr)
