@@ -634,6 +634,14 @@ static void txn_abort(daemon_ctx *d)
 {
     if (!d->in_txn)
         return;
+    char why[512];
+    if (rd_kafka_fatal_error(d->txp, why, sizeof(why)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* Fenced, or another fatal error: the producer takes no abort either. */
+        logf_(d->o, "transactional producer: %s (fatal)", why);
+        txn_abandon(d, "fatal error");
+        d->broken = true;
+        return;
+    }
     int64_t begun = psb_now_ms();
     while (rd_kafka_outq_len(d->txp) > 0 &&
            psb_now_ms() < wait_end(d, begun, 10000, COR_DAEMON_STOP_TXN_MS))

@@ -12,6 +12,11 @@
 # backlog. Want: the incidents on the read_committed topic are exactly those of
 # --replay over the same events -- same ids, counts and first_seen, none twice:
 # nothing committed was lost, nothing uncommitted came out twice.
+#
+# First, with the broker up: a commit that fails fatally (fenced: a second
+# instance took the same transactional.id) leaves no transaction marked open,
+# so nothing tries to abort it on the way out; exit 1 at once, the log saying
+# what was not committed.
 # PASBAN_KEEP=DIR keeps the logs there.
 set -euo pipefail
 B="${PASBAN_BIN:-build/bin}/pasban-correlator"
@@ -35,17 +40,9 @@ if [ -z "$KCAT" ] || ! timeout 10 "$KCAT" -b "$K" -L >/dev/null 2>&1; then
   echo "SKIP: no broker at $K (start scripts/kafka-local, or set PASBAN_KAFKA_BROKERS)"
   exit 0
 fi
-case $K in
-127.0.0.1:* | localhost:*) ;;
-*) echo "SKIP: $K is not a local broker this test may stop"; exit 0 ;;
-esac
-if ! kl status >/dev/null 2>&1; then
-  echo "SKIP: the broker at $K is not scripts/kafka-local's on port $port (the test stops and restarts it)"
-  exit 0
-fi
 run=$RANDOM$$
 t0=$(date +%s)
-N=${PASBAN_STOP_EVENTS:-1000}
+N=${PASBAN_STOP_EVENTS:-800}
 
 cat >"$T/r.rules" <<'RULES'
 {"rules": [
@@ -57,7 +54,12 @@ cat >"$T/r.rules" <<'RULES'
 RULES
 
 scrape() { curl -fsS -H "Authorization: Bearer tok-reg" "http://127.0.0.1:$1/metrics" 2>/dev/null || true; }
-metric() { scrape "$2" | sed -n "s/^$1 \([0-9]*\)$/\1/p"; }
+metric() { # metric NAME PORT; NAME_committed: the committed transactions
+  case $1 in
+  *_committed) scrape "$2" | sed -n 's/^pasban_correlator_transactions_total{result="committed"} \([0-9]*\)$/\1/p' ;;
+  *) scrape "$2" | sed -n "s/^$1 \([0-9]*\)$/\1/p" ;;
+  esac
+}
 wait_until() { # wait_until SECONDS WHAT CMD...: until CMD succeeds
   local s=$1 what=$2
   shift 2
@@ -67,6 +69,59 @@ wait_until() { # wait_until SECONDS WHAT CMD...: until CMD succeeds
 }
 ge() { local min=$1 v; shift; v=$("$@"); [ -n "$v" ] && [ "$v" -ge "$min" ]; } # ge MIN CMD...
 
+# ---- a fatal commit error (fenced) ----
+FE=test-fence-$run
+"$TOOLS/kafka_create_topic" "$K" "$FE" 1 || fail "cannot create $FE"
+fconf() { # fconf NAME TOPIC: one transactional.id for both
+  cat >"$T/$1.conf" <<CONF
+{"kafka": {"brokers": "$K", "group": "$2",
+           "topics": {"events": "$2", "incidents": "$2-inc", "updates": "$2-upd", "kpi": "$2-kpi"},
+           "properties": {"transactional.id": "test-fence-$run"}},
+ "rules": "$T/r.rules",
+ "tokens": [{"token": "tok-reg", "role": "regulator"}]}
+CONF
+}
+fconf fa "$FE"
+fconf fb "$FE-b"
+"$TOOLS/kafka_create_topic" "$K" "$FE-b" 1 || fail "cannot create $FE-b"
+PF=$((20000 + RANDOM % 20000))
+"$B" -c "$T/fa.conf" --http "127.0.0.1:$PF" --kpi-interval 3600 2>>"$T/log-fa" &
+fa=$!
+pids+=("$fa")
+wait_until 30 "A up" grep -q 'consuming ' "$T/log-fa"
+printf 'op-a\t<13>1 2026-11-23T08:00:00.000Z h app - - - ev 1 from 192.0.2.1 z\n' |
+  "$KCAT" -b "$K" -t "$FE" -P -K $'\t'
+wait_until 30 "A committed its first incident" ge 1 metric pasban_correlator_transactions_total_committed "$PF"
+# B takes the transactional.id: A is fenced at its next transaction.
+"$B" -c "$T/fb.conf" --kpi-interval 3600 2>>"$T/log-fb" &
+fb=$!
+pids+=("$fb")
+wait_until 30 "B took the transactional.id" grep -q 'transactional.id test-fence' "$T/log-fb"
+printf 'op-a\t<13>1 2026-11-23T08:00:01.000Z h app - - - ev 2 from 192.0.2.1 z\n' |
+  "$KCAT" -b "$K" -t "$FE" -P -K $'\t'
+ts=$(date +%s%N)
+rc=0
+for _ in $(seq 300); do kill -0 "$fa" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$fa" 2>/dev/null && fail "fenced: A still running after 30 s"
+wait "$fa" || rc=$?
+took=$((($(date +%s%N) - ts) / 1000000))
+[ "$rc" -eq 1 ] || fail "fenced: A exited $rc, want 1"
+grep -q 'fatal error: transaction of 1 incidents (1 events) not committed' "$T/log-fa" ||
+  fail "fenced: no log line saying what was not committed"
+if grep -q 'transaction: abort' "$T/log-fa"; then fail "fenced: an abort was tried on the fenced producer"; fi
+kill -TERM "$fb"
+wait "$fb" || fail "B exited non-zero"
+echo "fenced: A exited 1 after $took ms, the uncommitted transaction logged, no abort tried"
+
+# ---- SIGTERM with the broker gone ----
+case $K in
+127.0.0.1:* | localhost:*) ;;
+*) echo "test_correlator_stop: ok (the broker part skipped: $K is not a local broker this test may stop)"; exit 0 ;;
+esac
+if ! kl status >/dev/null 2>&1; then
+  echo "test_correlator_stop: ok (the broker part skipped: $K is not scripts/kafka-local's on port $port)"
+  exit 0
+fi
 EV=test-stop-$run
 "$TOOLS/kafka_create_topic" "$K" "$EV" 2 || fail "cannot create $EV"
 cat >"$T/c.conf" <<CONF
@@ -107,7 +162,6 @@ wait_until 10 "the correlator committed" ge 2 committed
 broker_down=1
 kl stop >/dev/null || fail "could not stop the broker"
 kill -0 "$a" 2>/dev/null || fail "the correlator died with the broker"
-sleep 1
 ts=$(date +%s%N)
 kill -TERM "$a"
 rc=0
