@@ -125,7 +125,7 @@ typedef struct daemon_ctx {
     uint64_t txn_events; /* events processed in it: uncounted if it aborts */
     uint64_t txn_incidents; /* incidents produced in it */
     int64_t stop_at;        /* when the stop was first seen (wall clock), 0 before */
-    bool abandoned;         /* a transaction left uncommitted at the stop: brokers unreachable */
+    bool unreachable;       /* the stop found the brokers out of reach */
     int aborts_in_row;   /* aborts since the last commit */
     int32_t *touched;    /* events partitions with events in the open transaction */
     size_t n_touched;
@@ -652,7 +652,7 @@ static void txn_abort(daemon_ctx *d)
          * transaction itself. */
         rd_kafka_error_destroy(e);
         txn_abandon(d, "stopping");
-        d->abandoned = true;
+        d->unreachable = true;
         return;
     }
     cor_engine_rollback(d->e);
@@ -719,7 +719,7 @@ error:
          * wait for it too. */
         rd_kafka_error_destroy(e);
         txn_abandon(d, "stopping");
-        d->abandoned = true;
+        d->unreachable = true;
         return -1;
     }
     rd_kafka_error_destroy(e);
@@ -1237,7 +1237,7 @@ out:
  * timeout hands the partitions on instead. */
 static void close_consumer(daemon_ctx *d, rd_kafka_t *cons)
 {
-    bool graceful = !d->abandoned;
+    bool graceful = !d->unreachable;
     if (graceful) {
         rd_kafka_queue_t *q = rd_kafka_queue_new(cons);
         rd_kafka_error_t *e = rd_kafka_consumer_close_queue(cons, q);
@@ -1850,13 +1850,23 @@ int cor_daemon_run(const cor_daemon_opts *o)
             txn_abort(&d);
         /* Brokers out of reach: given up after COR_DAEMON_STOP_TXN_MS, not an
          * error (nothing committed is lost; exit 0). */
-        if (txn_commit(&d, cons) != 0 && !d.abandoned)
+        if (txn_commit(&d, cons) != 0 && !d.unreachable)
             rc = 1;
-        if (!d.abandoned)
+        /* Nothing was open: a metadata request says whether the drain and the
+         * group's graceful leave have anyone to talk to. */
+        const struct rd_kafka_metadata *md = NULL;
+        if (!d.unreachable &&
+            rd_kafka_metadata(cons, 0, NULL, &md, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            logf_(o, "stopping: brokers out of reach (no metadata in 1 s)");
+            d.unreachable = true;
+        }
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (!d.unreachable)
             publish_kpi(&d);
         /* Deliveries answer the held HTTP requests: keep the loop turning. */
         int64_t until = wait_end(&d, psb_now_ms(), COR_DAEMON_DRAIN_MS, COR_DAEMON_STOP_MS);
-        while (!d.abandoned && rd_kafka_outq_len(d.prod) > 0 && psb_now_ms() < until) {
+        while (!d.unreachable && rd_kafka_outq_len(d.prod) > 0 && psb_now_ms() < until) {
             rd_kafka_poll(d.prod, 50);
             if (base)
                 event_base_loop(base, EVLOOP_NONBLOCK);
@@ -1876,11 +1886,11 @@ out:
     if (d.sreader)
         rd_kafka_destroy_flags(d.sreader, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     if (d.txp) {
-        if (d.in_txn && !d.abandoned)
+        if (d.in_txn && !d.unreachable)
             txn_abort(&d);
         rd_kafka_destroy(d.txp);
     }
-    if (d.prod && !d.abandoned) {
+    if (d.prod && !d.unreachable) {
         int64_t left = wait_end(&d, psb_now_ms(), 5000, COR_DAEMON_STOP_MS) - psb_now_ms();
         if (left > 0)
             rd_kafka_flush(d.prod, (int)left);
