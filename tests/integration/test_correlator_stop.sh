@@ -154,26 +154,51 @@ start() { # start LOG: pid in $started
 
 start log-1
 a=$started
+# An idle correlator beside it (its events done and committed): nothing open at
+# the SIGTERM, it has to find out on its own that the brokers are gone.
+IE=test-stop-idle-$run
+"$TOOLS/kafka_create_topic" "$K" "$IE" 1 || fail "cannot create $IE"
+sed -e "s/\"group\": \"test-stop-$run\"/\"group\": \"$IE\"/" -e "s/\"$EV/\"$IE/g" "$T/c.conf" >"$T/i.conf"
+printf 'op-a\t<13>1 2026-11-23T08:00:00.000Z h app - - - ev 1 from 192.0.2.1 z\n' |
+  "$KCAT" -b "$K" -t "$IE" -P -K $'\t'
+PI=$((20000 + RANDOM % 20000))
+"$B" -c "$T/i.conf" --instance stop-i --http "127.0.0.1:$PI" --kpi-interval 3600 2>>"$T/log-idle" &
+idle=$!
+pids+=("$idle")
 committed() { scrape "$P" | sed -n 's/^pasban_correlator_transactions_total{result="committed"} \([0-9]*\)$/\1/p'; }
 # A quarter of the way through the backlog, a few transactions committed, the
 # broker goes (a clean broker shutdown: connections refused from then on).
 wait_until 40 "the correlator took a quarter of the events" ge $((N / 4)) metric pasban_correlator_events_total "$P"
 wait_until 10 "the correlator committed" ge 2 committed
+wait_until 20 "the idle correlator committed its event" ge 1 metric pasban_correlator_transactions_total_committed "$PI"
 broker_down=1
 kl stop >/dev/null || fail "could not stop the broker"
 kill -0 "$a" 2>/dev/null || fail "the correlator died with the broker"
 ts=$(date +%s%N)
-kill -TERM "$a"
+kill -TERM "$a" "$idle"
 rc=0
-for _ in $(seq 300); do kill -0 "$a" 2>/dev/null || break; sleep 0.1; done
+took= took_idle=
+for _ in $(seq 300); do
+  [ -z "$took_idle" ] && ! kill -0 "$idle" 2>/dev/null && took_idle=$((($(date +%s%N) - ts) / 1000000))
+  [ -z "$took" ] && ! kill -0 "$a" 2>/dev/null && took=$((($(date +%s%N) - ts) / 1000000))
+  [ -n "$took" ] && [ -n "$took_idle" ] && break
+  sleep 0.1
+done
 kill -0 "$a" 2>/dev/null && fail "still running 30 s after SIGTERM with the broker gone"
+kill -0 "$idle" 2>/dev/null && fail "the idle correlator still running 30 s after SIGTERM with the broker gone"
 wait "$a" || rc=$?
-took=$((($(date +%s%N) - ts) / 1000000))
 [ "$rc" -eq 0 ] || fail "exit $rc after SIGTERM with the broker gone, want 0"
 [ "$took" -le 25000 ] || fail "SIGTERM with the broker gone took $took ms, want at most 25 s"
 grep -q 'stopping: transaction of [0-9]* incidents ([0-9]* events) not committed; they will be re-derived' "$T/log-1" ||
   fail "no log line saying what was not committed"
 echo "SIGTERM with the broker gone: exit 0 after $took ms; $(grep -o 'transaction of [0-9]* incidents ([0-9]* events) not committed' "$T/log-1")"
+rc=0
+wait "$idle" || rc=$?
+[ "$rc" -eq 0 ] || fail "the idle correlator exited $rc after SIGTERM with the broker gone, want 0"
+[ "$took_idle" -le 25000 ] || fail "the idle correlator took $took_idle ms"
+grep -q 'stopping: brokers out of reach (no metadata in 1 s)' "$T/log-idle" ||
+  fail "the idle correlator did not notice the brokers were gone"
+echo "SIGTERM with the broker gone, nothing open: exit 0 after $took_idle ms"
 
 # The broker and the correlator come back; the rest of the backlog follows.
 kl start >/dev/null || fail "could not restart the broker"
