@@ -259,7 +259,7 @@ cat >"$T/ab.rules" <<'RULES'
 ]}
 RULES
 sed -i "s|\"rules\": \"$T/r.rules\"|\"rules\": \"$T/ab.rules\"|" "$T/ab.conf"
-N4=400
+N4=800
 python3 - "$N4" >"$T/ev4" <<'PY'
 import sys, datetime
 n = int(sys.argv[1])
