@@ -114,20 +114,20 @@ typedef struct daemon_ctx {
     cor_engine *e;
     cor_kpi *kpi;
     cor_incstore *store;
-    rd_kafka_t *prod;    /* updates and KPI records (not transactional) */
-    rd_kafka_t *txp;     /* transactional: incidents and state records */
-    rd_kafka_t *sreader; /* reads a state partition back (read_committed) */
-    int n_state_parts;   /* partitions of the state topic */
-    bool in_txn;         /* a transaction is open */
-    bool broken;         /* a fatal error: nothing more is committed */
-    bool need_rewind;    /* after an abort: back to the committed offsets and state */
-    int64_t txn_since;   /* when the open transaction began (wall clock) */
-    uint64_t txn_events; /* events processed in it: uncounted if it aborts */
+    rd_kafka_t *prod;       /* updates and KPI records (not transactional) */
+    rd_kafka_t *txp;        /* transactional: incidents and state records */
+    rd_kafka_t *sreader;    /* reads a state partition back (read_committed) */
+    int n_state_parts;      /* partitions of the state topic */
+    bool in_txn;            /* a transaction is open */
+    bool broken;            /* a fatal error: nothing more is committed */
+    bool need_rewind;       /* after an abort: back to the committed offsets and state */
+    int64_t txn_since;      /* when the open transaction began (wall clock) */
+    uint64_t txn_events;    /* events processed in it: uncounted if it aborts */
     uint64_t txn_incidents; /* incidents produced in it */
     int64_t stop_at;        /* when the stop was first seen (wall clock), 0 before */
     bool unreachable;       /* the stop found the brokers out of reach */
-    int aborts_in_row;   /* aborts since the last commit */
-    int32_t *touched;    /* events partitions with events in the open transaction */
+    int aborts_in_row;      /* aborts since the last commit */
+    int32_t *touched;       /* events partitions with events in the open transaction */
     size_t n_touched;
     cor_buf skey;              /* a state record's key */
     rd_kafka_t *cons;          /* the group consumer of the events, for /metrics */
@@ -448,10 +448,10 @@ static rd_kafka_error_t *txn_call(daemon_ctx *d, int op, const txn_args *a)
         int slice = (int)(left < 1                         ? 1
                           : left > COR_DAEMON_TXN_SLICE_MS ? COR_DAEMON_TXN_SLICE_MS
                                                            : left);
-        rd_kafka_error_t *e = op == TXN_COMMIT ? rd_kafka_commit_transaction(d->txp, slice)
-                              : op == TXN_ABORT
-                                  ? rd_kafka_abort_transaction(d->txp, slice)
-                                  : rd_kafka_send_offsets_to_transaction(d->txp, a->pos, a->md, slice);
+        rd_kafka_error_t *e =
+            op == TXN_COMMIT  ? rd_kafka_commit_transaction(d->txp, slice)
+            : op == TXN_ABORT ? rd_kafka_abort_transaction(d->txp, slice)
+                              : rd_kafka_send_offsets_to_transaction(d->txp, a->pos, a->md, slice);
         if (!e || !rd_kafka_error_is_retriable(e) ||
             psb_now_ms() >= wait_end(d, begun, COR_DAEMON_TXN_TIMEOUT_MS, COR_DAEMON_STOP_TXN_MS))
             return e;
@@ -1249,8 +1249,9 @@ static void close_consumer(daemon_ctx *d, rd_kafka_t *cons)
         int64_t until = wait_end(d, psb_now_ms(), COR_DAEMON_STOP_MS, COR_DAEMON_STOP_MS);
         while (graceful && !rd_kafka_consumer_closed(cons)) {
             if (psb_now_ms() >= until) {
-                logf_(d->o, "stopping: the consumer group was not left in %d s (coordinator out "
-                            "of reach): its session timeout hands the partitions on",
+                logf_(d->o,
+                      "stopping: the consumer group was not left in %d s (coordinator out "
+                      "of reach): its session timeout hands the partitions on",
                       COR_DAEMON_STOP_MS / 1000);
                 graceful = false;
                 break;
@@ -1261,8 +1262,8 @@ static void close_consumer(daemon_ctx *d, rd_kafka_t *cons)
             /* Events of the close queue, not callbacks: the revoke goes through
              * on_rebalance all the same. */
             if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
-                on_rebalance(cons, rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev),
-                             d);
+                on_rebalance(cons, rd_kafka_event_error(ev),
+                             rd_kafka_event_topic_partition_list(ev), d);
             rd_kafka_event_destroy(ev);
         }
         rd_kafka_queue_destroy(q);

@@ -31,7 +31,8 @@
  * twice within one timestamp; both by src. */
 static const char rules[] =
     "{\"rules\": ["
-    " {\"id\": \"S-ONE\", \"severity\": \"info\", \"where\": {\"message\": \"^hit (?<src>\\\\S+)\"},"
+    " {\"id\": \"S-ONE\", \"severity\": \"info\", \"where\": {\"message\": \"^hit "
+    "(?<src>\\\\S+)\"},"
     "  \"by\": [\"src\"]},"
     " {\"id\": \"T-TWO\", \"where\": {\"message\": \"^hit (?<src>\\\\S+)\"},"
     "  \"threshold\": {\"count\": 2, \"within\": \"10s\", \"by\": [\"src\"]}}]}";
@@ -137,11 +138,11 @@ static const ev_at head[] = {
     {1000, "hit 192.0.2.9"}, /* S-ONE; T-TWO's window of .9 opens */
 };
 static const ev_at batch[] = {
-    {0, "hit 192.0.2.1"},    /* S-ONE at T0 again: ordinal 1; T-TWO fires (first_seen T0) */
-    {5000, "hit 192.0.2.9"}, /* T-TWO of .9 fires with the window opened at 1 s */
-    {2000, "hit 192.0.2.2"}, /* S-ONE of a new basis: ordinal 0 */
-    {0, "hit 192.0.2.1"},    /* T-TWO's window of .1 refilled at T0 ... */
-    {0, "hit 192.0.2.1"},    /* ... fires again with the same basis: ordinal 1 */
+    {0, "hit 192.0.2.1"},     /* S-ONE at T0 again: ordinal 1; T-TWO fires (first_seen T0) */
+    {5000, "hit 192.0.2.9"},  /* T-TWO of .9 fires with the window opened at 1 s */
+    {2000, "hit 192.0.2.2"},  /* S-ONE of a new basis: ordinal 0 */
+    {0, "hit 192.0.2.1"},     /* T-TWO's window of .1 refilled at T0 ... */
+    {0, "hit 192.0.2.1"},     /* ... fires again with the same basis: ordinal 1 */
     {60000, "hit 192.0.2.7"}, /* the watermark moves a minute on */
 };
 
