@@ -126,6 +126,7 @@ typedef struct daemon_ctx {
     uint64_t txn_incidents; /* incidents produced in it */
     int64_t stop_at;        /* when the stop was first seen (wall clock), 0 before */
     bool unreachable;       /* the stop found the brokers out of reach */
+    int64_t last_commit;    /* when a transaction last committed (wall clock) */
     int aborts_in_row;      /* aborts since the last commit */
     int32_t *touched;       /* events partitions with events in the open transaction */
     size_t n_touched;
@@ -703,6 +704,7 @@ static int txn_commit(daemon_ctx *d, rd_kafka_t *cons)
         goto error;
     }
     d->in_txn = false;
+    d->last_commit = psb_now_ms();
     d->txn_committed++;
     d->aborts_in_row = 0;
     return 0;
@@ -1256,7 +1258,7 @@ static void close_consumer(daemon_ctx *d, rd_kafka_t *cons)
                 graceful = false;
                 break;
             }
-            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10);
             if (!ev)
                 continue;
             /* Events of the close queue, not callbacks: the revoke goes through
@@ -1853,10 +1855,10 @@ int cor_daemon_run(const cor_daemon_opts *o)
          * error (nothing committed is lost; exit 0). */
         if (txn_commit(&d, cons) != 0 && !d.unreachable)
             rc = 1;
-        /* Nothing was open: a metadata request says whether the drain and the
-         * group's graceful leave have anyone to talk to. */
+        /* No commit just now (nothing was open): a metadata request says whether
+         * the drain and the group's graceful leave have anyone to talk to. */
         const struct rd_kafka_metadata *md = NULL;
-        if (!d.unreachable &&
+        if (!d.unreachable && psb_now_ms() - d.last_commit > 2000 &&
             rd_kafka_metadata(cons, 0, NULL, &md, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             logf_(o, "stopping: brokers out of reach (no metadata in 1 s)");
             d.unreachable = true;
