@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cor_config.h"
@@ -20,16 +21,30 @@
 #include "pasban/util.h"
 
 /* Signals only set flags; the loop does the work. A signal handler cannot
- * reach a context, so these two are the process's only mutable globals. */
+ * reach a context, so these are the process's only mutable globals. stop_sec is
+ * when the first stop signal came (CLOCK_MONOTONIC, whole seconds): a call into
+ * librdkafka may block past its timeout (send offsets: up to
+ * transaction.timeout.ms), and the stop's waits count from the signal, not from
+ * when the loop gets to see it. */
 static volatile sig_atomic_t stop_flag;
 static volatile sig_atomic_t reload_flag;
+static volatile sig_atomic_t stop_sec;
+
+static long mono_sec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* async-signal-safe */
+    return (long)ts.tv_sec;
+}
 
 static void on_signal(int sig)
 {
-    if (sig == SIGHUP)
+    if (sig == SIGHUP) {
         reload_flag = 1;
-    else
+    } else if (!stop_flag) {
+        stop_sec = (sig_atomic_t)mono_sec();
         stop_flag = 1;
+    }
 }
 
 void cor_daemon_signals(void)
@@ -65,8 +80,18 @@ typedef struct pub_gen {
 #define OPQ_INCIDENT ((void *)(uintptr_t)1)
 #define OPQ_STATE ((void *)(uintptr_t)3) /* a state record: fails its transaction */
 
-#define COR_DAEMON_TXN_MS 500           /* a transaction is committed at least this often */
-#define COR_DAEMON_TXN_TIMEOUT_MS 30000 /* waits on the transaction coordinator */
+#define COR_DAEMON_TXN_MS 500 /* a transaction is committed at least this often */
+/* One call on the transaction coordinator (send offsets, commit, abort) waits at
+ * most this long in all, in slices between which the stop flag is read. The
+ * coordinator aborts a transaction left open past transaction.timeout.ms (10 s
+ * here) anyway. */
+#define COR_DAEMON_TXN_TIMEOUT_MS 30000
+#define COR_DAEMON_TXN_SLICE_MS 1000
+/* After SIGTERM/SIGINT: the transaction still open gets this long to commit (a
+ * reachable cluster takes milliseconds); every other wait of the stop -- HTTP
+ * answers, the group's graceful leave -- ends by COR_DAEMON_STOP_MS. */
+#define COR_DAEMON_STOP_TXN_MS 5000
+#define COR_DAEMON_STOP_MS 15000
 /* A restore waits this long for the state partition's end: an open transaction of a
  * killed instance holds the end back until transaction.timeout.ms (default here
  * 10 s) aborts it, unless the instance comes back first and fences it. */
@@ -89,17 +114,21 @@ typedef struct daemon_ctx {
     cor_engine *e;
     cor_kpi *kpi;
     cor_incstore *store;
-    rd_kafka_t *prod;    /* updates and KPI records (not transactional) */
-    rd_kafka_t *txp;     /* transactional: incidents and state records */
-    rd_kafka_t *sreader; /* reads a state partition back (read_committed) */
-    int n_state_parts;   /* partitions of the state topic */
-    bool in_txn;         /* a transaction is open */
-    bool broken;         /* a fatal error: nothing more is committed */
-    bool need_rewind;    /* after an abort: back to the committed offsets and state */
-    int64_t txn_since;   /* when the open transaction began (wall clock) */
-    uint64_t txn_events; /* events processed in it: uncounted if it aborts */
-    int aborts_in_row;   /* aborts since the last commit */
-    int32_t *touched;    /* events partitions with events in the open transaction */
+    rd_kafka_t *prod;       /* updates and KPI records (not transactional) */
+    rd_kafka_t *txp;        /* transactional: incidents and state records */
+    rd_kafka_t *sreader;    /* reads a state partition back (read_committed) */
+    int n_state_parts;      /* partitions of the state topic */
+    bool in_txn;            /* a transaction is open */
+    bool broken;            /* a fatal error: nothing more is committed */
+    bool need_rewind;       /* after an abort: back to the committed offsets and state */
+    int64_t txn_since;      /* when the open transaction began (wall clock) */
+    uint64_t txn_events;    /* events processed in it: uncounted if it aborts */
+    uint64_t txn_incidents; /* incidents produced in it */
+    int64_t stop_at;        /* when the stop was first seen (wall clock), 0 before */
+    bool unreachable;       /* the stop found the brokers out of reach */
+    int64_t last_commit;    /* when a transaction last committed (wall clock) */
+    int aborts_in_row;      /* aborts since the last commit */
+    int32_t *touched;       /* events partitions with events in the open transaction */
     size_t n_touched;
     cor_buf skey;              /* a state record's key */
     rd_kafka_t *cons;          /* the group consumer of the events, for /metrics */
@@ -379,6 +408,85 @@ static int publish_update(void *arg, const cor_inc_update *u, const char *op, ui
 
 /* ---- transactions ---- */
 
+/* Whether a stop was asked for; the first time, its time is kept: the waits of the
+ * stop are measured from it. */
+static bool stopping(daemon_ctx *d)
+{
+    if (stop_flag && !d->stop_at)
+        d->stop_at = psb_now_ms() - (mono_sec() - (long)stop_sec) * 1000;
+    return stop_flag != 0;
+}
+
+/* The end of a wait that began at `begun` and may last `ms`: earlier once a stop
+ * is asked for (the stop's own budget `stop_ms`, from the moment it was seen). */
+static int64_t wait_end(daemon_ctx *d, int64_t begun, int64_t ms, int64_t stop_ms)
+{
+    int64_t end = begun + ms;
+    if (stopping(d) && d->stop_at + stop_ms < end)
+        end = d->stop_at + stop_ms;
+    return end;
+}
+
+enum { TXN_SEND_OFFSETS, TXN_COMMIT, TXN_ABORT };
+
+typedef struct txn_args {
+    rd_kafka_topic_partition_list_t *pos;
+    rd_kafka_consumer_group_metadata_t *md;
+} txn_args;
+
+/* One call on the coordinator, in slices of at most COR_DAEMON_TXN_SLICE_MS: a
+ * timed-out commit or abort resumes where it was (librdkafka), send offsets is
+ * sent again with the same offsets (retriable, as its documentation asks). A
+ * retriable error is tried again until COR_DAEMON_TXN_TIMEOUT_MS, or once a stop
+ * is asked for until COR_DAEMON_STOP_TXN_MS after it. Returns NULL when done, or
+ * the error (the last retriable one when the time ran out). */
+static rd_kafka_error_t *txn_call(daemon_ctx *d, int op, const txn_args *a)
+{
+    int64_t begun = psb_now_ms();
+    for (;;) {
+        int64_t t0 = psb_now_ms();
+        int64_t left = wait_end(d, begun, COR_DAEMON_TXN_TIMEOUT_MS, COR_DAEMON_STOP_TXN_MS) - t0;
+        int slice = (int)(left < 1                         ? 1
+                          : left > COR_DAEMON_TXN_SLICE_MS ? COR_DAEMON_TXN_SLICE_MS
+                                                           : left);
+        rd_kafka_error_t *e =
+            op == TXN_COMMIT  ? rd_kafka_commit_transaction(d->txp, slice)
+            : op == TXN_ABORT ? rd_kafka_abort_transaction(d->txp, slice)
+                              : rd_kafka_send_offsets_to_transaction(d->txp, a->pos, a->md, slice);
+        if (!e || !rd_kafka_error_is_retriable(e) ||
+            psb_now_ms() >= wait_end(d, begun, COR_DAEMON_TXN_TIMEOUT_MS, COR_DAEMON_STOP_TXN_MS))
+            return e;
+        rd_kafka_error_destroy(e);
+        /* An error that came back at once (coordinator loading, not yet known):
+         * not a busy loop. Delivery reports are served meanwhile. */
+        if (psb_now_ms() - t0 < 100)
+            rd_kafka_poll(d->txp, 100);
+    }
+}
+
+/* Give up the open transaction without committing or aborting it: the process is
+ * stopping, or the producer is past use (a fatal error). Nothing of it is visible
+ * (read_committed) and its offsets were not committed, so its events are read
+ * again by whoever consumes their partitions next; the coordinator aborts it after
+ * transaction.timeout.ms, or at once when this transactional.id comes back. */
+static void txn_abandon(daemon_ctx *d, const char *why)
+{
+    if (!d->in_txn)
+        return;
+    logf_(d->o,
+          "%s: transaction of %llu incidents (%llu events) not committed; they will be "
+          "re-derived from the uncommitted events on the next start",
+          why, (unsigned long long)d->txn_incidents, (unsigned long long)d->txn_events);
+    d->in_txn = false;
+    d->events -= d->txn_events;
+    d->txn_events = 0;
+    d->txn_incidents = 0;
+    d->outstanding = 0;
+    d->failed = 0;
+    cor_engine_clear_dirty(d->e);
+    cor_kpi_state_clear_dirty(d->kpi);
+}
+
 static void txn_log_error(daemon_ctx *d, const char *what, rd_kafka_error_t *e)
 {
     logf_(d->o, "transaction: %s: %s%s", what, rd_kafka_error_string(e),
@@ -403,7 +511,10 @@ static int txn_open(daemon_ctx *d)
     d->in_txn = true;
     d->txn_since = psb_now_ms();
     d->txn_events = 0;
+    d->txn_incidents = 0;
     d->n_touched = 0;
+    /* An abort takes the id ordinals and the watermark back to here. */
+    cor_engine_checkpoint(d->e);
     return 0;
 }
 
@@ -524,8 +635,28 @@ static void txn_abort(daemon_ctx *d)
 {
     if (!d->in_txn)
         return;
-    rd_kafka_flush(d->txp, 10000);
-    rd_kafka_error_t *e = rd_kafka_abort_transaction(d->txp, COR_DAEMON_TXN_TIMEOUT_MS);
+    char why[512];
+    if (rd_kafka_fatal_error(d->txp, why, sizeof(why)) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* Fenced, or another fatal error: the producer takes no abort either. */
+        logf_(d->o, "transactional producer: %s (fatal)", why);
+        txn_abandon(d, "fatal error");
+        d->broken = true;
+        return;
+    }
+    int64_t begun = psb_now_ms();
+    while (rd_kafka_outq_len(d->txp) > 0 &&
+           psb_now_ms() < wait_end(d, begun, 10000, COR_DAEMON_STOP_TXN_MS))
+        rd_kafka_flush(d->txp, 200);
+    rd_kafka_error_t *e = txn_call(d, TXN_ABORT, NULL);
+    if (e && stopping(d) && rd_kafka_error_is_retriable(e)) {
+        /* The coordinator is out of reach and the process is going: it aborts the
+         * transaction itself. */
+        rd_kafka_error_destroy(e);
+        txn_abandon(d, "stopping");
+        d->unreachable = true;
+        return;
+    }
+    cor_engine_rollback(d->e);
     d->in_txn = false;
     d->txn_aborted++;
     d->aborts_in_row++;
@@ -559,31 +690,38 @@ static int txn_commit(daemon_ctx *d, rd_kafka_t *cons)
     if (rd_kafka_assignment(cons, &pos) != RD_KAFKA_RESP_ERR_NO_ERROR)
         goto abort;
     rd_kafka_position(cons, pos); /* partitions without a position are skipped */
-    rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(cons);
-    e = rd_kafka_send_offsets_to_transaction(d->txp, pos, md, COR_DAEMON_TXN_TIMEOUT_MS);
-    rd_kafka_consumer_group_metadata_destroy(md);
+    txn_args a = {pos, rd_kafka_consumer_group_metadata(cons)};
+    e = txn_call(d, TXN_SEND_OFFSETS, &a);
+    rd_kafka_consumer_group_metadata_destroy(a.md);
     rd_kafka_topic_partition_list_destroy(pos);
     if (e) {
         txn_log_error(d, "send offsets", e);
         goto error;
     }
-    for (int tries = 0;; tries++) {
-        e = rd_kafka_commit_transaction(d->txp, COR_DAEMON_TXN_TIMEOUT_MS);
-        if (!e)
-            break;
+    e = txn_call(d, TXN_COMMIT, NULL);
+    if (e) {
         txn_log_error(d, "commit", e);
-        if (!rd_kafka_error_is_retriable(e) || tries == 5)
-            goto error;
-        rd_kafka_error_destroy(e);
+        goto error;
     }
     d->in_txn = false;
+    d->last_commit = psb_now_ms();
     d->txn_committed++;
     d->aborts_in_row = 0;
     return 0;
 error:
     if (rd_kafka_error_is_fatal(e)) {
+        /* The producer is past use: no abort can follow. */
         rd_kafka_error_destroy(e);
+        txn_abandon(d, "fatal error");
         d->broken = true;
+        return -1;
+    }
+    if (stopping(d) && rd_kafka_error_is_retriable(e)) {
+        /* Out of time at the stop: the coordinator is unreachable, an abort would
+         * wait for it too. */
+        rd_kafka_error_destroy(e);
+        txn_abandon(d, "stopping");
+        d->unreachable = true;
         return -1;
     }
     rd_kafka_error_destroy(e);
@@ -612,6 +750,7 @@ static int produce_new(daemon_ctx *d, const psb_event *trigger, cor_buf *b)
                 RD_KAFKA_V_OPAQUE(OPQ_INCIDENT), RD_KAFKA_V_END);
             if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
                 d->outstanding++;
+                d->txn_incidents++;
                 break;
             }
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -742,6 +881,10 @@ static int restore_set(daemon_ctx *d, const int32_t *ps, size_t n)
     int64_t until = psb_now_ms() + COR_DAEMON_RESTORE_MS;
     size_t read = 0;
     while (open > 0) {
+        if (stopping(d)) {
+            logf_(d->o, "restore: stopped before the end of %s", d->o->topic_state);
+            goto out;
+        }
         if (psb_now_ms() > until) {
             logf_(d->o, "restore: the end of %s not reached in %d s", d->o->topic_state,
                   COR_DAEMON_RESTORE_MS / 1000);
@@ -785,7 +928,7 @@ static int restore_set(daemon_ctx *d, const int32_t *ps, size_t n)
         }
         rd_kafka_message_destroy(msg);
     }
-    size_t imported = 0, ignored = 0, refused = 0, kpi_in = 0, kpi_bad = 0;
+    size_t imported = 0, ignored = 0, refused = 0, kpi_in = 0, kpi_bad = 0, newer = 0;
     const size_t kpl = sizeof(COR_KPI_STATE_PREFIX) - 1;
     for (size_t i = 0; i < m.cap; i++) {
         if (!m.t[i].k || !m.t[i].v)
@@ -804,6 +947,10 @@ static int restore_set(daemon_ctx *d, const int32_t *ps, size_t n)
         int r = cor_engine_import(d->e, m.t[i].v, m.t[i].vl, why, sizeof(why));
         if (r == 0) {
             imported++;
+        } else if (r == 2) {
+            /* One operator's events in two partitions: the newer group is kept. */
+            if (newer++ < 5)
+                logf_(d->o, "restore: %s", why);
         } else if (r > 0) {
             ignored++;
         } else if (refused++ < 5) {
@@ -820,9 +967,10 @@ static int restore_set(daemon_ctx *d, const int32_t *ps, size_t n)
     d->kpi_state_refused += kpi_bad;
     d->restores += n;
     logf_(d->o,
-          "restore: %zu partitions: %zu groups imported (%zu ignored: rules gone, %zu refused), "
+          "restore: %zu partitions: %zu groups imported (%zu ignored: rules gone, %zu refused, "
+          "%zu older than a group of another partition), "
           "%zu KPI counters imported (%zu refused) from %zu records of %s",
-          n, imported, ignored, refused, kpi_in, kpi_bad, read, d->o->topic_state);
+          n, imported, ignored, refused, newer, kpi_in, kpi_bad, read, d->o->topic_state);
     rc = 0;
 out:
     rd_kafka_assign(d->sreader, NULL);
@@ -885,7 +1033,9 @@ static void drop_parts(daemon_ctx *d, const rd_kafka_topic_partition_list_t *gon
 }
 
 /* Restore the state of each events partition of parts. On failure nothing
- * consistent can be kept: the daemon stops (a supervisor restarts it). */
+ * consistent can be kept: the daemon stops (a supervisor restarts it). Cut short
+ * by a stop: the state is incomplete, so nothing more is committed (need_rewind
+ * keeps events out until the loop ends). */
 static void restore_parts(daemon_ctx *d, const rd_kafka_topic_partition_list_t *parts)
 {
     int32_t *ps = psb_xcalloc((size_t)parts->cnt + 1, sizeof(*ps));
@@ -894,8 +1044,12 @@ static void restore_parts(daemon_ctx *d, const rd_kafka_topic_partition_list_t *
         if (strcmp(parts->elems[i].topic, d->o->topic_in) == 0)
             ps[n++] = parts->elems[i].partition;
     if (n && !d->broken && restore_set(d, ps, n) != 0) {
-        logf_(d->o, "cannot restore the window state: stopping");
-        d->broken = true;
+        if (stopping(d)) {
+            d->need_rewind = true;
+        } else {
+            logf_(d->o, "cannot restore the window state: stopping");
+            d->broken = true;
+        }
     }
     free(ps);
 }
@@ -1046,7 +1200,18 @@ static int rewind_all(daemon_ctx *d, rd_kafka_t *cons)
         return -1;
     drop_parts(d, NULL);
     int rc = -1;
-    rd_kafka_resp_err_t err = rd_kafka_committed(cons, parts, COR_DAEMON_TXN_TIMEOUT_MS);
+    /* In slices: a stop meanwhile ends the rewind (nothing is committed after it). */
+    rd_kafka_resp_err_t err;
+    int64_t begun = psb_now_ms();
+    while ((err = rd_kafka_committed(cons, parts, COR_DAEMON_TXN_SLICE_MS)) ==
+               RD_KAFKA_RESP_ERR__TIMED_OUT &&
+           !stopping(d) && psb_now_ms() - begun < COR_DAEMON_TXN_TIMEOUT_MS)
+        ;
+    if (err && stopping(d)) {
+        d->need_rewind = true;
+        rc = 0;
+        goto out;
+    }
     if (err) {
         logf_(d->o, "rewind: committed offsets: %s", rd_kafka_err2str(err));
         goto out;
@@ -1065,6 +1230,50 @@ static int rewind_all(daemon_ctx *d, rd_kafka_t *cons)
 out:
     rd_kafka_topic_partition_list_destroy(parts);
     return rc;
+}
+
+/* Leave the group: the revoke commits what is still open (on_rebalance) and the
+ * partitions go to the other instances at once. It waits on the group
+ * coordinator, so only until COR_DAEMON_STOP_MS after the stop, and not at all
+ * when the last commit found the brokers out of reach: the group's session
+ * timeout hands the partitions on instead. */
+static void close_consumer(daemon_ctx *d, rd_kafka_t *cons)
+{
+    bool graceful = !d->unreachable;
+    if (graceful) {
+        rd_kafka_queue_t *q = rd_kafka_queue_new(cons);
+        rd_kafka_error_t *e = rd_kafka_consumer_close_queue(cons, q);
+        if (e) {
+            logf_(d->o, "consumer close: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            graceful = false;
+        }
+        int64_t until = wait_end(d, psb_now_ms(), COR_DAEMON_STOP_MS, COR_DAEMON_STOP_MS);
+        while (graceful && !rd_kafka_consumer_closed(cons)) {
+            if (psb_now_ms() >= until) {
+                logf_(d->o,
+                      "stopping: the consumer group was not left in %d s (coordinator out "
+                      "of reach): its session timeout hands the partitions on",
+                      COR_DAEMON_STOP_MS / 1000);
+                graceful = false;
+                break;
+            }
+            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10);
+            if (!ev)
+                continue;
+            /* Events of the close queue, not callbacks: the revoke goes through
+             * on_rebalance all the same. */
+            if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+                on_rebalance(cons, rd_kafka_event_error(ev),
+                             rd_kafka_event_topic_partition_list(ev), d);
+            rd_kafka_event_destroy(ev);
+        }
+        rd_kafka_queue_destroy(q);
+    } else {
+        logf_(d->o, "stopping: brokers out of reach: leaving the consumer group without a "
+                    "graceful close (its session timeout hands the partitions on)");
+    }
+    rd_kafka_destroy_flags(cons, graceful ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 }
 
 /* ---- the topics every instance reads whole ---- */
@@ -1571,6 +1780,8 @@ int cor_daemon_run(const cor_daemon_opts *o)
                 rs = nrs;
                 d.e = ne;
                 d.rs = rs;
+                if (d.in_txn) /* an abort comes back to the carried-over state */
+                    cor_engine_checkpoint(ne);
                 d.reloads++;
                 logf_(o, "reloaded: %zu rules (%zu groups carried over)", rs->n_rules, carried);
                 continue;
@@ -1637,14 +1848,28 @@ int cor_daemon_run(const cor_daemon_opts *o)
     }
     d.stopping = true; /* the API takes no more updates */
     if (rc == 0) {
+        stopping(&d); /* the stop's waits are measured from here at the latest */
         if (produce_new(&d, NULL, &b) != 0)
             txn_abort(&d);
-        if (txn_commit(&d, cons) != 0)
+        /* Brokers out of reach: given up after COR_DAEMON_STOP_TXN_MS, not an
+         * error (nothing committed is lost; exit 0). */
+        if (txn_commit(&d, cons) != 0 && !d.unreachable)
             rc = 1;
-        publish_kpi(&d);
+        /* No commit just now (nothing was open): a metadata request says whether
+         * the drain and the group's graceful leave have anyone to talk to. */
+        const struct rd_kafka_metadata *md = NULL;
+        if (!d.unreachable && psb_now_ms() - d.last_commit > 2000 &&
+            rd_kafka_metadata(cons, 0, NULL, &md, 1000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            logf_(o, "stopping: brokers out of reach (no metadata in 1 s)");
+            d.unreachable = true;
+        }
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (!d.unreachable)
+            publish_kpi(&d);
         /* Deliveries answer the held HTTP requests: keep the loop turning. */
-        int64_t until = psb_now_ms() + COR_DAEMON_DRAIN_MS;
-        while (rd_kafka_outq_len(d.prod) > 0 && psb_now_ms() < until) {
+        int64_t until = wait_end(&d, psb_now_ms(), COR_DAEMON_DRAIN_MS, COR_DAEMON_STOP_MS);
+        while (!d.unreachable && rd_kafka_outq_len(d.prod) > 0 && psb_now_ms() < until) {
             rd_kafka_poll(d.prod, 50);
             if (base)
                 event_base_loop(base, EVLOOP_NONBLOCK);
@@ -1655,25 +1880,24 @@ int cor_daemon_run(const cor_daemon_opts *o)
     logf_(o, "stopping after %llu events", (unsigned long long)d.events);
 out:
     d.stopping = true;
-    if (cons) {
-        rd_kafka_consumer_close(cons); /* revokes: flush and commit (on_rebalance) */
-        rd_kafka_destroy(cons);
-    }
-    if (reader) {
-        rd_kafka_consumer_close(reader);
-        rd_kafka_destroy(reader);
-    }
-    if (d.sreader) {
-        rd_kafka_consumer_close(d.sreader);
-        rd_kafka_destroy(d.sreader);
-    }
+    stopping(&d);
+    if (cons)
+        close_consumer(&d, cons);
+    /* The readers never join a group nor commit: nothing to leave gracefully. */
+    if (reader)
+        rd_kafka_destroy_flags(reader, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    if (d.sreader)
+        rd_kafka_destroy_flags(d.sreader, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     if (d.txp) {
-        if (d.in_txn)
+        if (d.in_txn && !d.unreachable)
             txn_abort(&d);
         rd_kafka_destroy(d.txp);
     }
-    if (d.prod)
-        rd_kafka_flush(d.prod, 5000);
+    if (d.prod && !d.unreachable) {
+        int64_t left = wait_end(&d, psb_now_ms(), 5000, COR_DAEMON_STOP_MS) - psb_now_ms();
+        if (left > 0)
+            rd_kafka_flush(d.prod, (int)left);
+    }
     if (http) {
         /* What Kafka did not confirm by now is answered 503, and the answers
          * are written out before the server goes. */

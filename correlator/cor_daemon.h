@@ -10,8 +10,11 @@
  * and the loop rewinds to the committed offsets and state. SIGHUP loads the rules
  * aside and swaps them in whole when the new set loads without a refused rule,
  * carrying the windows of rules kept over by id; otherwise the old set stays and
- * the reason is logged. SIGTERM/SIGINT stop after a final commit; a SIGHUP
- * during start-up is kept and reloads once the loop runs.
+ * the reason is logged. SIGTERM/SIGINT stop after a final commit; with the
+ * brokers out of reach the open transaction is abandoned (logged; its events are
+ * read again on the next start) and the group left without the graceful close,
+ * so the stop takes seconds, not minutes. A SIGHUP during start-up is kept and
+ * reloads once the loop runs.
  *
  * Rebalances (a rebalance callback, eager or cooperative assignors): before
  * partitions are revoked the open transaction commits; the groups of partitions
@@ -58,7 +61,8 @@ typedef struct cor_daemon_opts {
  * earlier, so that a signal during start-up is queued rather than fatal. */
 void cor_daemon_signals(void);
 
-/* Runs until SIGTERM/SIGINT. Returns the exit code: 0, or 1 on a fatal error
+/* Runs until SIGTERM/SIGINT. Returns the exit code: 0 (also when the stop left a
+ * transaction uncommitted: nothing committed is lost), or 1 on a fatal error
  * (rules unreadable, Kafka client creation, a transaction that could not be
  * committed or aborted, fenced by another instance, a restore that could not
  * read its state partition to the end). */

@@ -156,6 +156,12 @@ typedef struct id_slot {
 
 #define ID_HORIZON_EXTRA_MS (3600 * 1000LL)
 
+/* A slot of e->ids as it was before its first change since the checkpoint. */
+typedef struct id_undo {
+    id_slot was; /* h == 0: there was no slot */
+    uint64_t h;
+} id_undo;
+
 /* A group freed after a record of it went out: its tombstone, due at the next export. */
 struct tomb {
     int32_t src;
@@ -186,6 +192,11 @@ struct cor_engine {
     size_t ids_cap, ids_n;
     cor_idgen *idgen;
     int64_t id_horizon;
+    /* cor_engine_checkpoint: the id slots changed since, and the watermark then */
+    id_undo *undo;
+    size_t n_undo, cap_undo;
+    bool checkpoint, cp_have_watermark;
+    int64_t cp_watermark;
     /* state records (cor_engine_export_dirty) */
     int32_t src;   /* the source of the event being processed */
     group **dirty; /* changed since the last export */
@@ -305,6 +316,7 @@ void cor_engine_free(cor_engine *e)
     free(e->absence_rules);
     free(e->ids);
     cor_idgen_free(e->idgen);
+    free(e->undo);
     free(e->dirty);
     tombs_clear(e);
     free(e->tombs);
@@ -398,19 +410,26 @@ static void unmark_dirty(cor_engine *e, group *g)
     g->dirty = 0;
 }
 
-/* The record of g (under its current source) is to go. */
-static void tomb_add(cor_engine *e, const group *g)
+/* The record of (src, rule_id, key) is to go. */
+static void tomb_add_key(cor_engine *e, int32_t src, const char *rule_id, const char *key,
+                         size_t key_len)
 {
     if (e->n_tombs == e->cap_tombs) {
         e->cap_tombs = e->cap_tombs ? e->cap_tombs * 2 : 64;
         e->tombs = psb_xrealloc(e->tombs, e->cap_tombs * sizeof(*e->tombs));
     }
     struct tomb *t = &e->tombs[e->n_tombs++];
-    t->src = g->src;
-    t->rule_id = psb_xstrdup(e->rs->rules[g->rule]->id);
-    t->key = psb_xmalloc(g->key_len ? g->key_len : 1);
-    memcpy(t->key, g->key, g->key_len);
-    t->key_len = g->key_len;
+    t->src = src;
+    t->rule_id = psb_xstrdup(rule_id);
+    t->key = psb_xmalloc(key_len ? key_len : 1);
+    memcpy(t->key, key, key_len);
+    t->key_len = key_len;
+}
+
+/* The record of g (under its current source) is to go. */
+static void tomb_add(cor_engine *e, const group *g)
+{
+    tomb_add_key(e, g->src, e->rs->rules[g->rule]->id, g->key, g->key_len);
 }
 
 /* Free g; a tombstone is due if a record of it went out (tomb) -- not when a
@@ -646,6 +665,39 @@ static id_slot *id_slot_find(id_slot *t, size_t cap, uint64_t h)
     return &t[i];
 }
 
+/* Before slot h changes (s: its slot, free or not): what it was, if a checkpoint
+ * is kept. A slot changed twice keeps its first entry too, undone last. */
+static void ids_undo_note(cor_engine *e, const id_slot *s, uint64_t h)
+{
+    if (!e->checkpoint)
+        return;
+    if (e->n_undo == e->cap_undo) {
+        e->cap_undo = e->cap_undo ? e->cap_undo * 2 : 64;
+        e->undo = psb_xrealloc(e->undo, e->cap_undo * sizeof(*e->undo));
+    }
+    e->undo[e->n_undo++] = (id_undo){*s, h};
+}
+
+/* Remove slot i from the linear-probing table: the slots after it that probed
+ * past it move back, so every look-up still finds its slot. */
+static void ids_delete(cor_engine *e, size_t i)
+{
+    size_t mask = e->ids_cap - 1, j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!e->ids[j].h)
+            break;
+        size_t home = e->ids[j].h & mask;
+        bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+        if (stays)
+            continue;
+        e->ids[i] = e->ids[j];
+        i = j;
+    }
+    memset(&e->ids[i], 0, sizeof(e->ids[i]));
+    e->ids_n--;
+}
+
 /* Rebuild the table without the bases past the horizon, at least 4x as large as
  * what is kept (so rebuilds are amortised over many incidents). */
 static void ids_rebuild(cor_engine *e)
@@ -674,6 +726,7 @@ static void incident_set_unique_id(cor_engine *e, cor_incident *inc, const char 
     uint64_t h = psb_hash_bytes(inc->id, 32, PSB_HASH_SEED);
     h = h ? h : 1;
     id_slot *s = id_slot_find(e->ids, e->ids_cap, h);
+    ids_undo_note(e, s, h);
     if (s->h) {
         cor_idgen_set_id(e->idgen, inc, key, key_len, ++s->n);
         return;
@@ -1725,6 +1778,7 @@ static void ids_note(cor_engine *e, const cor_rule *r, const group *g, unsigned 
 {
     uint64_t h = basis_hash(e, r, g);
     id_slot *s = id_slot_find(e->ids, e->ids_cap, h);
+    ids_undo_note(e, s, h);
     if (s->h) {
         if (ordinal > s->n)
             s->n = ordinal;
@@ -1874,13 +1928,28 @@ int cor_engine_import(cor_engine *e, const char *rec, size_t len, char *err, siz
     if (r.pos != len)
         return refuse(e, err, errlen, "", "bytes after the end");
 
-    /* Replace a group of the same rule and key. */
+    /* Replace a group of the same rule and key from the same source. One from
+     * another source (an operator whose events span partitions) is replaced only
+     * by newer events (ties: the lower source), so the outcome does not depend on
+     * the order records are read; the loser's record gets a tombstone, so the
+     * state holds one record per group, as memory does. */
     e->key.len = 0;
     cor_buf_put(&e->key, key.ptr, key.len);
     uint64_t h = psb_hash_bytes(key.ptr, key.len, PSB_HASH_SEED + rule->index);
     group *old = group_find(e, rule, h);
-    if (old)
+    if (old && old->src != src) {
+        if (old->newest > newest || (old->newest == newest && old->src < src)) {
+            tomb_add_key(e, src, rule->id, key.ptr, key.len);
+            snprintf(err, errlen,
+                     "state record of rule %s from source %d: the group held from source %d "
+                     "has newer events and is kept",
+                     rule->id, (int)src, (int)old->src);
+            return 2;
+        }
+        group_remove_(e, old, true);
+    } else if (old) {
         group_remove_(e, old, false);
+    }
     rule_state *rs = &e->rules[rule->index];
     if (rs->n_groups >= e->max_groups) {
         group *victim = rs->fhead ? rs->fhead : rs->head;
@@ -1991,6 +2060,41 @@ int cor_engine_import(cor_engine *e, const char *rec, size_t len, char *err, siz
         list_append(rs, g);
     e->counts.imported++;
     return 0;
+}
+
+void cor_engine_checkpoint(cor_engine *e)
+{
+    e->checkpoint = true;
+    e->n_undo = 0;
+    e->cp_watermark = e->watermark;
+    e->cp_have_watermark = e->have_watermark;
+}
+
+void cor_engine_rollback(cor_engine *e)
+{
+    if (!e->checkpoint)
+        return;
+    e->checkpoint = false;
+    for (size_t i = e->n_undo; i-- > 0;) {
+        const id_undo *u = &e->undo[i];
+        id_slot *s = id_slot_find(e->ids, e->ids_cap, u->h);
+        if (!u->was.h) {
+            if (s->h)
+                ids_delete(e, (size_t)(s - e->ids));
+            continue;
+        }
+        if (!s->h) {
+            if ((e->ids_n + 1) * 2 > e->ids_cap) {
+                ids_rebuild(e);
+                s = id_slot_find(e->ids, e->ids_cap, u->h);
+            }
+            e->ids_n++;
+        }
+        *s = u->was;
+    }
+    e->n_undo = 0;
+    e->watermark = e->cp_watermark;
+    e->have_watermark = e->cp_have_watermark;
 }
 
 void cor_engine_raise_watermark(cor_engine *e, int64_t t)

@@ -96,10 +96,21 @@ size_t cor_engine_export_dirty(cor_engine *e, cor_state_fn fn, void *arg);
 size_t cor_engine_export_all(cor_engine *e, cor_state_fn fn, void *arg);
 /* Forget what changed (after an aborted transaction). */
 void cor_engine_clear_dirty(cor_engine *e);
-/* Rebuild a group from a record; a group of the same rule and key is replaced.
+/* Rebuild a group from a record; a group of the same rule and key is replaced
+ * when it has the record's source, or older events than the record (newest event
+ * time; ties: the lower source wins). Between two sources the loser's record is
+ * due a tombstone (one record per group, as in memory).
  * 0 imported; 1 ignored (no rule of that id in the set, or it changed kind or
- * shape: counted); -1 refused (malformed: err says why; nothing changes). */
+ * shape: counted); 2 not taken: the group held from another source is newer (err
+ * says which); -1 refused (malformed: err says why; nothing changes). */
 int cor_engine_import(cor_engine *e, const char *rec, size_t len, char *err, size_t errlen);
+/* The daemon's transactions: cor_engine_rollback undoes what the incident-id
+ * ordinals and the watermark did since cor_engine_checkpoint, so incidents raised
+ * again after an aborted batch get the ids a run without the abort gives. Groups
+ * are not rolled back: the caller drops them and imports the committed records.
+ * A rollback without a checkpoint (or a second one) does nothing. */
+void cor_engine_checkpoint(cor_engine *e);
+void cor_engine_rollback(cor_engine *e);
 /* Raise the watermark to t (a restored one); it never goes back. Absences fire
  * when the next event moves it. */
 void cor_engine_raise_watermark(cor_engine *e, int64_t t);
