@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "pasban/util.h"
 
@@ -82,11 +84,10 @@ typedef struct abs_state {
 } abs_state;
 
 typedef struct group {
-    struct group *hnext;
     struct group *prev, *next;
     cor_incident *incident; /* the last one raised: suppressed events count on it */
     int64_t newest;
-    uint32_t hash; /* low 32 bits of the key's hash: bucket and quick compare */
+    uint32_t hash; /* low 32 bits of the key's hash (its slot's tag) */
     uint32_t key_len;
     uint32_t rule;  /* index in the rule set */
     int32_t src;    /* the source (events partition) of its last event (state records) */
@@ -135,6 +136,16 @@ static abs_state *absn(group *g)
     return (abs_state *)((char *)g + kind_off(g->key_len));
 }
 
+/* The group table: open addressing, linear probing. A slot holds the group and the
+ * low 32 bits of its hash, so a probe compares hashes in the table's own cache line
+ * and reads a group only when they agree: a look-up that finds nothing (most are:
+ * most groups see one event) reads no group, and a removal or a resize none but
+ * the one removed. */
+typedef struct gslot {
+    group *g; /* NULL: empty */
+    uint32_t h;
+} gslot;
+
 typedef struct rule_state {
     group *head, *tail;   /* touch order; for absence: order of last_seen */
     group *fhead, *ftail; /* absence groups that fired */
@@ -169,8 +180,9 @@ struct cor_engine {
     cor_matcher *m;
     size_t max_groups, max_window;
     rule_state *rules;
-    group **buckets;
-    size_t n_buckets, n_groups;
+    gslot *slots;
+    size_t n_slots, n_groups; /* n_slots: a power of two, at least twice n_groups */
+    uint64_t hkey[2];         /* SipHash key of the group table (cor_engine_opts) */
     int64_t watermark;
     bool have_watermark;
     uint64_t event_seq;
@@ -197,9 +209,93 @@ struct cor_engine {
     cor_state_counts counts;
 };
 
+/* ---- the keyed hash of group keys ----
+ *
+ * Group keys hold what the input says (user names, addresses): with a fixed hash,
+ * keys made to collide would pile into one run of the table and make every look-up
+ * walk it. SipHash-1-3 (Aumasson and Bernstein; 1 compression, 3 finalisation
+ * rounds) under a key drawn per engine makes such keys unguessable. Nothing the
+ * engine outputs depends on where a group sits in the table. */
+
+static uint64_t rotl64(uint64_t x, int b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+#define SIP_ROUND(v0, v1, v2, v3)                                                                  \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = rotl64(v1, 13);                                                                       \
+        v1 ^= v0;                                                                                  \
+        v0 = rotl64(v0, 32);                                                                       \
+        v2 += v3;                                                                                  \
+        v3 = rotl64(v3, 16);                                                                       \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = rotl64(v3, 21);                                                                       \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = rotl64(v1, 17);                                                                       \
+        v1 ^= v2;                                                                                  \
+        v2 = rotl64(v2, 32);                                                                       \
+    } while (0)
+
+static uint64_t le64(const unsigned char *p)
+{
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 | (uint64_t)p[3] << 24 |
+           (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 | (uint64_t)p[6] << 48 |
+           (uint64_t)p[7] << 56;
+}
+
+/* SipHash-1-3 of the 8 bytes of `rule` (little-endian) followed by the key: a rule's
+ * groups and another's with the same key land apart. */
+static uint64_t group_hash(const uint64_t k[2], uint64_t rule, const char *key, size_t len)
+{
+    uint64_t v0 = k[0] ^ 0x736f6d6570736575ULL, v1 = k[1] ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = k[0] ^ 0x6c7967656e657261ULL, v3 = k[1] ^ 0x7465646279746573ULL;
+    v3 ^= rule;
+    SIP_ROUND(v0, v1, v2, v3);
+    v0 ^= rule;
+    const unsigned char *p = (const unsigned char *)key;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t m = le64(p + i);
+        v3 ^= m;
+        SIP_ROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)(len + 8) << 56;
+    for (size_t j = 0; i + j < len; j++)
+        b |= (uint64_t)p[i + j] << (8 * j);
+    v3 ^= b;
+    SIP_ROUND(v0, v1, v2, v3);
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* A key for the table, from the kernel; should it have none to give, the clocks and
+ * addresses at hand (what matters is that input cannot predict it). */
+static void random_key(uint64_t k[2], const void *salt)
+{
+    if (getrandom(k, 2 * sizeof(*k), GRND_NONBLOCK) == (ssize_t)(2 * sizeof(*k)) && (k[0] || k[1]))
+        return;
+    struct timespec ts = {0, 0};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    k[0] = psb_hash_bytes(&ts, sizeof(ts), PSB_HASH_SEED) ^ (uint64_t)(uintptr_t)salt;
+    k[1] = (psb_hash_bytes(&salt, sizeof(salt), (uint64_t)psb_now_ms()) ^ (uint64_t)(uintptr_t)k) | 1;
+}
+
 cor_engine *cor_engine_new(const cor_ruleset *rs, const cor_engine_opts *opts)
 {
-    cor_engine_opts o = opts ? *opts : (cor_engine_opts){0, 0, {0, 0, 0, false}};
+    cor_engine_opts o;
+    if (opts)
+        o = *opts;
+    else
+        memset(&o, 0, sizeof(o));
     cor_engine *e = psb_xcalloc(1, sizeof(*e));
     e->rs = rs;
     e->m = cor_matcher_new(rs, &o.match);
@@ -208,8 +304,14 @@ cor_engine *cor_engine_new(const cor_ruleset *rs, const cor_engine_opts *opts)
     if (e->max_window > UINT32_MAX / 4)
         e->max_window = UINT32_MAX / 4; /* window counts are 32-bit (thr_state) */
     e->rules = psb_xcalloc(rs->n_rules + 1, sizeof(*e->rules));
-    e->n_buckets = 1024;
-    e->buckets = psb_xcalloc(e->n_buckets, sizeof(*e->buckets));
+    e->n_slots = 1024;
+    e->slots = psb_xcalloc(e->n_slots, sizeof(*e->slots));
+    if (o.hash_key[0] || o.hash_key[1]) {
+        e->hkey[0] = o.hash_key[0];
+        e->hkey[1] = o.hash_key[1];
+    } else {
+        random_key(e->hkey, e);
+    }
     e->absence_rules = psb_xcalloc(rs->n_rules + 1, sizeof(*e->absence_rules));
     e->id_horizon = ID_HORIZON_EXTRA_MS;
     for (size_t i = 0; i < rs->n_rules; i++) {
@@ -287,15 +389,10 @@ void cor_engine_free(cor_engine *e)
 {
     if (!e)
         return;
-    for (size_t b = 0; b < e->n_buckets; b++) {
-        group *g = e->buckets[b];
-        while (g) {
-            group *n = g->hnext;
-            group_free(g);
-            g = n;
-        }
-    }
-    free(e->buckets);
+    for (size_t i = 0; i < e->n_slots; i++)
+        if (e->slots[i].g)
+            group_free(e->slots[i].g);
+    free(e->slots);
     for (size_t i = 0; i < e->n_incidents; i++)
         cor_incident_free(e->incidents[i]);
     free(e->incidents);
@@ -410,6 +507,60 @@ static void tomb_add(cor_engine *e, const group *g)
     t->key_len = g->key_len;
 }
 
+/* ---- the group table ---- */
+
+/* The slot holding g. */
+static size_t slot_of(const cor_engine *e, const group *g)
+{
+    size_t mask = e->n_slots - 1, i = g->hash & mask;
+    while (e->slots[i].g != g)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static void slot_put(gslot *t, size_t n_slots, group *g)
+{
+    size_t mask = n_slots - 1, i = g->hash & mask;
+    while (t[i].g)
+        i = (i + 1) & mask;
+    t[i].g = g;
+    t[i].h = g->hash;
+}
+
+/* Empty slot i and move back the entries of the run after it that may go there
+ * (linear probing without tombstones: a look-up stops at the first empty slot). */
+static void slot_clear(cor_engine *e, size_t i)
+{
+    size_t mask = e->n_slots - 1;
+    for (size_t j = (i + 1) & mask; e->slots[j].g; j = (j + 1) & mask) {
+        size_t home = e->slots[j].h & mask;
+        /* j's entry may move to i unless its home lies cyclically in (i, j] */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (stays)
+            continue;
+        e->slots[i] = e->slots[j];
+        i = j;
+    }
+    e->slots[i].g = NULL;
+    e->slots[i].h = 0;
+}
+
+/* Add g (not in the table); at most one group per two slots. */
+static void table_add(cor_engine *e, group *g)
+{
+    if (++e->n_groups > e->n_slots / 2) {
+        size_t n = e->n_slots * 2;
+        gslot *t = psb_xcalloc(n, sizeof(*t));
+        for (size_t i = 0; i < e->n_slots; i++)
+            if (e->slots[i].g)
+                slot_put(t, n, e->slots[i].g);
+        free(e->slots);
+        e->slots = t;
+        e->n_slots = n;
+    }
+    slot_put(e->slots, e->n_slots, g);
+}
+
 /* Free g; a tombstone is due if a record of it went out (tomb) -- not when a
  * rebalance drops it: its record stays for the next owner. */
 static void group_remove_(cor_engine *e, group *g, bool tomb)
@@ -419,10 +570,7 @@ static void group_remove_(cor_engine *e, group *g, bool tomb)
     if (tomb && g->persisted)
         tomb_add(e, g);
     list_unlink(rs, g);
-    group **pp = &e->buckets[g->hash & (e->n_buckets - 1)];
-    while (*pp != g)
-        pp = &(*pp)->hnext;
-    *pp = g->hnext;
+    slot_clear(e, slot_of(e, g));
     rs->n_groups--;
     e->n_groups--;
     group_free(g);
@@ -433,15 +581,13 @@ static void group_remove(cor_engine *e, group *g)
     group_remove_(e, g, true);
 }
 
-/* Resize g's block. realloc may move it: the bucket chain, the rule's list and the
+/* Resize g's block. realloc may move it: its table slot, the rule's list and the
  * incident that point at g are mended, and the caller goes on with the result (no
  * other pointer to g or into it may be held across the call). */
 static group *group_realloc(cor_engine *e, group *g, size_t size)
 {
     rule_state *rs = &e->rules[g->rule];
-    group **slot = &e->buckets[g->hash & (e->n_buckets - 1)];
-    while (*slot != g)
-        slot = &(*slot)->hnext;
+    size_t slot = slot_of(e, g);
     group **head = g->fired ? &rs->fhead : &rs->head;
     group **tail = g->fired ? &rs->ftail : &rs->tail;
     bool linked = g->prev || *head == g;
@@ -450,7 +596,7 @@ static group *group_realloc(cor_engine *e, group *g, size_t size)
     group *n = psb_xrealloc(g, size);
     if ((uintptr_t)n == was)
         return n;
-    *slot = n;
+    e->slots[slot].g = n;
     if (linked) {
         if (n->prev)
             n->prev->next = n;
@@ -466,24 +612,6 @@ static group *group_realloc(cor_engine *e, group *g, size_t size)
     if (n->dirty)
         e->dirty[n->dirty - 1] = n;
     return n;
-}
-
-static void rehash(cor_engine *e)
-{
-    size_t nb = e->n_buckets * 2;
-    group **b = psb_xcalloc(nb, sizeof(*b));
-    for (size_t i = 0; i < e->n_buckets; i++) {
-        group *g = e->buckets[i];
-        while (g) {
-            group *n = g->hnext;
-            g->hnext = b[g->hash & (nb - 1)];
-            b[g->hash & (nb - 1)] = g;
-            g = n;
-        }
-    }
-    free(e->buckets);
-    e->buckets = b;
-    e->n_buckets = nb;
 }
 
 /* ---- groups ---- */
@@ -570,12 +698,17 @@ static void decode_key(const cor_rule *r, const char *key, size_t len, cor_incid
     inc->group_json = psb_xstrndup(json->p, json->len);
 }
 
+/* The group of rule r whose key is e->key (hash h), or NULL. */
 static group *group_find(cor_engine *e, const cor_rule *r, uint64_t h)
 {
-    for (group *g = e->buckets[h & (e->n_buckets - 1)]; g; g = g->hnext)
-        if (g->hash == (uint32_t)h && g->rule == r->index && g->key_len == e->key.len &&
+    size_t mask = e->n_slots - 1;
+    uint32_t tag = (uint32_t)h;
+    for (size_t i = h & mask; e->slots[i].g; i = (i + 1) & mask) {
+        group *g = e->slots[i].g;
+        if (e->slots[i].h == tag && g->rule == r->index && g->key_len == e->key.len &&
             memcmp(g->key, e->key.p, g->key_len) == 0)
             return g;
+    }
     return NULL;
 }
 
@@ -583,7 +716,7 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
                         const cor_capture *caps, size_t n_caps, size_t extra, bool *created)
 {
     build_key(e, ev, r, caps, n_caps);
-    uint64_t h = psb_hash_bytes(e->key.p, e->key.len, PSB_HASH_SEED + r->index);
+    uint64_t h = group_hash(e->hkey, r->index, e->key.p, e->key.len);
     group *g = group_find(e, r, h);
     *created = false;
     if (g) {
@@ -621,13 +754,8 @@ static group *group_get(cor_engine *e, const psb_event *ev, const cor_rule *r,
     g->key_len = (uint32_t)e->key.len;
     g->newest = INT64_MIN;
     g->src = e->src;
-    g->hnext = e->buckets[h & (e->n_buckets - 1)];
-    e->buckets[h & (e->n_buckets - 1)] = g;
+    table_add(e, g);
     rs->n_groups++;
-    /* At most one group per two buckets: every node a look-up walks past is a
-     * cache miss (1000 rules: ~10 % less time in group_get and group_remove). */
-    if (++e->n_groups > e->n_buckets / 2)
-        rehash(e);
     mark_dirty(e, g);
     *created = true;
     return g;
@@ -1400,20 +1528,18 @@ size_t cor_engine_drop_groups(cor_engine *e, bool (*drop)(void *arg, const char 
                               void *arg)
 {
     size_t n = 0;
-    for (size_t b = 0; b < e->n_buckets; b++) {
-        group *g = e->buckets[b];
-        while (g) {
-            group *next = g->hnext;
-            size_t pos = 0;
-            psb_str org;
-            bool has = key_item(g->key, g->key_len, &pos, &org);
-            if (drop(arg, has ? org.ptr : NULL, has ? org.len : 0)) {
-                group_remove_(e, g, false);
-                n++;
+    for (size_t i = 0; i < e->rs->n_rules; i++)
+        for (int f = 0; f < 2; f++)
+            for (group *g = f ? e->rules[i].fhead : e->rules[i].head, *next; g; g = next) {
+                next = g->next;
+                size_t pos = 0;
+                psb_str org;
+                bool has = key_item(g->key, g->key_len, &pos, &org);
+                if (drop(arg, has ? org.ptr : NULL, has ? org.len : 0)) {
+                    group_remove_(e, g, false);
+                    n++;
+                }
             }
-            g = next;
-        }
-    }
     return n;
 }
 
@@ -1874,7 +2000,7 @@ int cor_engine_import(cor_engine *e, const char *rec, size_t len, char *err, siz
     /* Replace a group of the same rule and key. */
     e->key.len = 0;
     cor_buf_put(&e->key, key.ptr, key.len);
-    uint64_t h = psb_hash_bytes(key.ptr, key.len, PSB_HASH_SEED + rule->index);
+    uint64_t h = group_hash(e->hkey, rule->index, key.ptr, key.len);
     group *old = group_find(e, rule, h);
     if (old)
         group_remove_(e, old, false);
@@ -1975,11 +2101,8 @@ int cor_engine_import(cor_engine *e, const char *rec, size_t len, char *err, siz
         g->stub = true;
         ids_note(e, rule, g, ordinal);
     }
-    g->hnext = e->buckets[h & (e->n_buckets - 1)];
-    e->buckets[h & (e->n_buckets - 1)] = g;
+    table_add(e, g);
     rs->n_groups++;
-    if (++e->n_groups > e->n_buckets)
-        rehash(e);
     if (kind == COR_KIND_ABSENCE && g->fired)
         fired_insert(rs, g);
     else if (kind == COR_KIND_ABSENCE)
@@ -2006,17 +2129,15 @@ bool cor_engine_has_watermark(const cor_engine *e)
 size_t cor_engine_drop_sources(cor_engine *e, bool (*drop)(void *arg, int32_t src), void *arg)
 {
     size_t n = 0;
-    for (size_t b = 0; b < e->n_buckets; b++) {
-        group *g = e->buckets[b];
-        while (g) {
-            group *next = g->hnext;
-            if (drop(arg, g->src)) {
-                group_remove_(e, g, false);
-                n++;
+    for (size_t i = 0; i < e->rs->n_rules; i++)
+        for (int f = 0; f < 2; f++)
+            for (group *g = f ? e->rules[i].fhead : e->rules[i].head, *next; g; g = next) {
+                next = g->next;
+                if (drop(arg, g->src)) {
+                    group_remove_(e, g, false);
+                    n++;
+                }
             }
-            g = next;
-        }
-    }
     return n;
 }
 
