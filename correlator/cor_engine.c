@@ -673,14 +673,14 @@ static int key_item(const char *key, size_t len, size_t *pos, psb_str *out)
     return 1;
 }
 
-/* The incident's organization.id and group object, from a key. */
-static void decode_key(const cor_rule *r, const char *key, size_t len, cor_incident *inc,
-                       cor_buf *json)
+/* The incident's organization.id (PSB_STR_NULL: none) and group object (in json),
+ * from a key. */
+static psb_str decode_key(const cor_rule *r, const char *key, size_t len, cor_buf *json)
 {
     size_t pos = 0;
-    psb_str v;
+    psb_str v, org = PSB_STR_NULL;
     if (key_item(key, len, &pos, &v))
-        inc->org = psb_xstrndup(v.ptr, v.len);
+        org = v;
     json->len = 0;
     cor_buf_putc(json, '{');
     bool first = true;
@@ -695,7 +695,7 @@ static void decode_key(const cor_rule *r, const char *key, size_t len, cor_incid
         cor_buf_json_str(json, v.ptr, v.len);
     }
     cor_buf_putc(json, '}');
-    inc->group_json = psb_xstrndup(json->p, json->len);
+    return org;
 }
 
 /* The group of rule r whose key is e->key (hash h), or NULL. */
@@ -814,12 +814,16 @@ static void incident_set_unique_id(cor_engine *e, cor_incident *inc, const char 
 }
 
 /* g NULL: a single rule without suppression, which keeps no group; the key is the
- * one build_key() just made. */
+ * one build_key() just made. The evidence is copied (it may point into g). */
 static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, int64_t first,
-                                  int64_t last, int64_t detected, long count)
+                                  int64_t last, int64_t detected, long count,
+                                  const cor_evidence *ev, size_t n_ev)
 {
-    cor_incident *inc = psb_xcalloc(1, sizeof(*inc));
-    inc->rule = r;
+    const char *key = g ? g->key : e->key.p;
+    size_t key_len = g ? g->key_len : e->key.len;
+    psb_str org = decode_key(r, key, key_len, &e->json);
+    cor_incident *inc =
+        cor_incident_new(r, org.ptr, org.len, e->json.p, e->json.len, ev, n_ev);
     inc->first_seen = first;
     inc->last_seen = last;
     inc->detected_at = detected;
@@ -827,9 +831,6 @@ static cor_incident *incident_new(cor_engine *e, const cor_rule *r, group *g, in
     inc->seq = e->incident_seq++;
     inc->event_seq = e->event_seq;
     inc->suppress_until = detected + r->suppress_ms;
-    const char *key = g ? g->key : e->key.p;
-    size_t key_len = g ? g->key_len : e->key.len;
-    decode_key(r, key, key_len, inc, &e->json);
     incident_set_unique_id(e, inc, key, key_len);
     if (g) {
         if (g->stub)
@@ -907,8 +908,8 @@ static void on_single(cor_engine *e, const psb_event *ev, const cor_rule *r,
     if (r->suppress_ms == 0) {
         /* No state to keep: the incident takes the key build_key() leaves in e->key. */
         build_key(e, ev, r, caps, n_caps);
-        cor_incident *inc = incident_new(e, r, NULL, t, t, t, 1);
-        cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
+        cor_evidence x = {ev->original.ptr, ev->original.len};
+        incident_new(e, r, NULL, t, t, t, 1, &x, 1);
         return;
     }
     bool created;
@@ -916,8 +917,8 @@ static void on_single(cor_engine *e, const psb_event *ev, const cor_rule *r,
     if (created)
         list_append(&e->rules[r->index], g);
     if (!suppressed(e, g, t)) {
-        cor_incident *inc = incident_new(e, r, g, t, t, t, 1);
-        cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
+        cor_evidence x = {ev->original.ptr, ev->original.len};
+        incident_new(e, r, g, t, t, t, 1, &x, 1);
     }
     if (t > g->newest)
         g->newest = t;
@@ -1138,9 +1139,11 @@ static void on_threshold(cor_engine *e, const psb_event *ev, const cor_rule *r,
      * incident emptied the window, late events can fill it again below that.
      * Evidence = the oldest COR_MAX_EVIDENCE (README). */
     int64_t last = win[w->n - 1].t;
-    cor_incident *inc = incident_new(e, r, g, win[0].t, last, last, (long)w->n);
-    for (size_t i = 0; i < w->n && i < COR_MAX_EVIDENCE; i++)
-        cor_incident_add_evidence(inc, a + win[i].off, win[i].len);
+    cor_evidence x[COR_MAX_EVIDENCE];
+    size_t nx = 0;
+    for (; nx < w->n && nx < COR_MAX_EVIDENCE; nx++)
+        x[nx] = (cor_evidence){a + win[nx].off, win[nx].len};
+    incident_new(e, r, g, win[0].t, last, last, (long)w->n, x, nx);
     window_clear(g);
     if (w->cap * sizeof(wentry) + w->acap > THR_KEEP_ROOM) {
         g = group_realloc(e, g, kind_off(g->key_len) + sizeof(thr_state));
@@ -1261,8 +1264,8 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
     touch(e, g);
     if (step == 0) {
         if (n == 1) {
-            cor_incident *inc = incident_new(e, r, g, t, t, t, 1);
-            cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
+            cor_evidence x = {ev->original.ptr, ev->original.len};
+            incident_new(e, r, g, t, t, t, 1, &x, 1);
             return;
         }
         seq_partial *p1 = seq_prefix(seq(g), 1);
@@ -1289,17 +1292,19 @@ static void on_sequence(cor_engine *e, const psb_event *ev, const cor_rule *r, s
         /* last_seen = detected_at = the newest step (the completing one for in-order
          * input), as a threshold's newest in the window. */
         int64_t last = t > p->tmax ? t : p->tmax;
-        cor_incident *inc = incident_new(e, r, g, p->t0, last, last, (long)n);
         /* Past 5 steps the evidence is the first 4 and the completing one: the step that
          * makes the incident (the accepted login after the failures) is always shown.
          * A prefix keeps no more than those 4. */
         const char *a = seq_arena(sq, r);
+        cor_evidence x[COR_MAX_EVIDENCE];
+        size_t nx = 0;
         for (size_t i = 0; i < p->n_ev; i++) {
             uint32_t l;
             memcpy(&l, a + p->ev[i], sizeof(l));
-            cor_incident_add_evidence(inc, a + p->ev[i] + sizeof(l), l);
+            x[nx++] = (cor_evidence){a + p->ev[i] + sizeof(l), l};
         }
-        cor_incident_add_evidence(inc, ev->original.ptr, ev->original.len);
+        x[nx++] = (cor_evidence){ev->original.ptr, ev->original.len};
+        incident_new(e, r, g, p->t0, last, last, (long)n, x, nx);
         seq_clear(g, r);
         return;
     }
@@ -1398,9 +1403,8 @@ static void fire_absences(cor_engine *e, int64_t w)
                 g->incident->suppressed++;
                 cor_matcher_stats(e->m)[r->index].suppressed++;
             } else {
-                cor_incident *inc =
-                    incident_new(e, r, g, s->first_seen, s->last_seen, at, s->count);
-                cor_incident_add_evidence(inc, (const char *)(s + 1), s->olen);
+                cor_evidence x = {(const char *)(s + 1), s->olen};
+                incident_new(e, r, g, s->first_seen, s->last_seen, at, s->count, &x, 1);
             }
             if (suppress_until(g) <= w) {
                 group_remove(e, g);

@@ -43,13 +43,40 @@ void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_le
     inc->id[32] = '\0';
 }
 
-void cor_incident_add_evidence(cor_incident *inc, const char *p, size_t n)
+/* Copy n bytes to *at, NUL-terminated; advance *at past them. */
+static char *put_copy(char **at, const char *p, size_t n)
 {
-    if (inc->n_evidence >= COR_MAX_EVIDENCE)
-        return;
-    inc->evidence[inc->n_evidence] = psb_xstrndup(p ? p : "", n);
-    inc->evidence_len[inc->n_evidence] = n;
-    inc->n_evidence++;
+    char *s = *at;
+    if (n)
+        memcpy(s, p, n);
+    s[n] = '\0';
+    *at = s + n + 1;
+    return s;
+}
+
+cor_incident *cor_incident_new(const cor_rule *r, const char *org, size_t org_len, const char *json,
+                               size_t json_len, const cor_evidence *ev, size_t n_ev)
+{
+    if (n_ev > COR_MAX_EVIDENCE)
+        n_ev = COR_MAX_EVIDENCE;
+    /* every length is of something in memory: the sum cannot overflow */
+    size_t size = sizeof(cor_incident) + (org ? org_len + 1 : 0) + (json ? json_len + 1 : 0);
+    for (size_t i = 0; i < n_ev; i++)
+        size += ev[i].n + 1;
+    cor_incident *inc = psb_xmalloc(size);
+    memset(inc, 0, sizeof(*inc));
+    inc->rule = r;
+    char *at = (char *)(inc + 1);
+    if (org)
+        inc->org = put_copy(&at, org, org_len);
+    if (json)
+        inc->group_json = put_copy(&at, json, json_len);
+    for (size_t i = 0; i < n_ev; i++) {
+        inc->evidence[i] = put_copy(&at, ev[i].p, ev[i].n);
+        inc->evidence_len[i] = ev[i].n;
+    }
+    inc->n_evidence = n_ev;
+    return inc;
 }
 
 /* A string literal, without strlen at run time. */
@@ -164,11 +191,5 @@ void cor_incident_write(const cor_incident *inc, cor_buf *b)
 
 void cor_incident_free(cor_incident *inc)
 {
-    if (!inc)
-        return;
-    free(inc->org);
-    free(inc->group_json);
-    for (size_t i = 0; i < inc->n_evidence; i++)
-        free(inc->evidence[i]);
-    free(inc);
+    free(inc); /* its strings are in the same block */
 }
