@@ -150,6 +150,10 @@ typedef struct rule_state {
     group *head, *tail;   /* touch order; for absence: order of last_seen */
     group *fhead, *ftail; /* absence groups that fired */
     size_t n_groups;
+    /* the rule's, copied here: a sweep reads them for every rule, and the rules lie
+     * apart in memory */
+    int64_t within_ms;
+    int kind; /* enum cor_kind */
 } rule_state;
 
 /* Incident ids. design.md's id hashes (rule id, group, first_seen), a basis two
@@ -318,6 +322,8 @@ cor_engine *cor_engine_new(const cor_ruleset *rs, const cor_engine_opts *opts)
         const cor_rule *r = rs->rules[i];
         if (r->kind == COR_KIND_ABSENCE)
             e->absence_rules[e->n_absence++] = i;
+        e->rules[i].within_ms = r->within_ms;
+        e->rules[i].kind = r->kind;
         int64_t span =
             (r->within_ms > r->suppress_ms ? r->within_ms : r->suppress_ms) + ID_HORIZON_EXTRA_MS;
         if (span > e->id_horizon)
@@ -1417,25 +1423,48 @@ static void fire_absences(cor_engine *e, int64_t w)
     }
 }
 
-/* Free groups whose windows have expired and whose suppress time has passed. */
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
+/* Rules whose list heads a sweep asks the memory for ahead of reading them. */
+#define SWEEP_AHEAD 8
+
+/* The group a sweep looks at first. */
+static const group *sweep_head(const rule_state *rs)
+{
+    return rs->kind == COR_KIND_ABSENCE ? rs->fhead : rs->head;
+}
+
+/* Free groups whose windows have expired and whose suppress time has passed. A sweep
+ * reads the oldest group of every rule, a cache miss each at 1000 rules (one per
+ * event on average): those of the next rules are fetched while this one is looked at
+ * (1000 rules: the sweep and its removals 4.3 % -> 3.5 % of the run). */
 static void sweep(cor_engine *e)
 {
     int64_t w = e->watermark;
-    for (size_t i = 0; i < e->rs->n_rules; i++) {
-        const cor_rule *r = e->rs->rules[i];
+    size_t n = e->rs->n_rules;
+    for (size_t i = 0; i < n && i < SWEEP_AHEAD; i++)
+        PREFETCH(sweep_head(&e->rules[i]));
+    for (size_t i = 0; i < n; i++) {
         rule_state *rs = &e->rules[i];
+        if (i + SWEEP_AHEAD < n)
+            PREFETCH(sweep_head(&e->rules[i + SWEEP_AHEAD]));
         if (!rs->n_groups)
             continue;
-        if (r->kind == COR_KIND_ABSENCE) {
+        if (rs->kind == COR_KIND_ABSENCE) {
             while (rs->fhead && suppress_until(rs->fhead) <= w)
                 group_remove(e, rs->fhead);
             continue;
         }
         while (rs->head) {
             group *g = rs->head;
-            int64_t live = r->kind == COR_KIND_SINGLE ? INT64_MIN : g->newest + r->within_ms;
+            int64_t live = rs->kind == COR_KIND_SINGLE ? INT64_MIN : g->newest + rs->within_ms;
             if (live > w || suppress_until(g) > w)
                 break;
+            PREFETCH(g->next);
             group_remove(e, g);
         }
     }
