@@ -15,17 +15,23 @@
 
 void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_len, unsigned ordinal)
 {
+    cor_incident_make_id(inc->id, inc->rule, inc->first_seen, group_key, key_len, ordinal);
+}
+
+void cor_incident_make_id(char id[33], const cor_rule *r, int64_t first_seen, const char *group_key,
+                          size_t key_len, unsigned ordinal)
+{
     /* SHA-256 of "rule id NUL group key NUL first_seen [NUL ordinal]": NULs keep
      * ("ab","c") and ("a","bc") apart; ordinal 0 adds nothing. */
     char when[PSB_TIME_BUFSZ + 16];
-    size_t wl = psb_format_time_ms(inc->first_seen, when);
+    size_t wl = psb_format_time_ms(first_seen, when);
     if (ordinal)
         wl += (size_t)snprintf(when + wl, sizeof(when) - wl, "%c%u", '\0', ordinal);
-    size_t il = strlen(inc->rule->id);
+    size_t il = strlen(r->id);
     char stackbuf[512];
     size_t n = il + 1 + key_len + 1 + wl;
     char *buf = n <= sizeof(stackbuf) ? stackbuf : psb_xmalloc(n);
-    memcpy(buf, inc->rule->id, il + 1);
+    memcpy(buf, r->id, il + 1);
     memcpy(buf + il + 1, group_key, key_len);
     buf[il + 1 + key_len] = '\0';
     memcpy(buf + il + 2 + key_len, when, wl);
@@ -37,10 +43,10 @@ void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_le
         free(buf);
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 16; i++) {
-        inc->id[2 * i] = hex[md[i] >> 4];
-        inc->id[2 * i + 1] = hex[md[i] & 15];
+        id[2 * i] = hex[md[i] >> 4];
+        id[2 * i + 1] = hex[md[i] & 15];
     }
-    inc->id[32] = '\0';
+    id[32] = '\0';
 }
 
 /* Copy n bytes to *at, NUL-terminated; advance *at past them. */

@@ -49,6 +49,9 @@ cor_incident *cor_incident_new(const cor_rule *r, const char *org, size_t org_le
  * ordinal n > 0 (the n-th other incident with that same basis) is hashed too. */
 void cor_incident_set_id(cor_incident *inc, const char *group_key, size_t key_len,
                          unsigned ordinal);
+/* The same id, of rule r and first_seen, into id (32 hex digits and a NUL). */
+void cor_incident_make_id(char id[33], const cor_rule *r, int64_t first_seen, const char *group_key,
+                          size_t key_len, unsigned ordinal);
 /* Append the record as one line of JSON (no newline). */
 void cor_incident_write(const cor_incident *inc, cor_buf *b);
 void cor_incident_free(cor_incident *inc);
