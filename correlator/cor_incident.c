@@ -130,10 +130,22 @@ general:
     cor_buf_json_str(b, s, n);
 }
 
-static void put_time(cor_buf *b, const char *key, size_t key_len, int64_t ms)
-{
+/* A formatted time, kept for the next field: first_seen, last_seen and detected_at
+ * are mostly one and the same (every incident of a single rule). */
+typedef struct time_text {
+    int64_t ms;
+    size_t n; /* 0: nothing formatted yet */
     char t[PSB_TIME_BUFSZ];
-    size_t n = psb_format_time_ms(ms, t);
+} time_text;
+
+static void put_time(cor_buf *b, const char *key, size_t key_len, int64_t ms, time_text *tt)
+{
+    if (!tt->n || tt->ms != ms) {
+        tt->n = psb_format_time_ms(ms, tt->t);
+        tt->ms = ms;
+    }
+    const char *t = tt->t;
+    size_t n = tt->n;
     cor_buf_reserve(b, key_len + n + 3);
     memcpy(b->p + b->len, key, key_len);
     b->len += key_len;
@@ -179,9 +191,10 @@ void cor_incident_write(const cor_incident *inc, cor_buf *b)
     }
     PUT_LIT(b, ",\"group\":");
     cor_buf_puts(b, inc->group_json ? inc->group_json : "{}");
-    put_time(b, ",\"first_seen\":", sizeof(",\"first_seen\":") - 1, inc->first_seen);
-    put_time(b, ",\"last_seen\":", sizeof(",\"last_seen\":") - 1, inc->last_seen);
-    put_time(b, ",\"detected_at\":", sizeof(",\"detected_at\":") - 1, inc->detected_at);
+    time_text tt = {0, 0, {0}};
+    put_time(b, ",\"first_seen\":", sizeof(",\"first_seen\":") - 1, inc->first_seen, &tt);
+    put_time(b, ",\"last_seen\":", sizeof(",\"last_seen\":") - 1, inc->last_seen, &tt);
+    put_time(b, ",\"detected_at\":", sizeof(",\"detected_at\":") - 1, inc->detected_at, &tt);
     PUT_LIT(b, ",\"count\":");
     put_long(b, inc->count);
     PUT_LIT(b, ",\"suppressed\":");
