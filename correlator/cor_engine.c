@@ -188,13 +188,15 @@ struct tomb {
 };
 
 /* Blocks of freed groups, kept by size class for the next ones: see block_get. */
-#define POOL_CLASSES 128 /* class c: blocks of 16 c - 8 bytes, up to 2040 */
-#define POOL_KEEP 1024   /* blocks kept per class; more go back to malloc */
+#define POOL_CLASSES 128          /* class c: blocks of 16 c - 8 bytes, up to 2040 */
+#define POOL_KEEP 1024            /* blocks kept per class; more go back to malloc */
+#define POOL_KEEP_BYTES (4u << 20) /* and bytes kept over all classes */
 
 struct cor_engine {
     const cor_ruleset *rs;
     void *pool[POOL_CLASSES]; /* free blocks, linked through their first bytes */
     uint32_t pool_n[POOL_CLASSES];
+    size_t pool_bytes;
     cor_matcher *m;
     size_t max_groups, max_window;
     rule_state *rules;
@@ -395,7 +397,8 @@ static void seq_clear(group *g, const cor_rule *r)
  * each -- and malloc sorts them back out. The engine keeps freed blocks by size
  * class instead and hands them to the next groups: a free touches only the block
  * the removal has just read. A class's blocks are 16 c - 8 bytes, what glibc's
- * 16-byte chunks hold anyway, so a group takes no more memory than from malloc. */
+ * 16-byte chunks hold anyway, so a group takes no more memory than from malloc; the
+ * blocks kept are bounded (POOL_KEEP, POOL_KEEP_BYTES), the rest are freed. */
 
 /* Under AddressSanitizer a kept block stays poisoned (its link word aside), so a
  * use of a freed group is still caught. */
@@ -442,19 +445,21 @@ static void *block_get(cor_engine *e, size_t size, unsigned *cls)
     POOL_UNPOISON(b, sizeof(void *));
     memcpy(&e->pool[c], b, sizeof(void *));
     e->pool_n[c]--;
+    e->pool_bytes -= class_bytes(c);
     POOL_UNPOISON(b, class_bytes(c));
     return b;
 }
 
 static void block_put(cor_engine *e, void *b, unsigned c)
 {
-    if (!c || e->pool_n[c] >= POOL_KEEP) {
+    if (!c || e->pool_n[c] >= POOL_KEEP || e->pool_bytes + class_bytes(c) > POOL_KEEP_BYTES) {
         free(b);
         return;
     }
     memcpy(b, &e->pool[c], sizeof(void *));
     e->pool[c] = b;
     e->pool_n[c]++;
+    e->pool_bytes += class_bytes(c);
     POOL_POISON((char *)b + sizeof(void *), class_bytes(c) - sizeof(void *));
 }
 
