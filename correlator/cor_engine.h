@@ -30,6 +30,10 @@ typedef struct cor_engine_opts {
     size_t max_groups;
     size_t max_window;
     cor_match_opts match;
+    /* Key of the group table's hash (SipHash); both 0: drawn at random per engine
+     * (getrandom), so input cannot choose keys that collide. Nothing the engine
+     * outputs depends on it: tests set it to show that. */
+    uint64_t hash_key[2];
 } cor_engine_opts;
 
 typedef struct cor_engine cor_engine;

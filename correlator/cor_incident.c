@@ -50,17 +50,18 @@ void cor_idgen_free(cor_idgen *g)
 /* The id's basis, "rule id NUL group key NUL first_seen [NUL ordinal]": NULs keep
  * ("ab","c") and ("a","bc") apart; ordinal 0 adds nothing. In stackbuf if it fits,
  * else in an allocated block the caller frees. */
-static char *id_basis(const cor_incident *inc, const char *group_key, size_t key_len,
-                      unsigned ordinal, char *stackbuf, size_t stack_size, size_t *len)
+static char *id_basis(const cor_rule *r, int64_t first_seen, const char *group_key,
+                      size_t key_len, unsigned ordinal, char *stackbuf, size_t stack_size,
+                      size_t *len)
 {
     char when[PSB_TIME_BUFSZ + 16];
-    size_t wl = psb_format_time_ms(inc->first_seen, when);
+    size_t wl = psb_format_time_ms(first_seen, when);
     if (ordinal)
         wl += (size_t)snprintf(when + wl, sizeof(when) - wl, "%c%u", '\0', ordinal);
-    size_t il = strlen(inc->rule->id);
+    size_t il = strlen(r->id);
     size_t n = il + 1 + key_len + 1 + wl;
     char *buf = n <= stack_size ? stackbuf : psb_xmalloc(n);
-    memcpy(buf, inc->rule->id, il + 1);
+    memcpy(buf, r->id, il + 1);
     memcpy(buf + il + 1, group_key, key_len);
     buf[il + 1 + key_len] = '\0';
     memcpy(buf + il + 2 + key_len, when, wl);
@@ -68,23 +69,13 @@ static char *id_basis(const cor_incident *inc, const char *group_key, size_t key
     return buf;
 }
 
-/* The id is the hex of the digest's first 16 bytes. */
-static void put_id(cor_incident *inc, const unsigned char *md)
-{
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 16; i++) {
-        inc->id[2 * i] = hex[md[i] >> 4];
-        inc->id[2 * i + 1] = hex[md[i] & 15];
-    }
-    inc->id[32] = '\0';
-}
-
-void cor_idgen_set_id(cor_idgen *g, cor_incident *inc, const char *group_key, size_t key_len,
-                      unsigned ordinal)
+void cor_idgen_make_id(cor_idgen *g, char id[33], const cor_rule *r, int64_t first_seen,
+                       const char *group_key, size_t key_len, unsigned ordinal)
 {
     char stackbuf[512];
     size_t n;
-    char *buf = id_basis(inc, group_key, key_len, ordinal, stackbuf, sizeof(stackbuf), &n);
+    char *buf =
+        id_basis(r, first_seen, group_key, key_len, ordinal, stackbuf, sizeof(stackbuf), &n);
     unsigned char md[EVP_MAX_MD_SIZE];
     /* Fails only on a broken provider; an id must never be made up. */
     if (EVP_DigestInit_ex2(g->ctx, g->sha256, NULL) != 1 ||
@@ -92,16 +83,55 @@ void cor_idgen_set_id(cor_idgen *g, cor_incident *inc, const char *group_key, si
         abort();
     if (buf != stackbuf)
         free(buf);
-    put_id(inc, md);
+    /* The id is the hex of the digest's first 16 bytes. */
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        id[2 * i] = hex[md[i] >> 4];
+        id[2 * i + 1] = hex[md[i] & 15];
+    }
+    id[32] = '\0';
 }
 
-void cor_incident_add_evidence(cor_incident *inc, const char *p, size_t n)
+void cor_idgen_set_id(cor_idgen *g, cor_incident *inc, const char *group_key, size_t key_len,
+                      unsigned ordinal)
 {
-    if (inc->n_evidence >= COR_MAX_EVIDENCE)
-        return;
-    inc->evidence[inc->n_evidence] = psb_xstrndup(p ? p : "", n);
-    inc->evidence_len[inc->n_evidence] = n;
-    inc->n_evidence++;
+    cor_idgen_make_id(g, inc->id, inc->rule, inc->first_seen, group_key, key_len, ordinal);
+}
+
+/* Copy n bytes to *at, NUL-terminated; advance *at past them. */
+static char *put_copy(char **at, const char *p, size_t n)
+{
+    char *s = *at;
+    if (n)
+        memcpy(s, p, n);
+    s[n] = '\0';
+    *at = s + n + 1;
+    return s;
+}
+
+cor_incident *cor_incident_new(const cor_rule *r, const char *org, size_t org_len, const char *json,
+                               size_t json_len, const cor_evidence *ev, size_t n_ev)
+{
+    if (n_ev > COR_MAX_EVIDENCE)
+        n_ev = COR_MAX_EVIDENCE;
+    /* every length is of something in memory: the sum cannot overflow */
+    size_t size = sizeof(cor_incident) + (org ? org_len + 1 : 0) + (json ? json_len + 1 : 0);
+    for (size_t i = 0; i < n_ev; i++)
+        size += ev[i].n + 1;
+    cor_incident *inc = psb_xmalloc(size);
+    memset(inc, 0, sizeof(*inc));
+    inc->rule = r;
+    char *at = (char *)(inc + 1);
+    if (org)
+        inc->org = put_copy(&at, org, org_len);
+    if (json)
+        inc->group_json = put_copy(&at, json, json_len);
+    for (size_t i = 0; i < n_ev; i++) {
+        inc->evidence[i] = put_copy(&at, ev[i].p, ev[i].n);
+        inc->evidence_len[i] = ev[i].n;
+    }
+    inc->n_evidence = n_ev;
+    return inc;
 }
 
 /* A string literal, without strlen at run time. */
@@ -268,11 +298,5 @@ void cor_incident_write(const cor_incident *inc, cor_buf *b)
 
 void cor_incident_free(cor_incident *inc)
 {
-    if (!inc)
-        return;
-    free(inc->org);
-    free(inc->group_json);
-    for (size_t i = 0; i < inc->n_evidence; i++)
-        free(inc->evidence[i]);
-    free(inc);
+    free(inc); /* its strings are in the same block */
 }

@@ -1,7 +1,9 @@
 /* cor_incident.h -- the incident record of design.md ("Incidents").
  *
  * An incident owns copies of everything it shows, so it outlives the events and
- * the group state that raised it.
+ * the group state that raised it. It is one allocation: the record, then its
+ * strings (incidents come at up to one per event: seven mallocs each cost more
+ * than the copying).
  */
 #ifndef COR_INCIDENT_H
 #define COR_INCIDENT_H
@@ -42,13 +44,27 @@ typedef struct cor_idgen cor_idgen;
  * installation or configuration: every id depends on it). */
 cor_idgen *cor_idgen_new(void);
 void cor_idgen_free(cor_idgen *g);
-/* Compute inc->id from the rule id, the group key (org and by values) and first_seen;
- * an ordinal n > 0 (the n-th other incident with that same basis) is hashed too. */
+/* The id of rule r, the group key (org and by values) and first_seen into id (32 hex
+ * digits and a NUL); an ordinal n > 0 (the n-th other incident with that same basis)
+ * is hashed too. */
+void cor_idgen_make_id(cor_idgen *g, char id[33], const cor_rule *r, int64_t first_seen,
+                       const char *group_key, size_t key_len, unsigned ordinal);
+/* The same into inc->id, of inc->rule and inc->first_seen. */
 void cor_idgen_set_id(cor_idgen *g, cor_incident *inc, const char *group_key, size_t key_len,
                       unsigned ordinal);
+
+/* A piece of evidence to copy into an incident. */
+typedef struct cor_evidence {
+    const char *p;
+    size_t n;
+} cor_evidence;
+
+/* A zeroed incident of rule r with copies of org (org_len bytes; NULL: none), the
+ * group object json (json_len bytes) and the first COR_MAX_EVIDENCE items of ev. */
+cor_incident *cor_incident_new(const cor_rule *r, const char *org, size_t org_len, const char *json,
+                               size_t json_len, const cor_evidence *ev, size_t n_ev);
 /* Append the record as one line of JSON (no newline). */
 void cor_incident_write(const cor_incident *inc, cor_buf *b);
-void cor_incident_add_evidence(cor_incident *inc, const char *p, size_t n);
 void cor_incident_free(cor_incident *inc);
 
 #endif

@@ -735,6 +735,52 @@ static void test_groups_that_move_keep_their_links(void **state)
     stop(&f);
 }
 
+/* Freed groups' blocks are kept by size and handed to new groups: rounds of new
+ * groups, each round's swept before the next, lines of many lengths (windows from a
+ * few bytes to past the largest kept size, 4 events of up to 860 bytes), an incident
+ * emptying each window. Every incident shows its own group's events, never bytes a
+ * freed group left behind; under ASan a kept block is poisoned, so a stale pointer
+ * into one is a use after free. */
+static void test_reused_group_blocks_hold_only_their_own_events(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, ssh_rule("\"threshold\": {\"count\": 4, \"within\": \"10s\", \"by\": [\"src\"]}"));
+    char msg[1000];
+    size_t seen = 0;
+    for (int r = 0; r < 6; r++) {
+        for (int k = 0; k < 4; k++)
+            for (int g = 0; g < 300; g++) {
+                int pad = ((g + r) % 7) * 130;
+                snprintf(msg, sizeof(msg), "Failed password for root from 10.%d.%d.%d port 22 r=%d g=%d k=%d %0*d",
+                         r, g / 100, g % 100, r, g, k, pad, 0);
+                feed(&f, r * 60 * S + k * S + g, "gw1", "sshd", msg);
+            }
+        cor_incident *const *inc;
+        size_t n = cor_engine_take(f.e, &inc);
+        assert_int_equal(n, 300);
+        for (size_t i = 0; i < n; i++) {
+            unsigned a, b, c;
+            assert_int_equal(sscanf(inc[i]->group_json, "{\"src\":\"10.%u.%u.%u\"}", &a, &b, &c), 3);
+            assert_int_equal(a, (unsigned)r);
+            int g = (int)(b * 100 + c);
+            assert_int_equal(inc[i]->n_evidence, 4);
+            for (int k = 0; k < 4; k++) {
+                char want[64];
+                snprintf(want, sizeof(want), " r=%d g=%d k=%d ", r, g, k);
+                assert_non_null(strstr(inc[i]->evidence[k], want));
+                assert_int_equal(inc[i]->evidence_len[k], strlen(inc[i]->evidence[k]));
+            }
+        }
+        seen += n;
+        cor_engine_forget(f.e);
+        /* the previous round's groups were swept: only this round's are held */
+        assert_true(cor_engine_groups(f.e) <= 300);
+    }
+    assert_int_equal(seen, 6 * 300);
+    stop(&f);
+}
+
 /* A chain restarted many times in one group, lines of different lengths, another
  * group in between: prefixes are replaced over and over (what only they held is
  * reclaimed as the chain's storage grows and is compacted); the incident shows the
@@ -1125,6 +1171,7 @@ int main(void)
         cmocka_unit_test(test_distinct_late_event_counts_its_value_once),
         cmocka_unit_test(test_sliding_distinct_window_keeps_the_oldest_as_evidence),
         cmocka_unit_test(test_groups_that_move_keep_their_links),
+        cmocka_unit_test(test_reused_group_blocks_hold_only_their_own_events),
         cmocka_unit_test(test_sequence_restarts_keep_the_right_evidence),
         cmocka_unit_test(test_absence_longer_last_events),
     };

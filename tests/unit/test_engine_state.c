@@ -253,7 +253,8 @@ static uint64_t rnd(uint64_t *s)
     return *s >> 33;
 }
 
-static void generate(stream *s, uint64_t seed, size_t n)
+/* n events over `keys` sources and users (5: few groups, each seeing many events). */
+static void generate_keys(stream *s, uint64_t seed, size_t n, unsigned keys)
 {
     static const char *const orgs[] = {"op-a", "op-b", "op-c"};
     uint64_t r = seed;
@@ -266,17 +267,18 @@ static void generate(stream *s, uint64_t seed, size_t n)
             when -= (int64_t)(rnd(&r) % 25000); /* late, sometimes past `within` */
         char ts[PSB_TIME_BUFSZ], msg[128], text[256];
         psb_format_time_ms(when, ts);
-        unsigned k = (unsigned)(rnd(&r) % 5), u = (unsigned)(rnd(&r) % 4);
+        unsigned k = (unsigned)(rnd(&r) % keys), u = (unsigned)(rnd(&r) % (keys > 5 ? keys : 4));
         switch (rnd(&r) % 5) {
         case 0:
         case 1:
-            snprintf(msg, sizeof(msg), "fail user=u%u src=10.0.0.%u", u, k);
+            snprintf(msg, sizeof(msg), "fail user=u%u src=10.0.%u.%u", u, k / 256, k % 256);
             break;
         case 2:
-            snprintf(msg, sizeof(msg), "ok user=u%u src=10.0.0.%u", u, k);
+            snprintf(msg, sizeof(msg), "ok user=u%u src=10.0.%u.%u", u, k / 256, k % 256);
             break;
         case 3:
-            snprintf(msg, sizeof(msg), "port src=10.0.0.%u p=%u", k, (unsigned)(rnd(&r) % 7));
+            snprintf(msg, sizeof(msg), "port src=10.0.%u.%u p=%u", k / 256, k % 256,
+                     (unsigned)(rnd(&r) % 7));
             break;
         default:
             snprintf(msg, sizeof(msg), "beat host=h%u", k);
@@ -285,6 +287,11 @@ static void generate(stream *s, uint64_t seed, size_t n)
         int len = snprintf(text, sizeof(text), "<38>1 %s gw1 app - - - %s", ts, msg);
         stream_add(s, text, (size_t)len, orgs[rnd(&r) % 3]);
     }
+}
+
+static void generate(stream *s, uint64_t seed, size_t n)
+{
+    generate_keys(s, seed, n, 5);
 }
 
 static cor_ruleset *load_text(const char *text)
@@ -562,6 +569,99 @@ static void test_drop_sources_no_tombstones(void **state)
     psb_event_free(ev);
 }
 
+/* Every record and tombstone handed out, in the order handed out. */
+static void log_record(void *arg, int32_t src, const char *rule_id, const char *key, size_t key_len,
+                       const char *rec, size_t rec_len)
+{
+    cor_buf *b = arg;
+    char head[64];
+    snprintf(head, sizeof(head), "%d ", (int)src);
+    cor_buf_puts(b, head);
+    cor_buf_puts(b, rule_id);
+    cor_buf_putc(b, ' ');
+    cor_buf_json_str(b, key, key_len);
+    cor_buf_putc(b, ' ');
+    if (rec)
+        cor_buf_json_str(b, rec, rec_len);
+    else
+        cor_buf_puts(b, "tombstone");
+    cor_buf_putc(b, '\n');
+}
+
+static bool drop_src_1(void *arg, int32_t src)
+{
+    (void)arg;
+    return src == 1;
+}
+
+/* Everything an engine hands out over a run with thousands of groups (the table grows,
+ * groups are evicted at the cap, swept, dropped): incidents, and the state records and
+ * tombstones in the order they go out. */
+static void run_logged(const cor_ruleset *rs, const stream *s, const cor_engine_opts *eo,
+                       cor_buf *out)
+{
+    cor_engine *e = cor_engine_new(rs, eo);
+    psb_event *ev = psb_event_new();
+    for (size_t i = 0; i < s->n; i++) {
+        cor_engine_set_source(e, (int32_t)(i % 3));
+        feed(e, ev, &s->l[i]);
+        if (i % 500 == 499)
+            cor_engine_export_dirty(e, log_record, out);
+        if (i == s->n / 2) {
+            cor_engine_drop_sources(e, drop_src_1, NULL);
+            cor_engine_export_dirty(e, log_record, out);
+        }
+    }
+    cor_engine_export_dirty(e, log_record, out);
+    cor_engine_export_all(e, log_record, out);
+    cor_engine_finish(e);
+    cor_incident *const *inc;
+    size_t n = cor_engine_incidents(e, &inc);
+    for (size_t i = 0; i < n; i++) {
+        cor_incident_write(inc[i], out);
+        cor_buf_putc(out, '\n');
+    }
+    cor_buf_putc(out, '\0');
+    cor_engine_free(e);
+    psb_event_free(ev);
+}
+
+/* The group table's hash key (random per engine unless set) changes where groups sit
+ * in the table, and nothing else: the output is byte-identical under any key. */
+static void test_output_independent_of_hash_key(void **state)
+{
+    (void)state;
+    cor_ruleset *rs = load_text(gen_rules);
+    stream s = {0};
+    generate_keys(&s, 11, 6000, 3000);
+    static const uint64_t keys[][2] = {
+        {1, 2}, {0x9e3779b97f4a7c15ULL, 0}, {0, 0} /* random */, {UINT64_MAX, UINT64_MAX}};
+    for (int caps = 0; caps < 2; caps++) {
+        cor_buf first = {0};
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+            cor_engine_opts eo;
+            memset(&eo, 0, sizeof(eo));
+            eo.hash_key[0] = keys[k][0];
+            eo.hash_key[1] = keys[k][1];
+            if (caps)
+                eo.max_groups = 300; /* evictions */
+            cor_buf out = {0};
+            run_logged(rs, &s, &eo, &out);
+            assert_true(out.len > 10000);
+            if (k == 0)
+                first = out;
+            else {
+                assert_int_equal(out.len, first.len);
+                assert_memory_equal(out.p, first.p, out.len);
+                cor_buf_free(&out);
+            }
+        }
+        cor_buf_free(&first);
+    }
+    stream_free(&s);
+    cor_ruleset_free(rs);
+}
+
 /* One group with a long window: its record is cut below the limit, and still imports. */
 static void test_big_record_is_cut_to_fit(void **state)
 {
@@ -608,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_tombstones_and_drops),
         cmocka_unit_test(test_drop_sources_no_tombstones),
         cmocka_unit_test(test_big_record_is_cut_to_fit),
+        cmocka_unit_test(test_output_independent_of_hash_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

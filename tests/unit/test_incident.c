@@ -162,12 +162,10 @@ static void test_evidence_escaping(void **state)
                 memset(line, 'a', n);
                 if (at < n)
                     line[at] = special[k];
-                cor_incident inc;
-                memset(&inc, 0, sizeof(inc));
-                inc.rule = &r;
-                cor_incident_add_evidence(&inc, line, n);
+                cor_evidence ev = {line, n};
+                cor_incident *inc = cor_incident_new(&r, NULL, 0, NULL, 0, &ev, 1);
                 got.len = 0;
-                cor_incident_write(&inc, &got);
+                cor_incident_write(inc, &got);
                 want.len = 0;
                 cor_buf_put(&want, "\"evidence\":[", 12);
                 cor_buf_json_str(&want, line, n);
@@ -175,7 +173,7 @@ static void test_evidence_escaping(void **state)
                 if (!strstr(got.p, want.p))
                     fail_msg("length %zu, byte 0x%02x at %zu: %s", n, (unsigned char)special[k],
                              at, got.p);
-                free(inc.evidence[0]);
+                cor_incident_free(inc);
                 if (at == n)
                     break;
             }
@@ -189,21 +187,17 @@ static void test_evidence_escaping(void **state)
     };
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
         size_t n = strlen(lines[i]);
-        cor_incident inc;
-        memset(&inc, 0, sizeof(inc));
-        inc.rule = &r;
-        cor_incident_add_evidence(&inc, lines[i], n);
-        cor_incident_add_evidence(&inc, "x", 1);
+        cor_evidence ev[2] = {{lines[i], n}, {"x", 1}};
+        cor_incident *inc = cor_incident_new(&r, NULL, 0, NULL, 0, ev, 2);
         got.len = 0;
-        cor_incident_write(&inc, &got);
+        cor_incident_write(inc, &got);
         want.len = 0;
         cor_buf_put(&want, "\"evidence\":[", 12);
         cor_buf_json_str(&want, lines[i], n);
         cor_buf_put(&want, ",\"x\"]", 5);
         if (!strstr(got.p, want.p))
             fail_msg("line %zu: %s", i, got.p);
-        free(inc.evidence[0]);
-        free(inc.evidence[1]);
+        cor_incident_free(inc);
     }
     cor_buf_free(&got);
     cor_buf_free(&want);
